@@ -1,0 +1,246 @@
+"""ONNX -> nvmc IR.
+
+Steps, in order:
+1. read the file (clear errors for missing, empty, non-ONNX, truncated files; external
+   data must lie in the model's directory) and run ``onnx.checker``;
+2. bind dynamic input dimensions: ``input_shapes={"x": (1, 3, 224, 224)}``; a leading
+   symbolic (batch) dimension left unbound becomes 1, with a notice in ``graph.meta``;
+3. drop initializers from the graph inputs (they are constants from IR version 4 on);
+4. run ONNX shape inference with data propagation;
+5. build the Graph, folding ``Constant`` and ``ConstantOfShape`` of a constant shape
+   into constants (the zoo models compute their weights this way). A filled constant is
+   kept as a broadcast view: zero memory until it is exported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+
+from nvmc.ir.errors import ModelError
+from nvmc.ir.graph import Graph
+from nvmc.ir.types import TensorType
+
+from .onnx_types import attr_from_proto, to_array, type_from_proto
+
+InputShapes = Mapping[str, Sequence[int]]
+
+
+def read_model(path: str | os.PathLike) -> onnx.ModelProto:
+    """Read an ONNX file with its external data, turning every failure into a ModelError."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError("file not found", where=str(path), hint="check the path")
+    if path.is_dir():
+        raise ModelError("is a directory, not an ONNX file", where=str(path))
+    data = path.read_bytes()
+    if not data:
+        raise ModelError("the file is empty", where=str(path), hint="re-export the model")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise ModelError(f"not a valid ONNX model (protobuf: {e})", where=str(path),
+                         hint="the file is truncated or is not ONNX; re-export it") from None
+    if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
+        raise ModelError("not a valid ONNX model (no graph in it)", where=str(path),
+                         hint="the file is truncated or is not ONNX; re-export it")
+    _load_external_data(model, path)
+    return model
+
+
+def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    base = path.parent.resolve()
+    for tensor in _get_all_tensors(model):
+        if not uses_external_data(tensor):
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (base / location).resolve()
+        if base not in target.parents:
+            raise ModelError(f"tensor '{tensor.name}' points at external data '{location}' outside "
+                             f"the model's directory", where=str(path), hint="keep external data beside the model")
+        if not target.exists():
+            raise ModelError(f"external data file '{location}' of tensor '{tensor.name}' is missing",
+                             where=str(path), hint="copy the data file next to the model")
+    try:
+        onnx.load_external_data_for_model(model, str(base))
+    except Exception as e:
+        raise ModelError(f"external data cannot be loaded: {e}", where=str(path)) from None
+
+
+def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: InputShapes | None = None,
+                 *, source: str | None = None) -> Graph:
+    """Import an ONNX model (proto or path) into a Graph."""
+    if not isinstance(model, onnx.ModelProto):
+        source = source or str(model)
+        model = read_model(model)
+    source = source or model.graph.name or "model"
+    model = _copy(model)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ModelError(f"the model is not valid ONNX: {first}", where=source) from None
+    notices = _bind_inputs(model, input_shapes or {}, source)
+    _drop_initializer_inputs(model)
+    _check_ops_known(model, source)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, check_type=True, data_prop=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"ONNX shape inference failed: {first}", where=source) from None
+    graph = _build(model, source)
+    graph.meta["notices"] = notices
+    graph.meta["source"] = source
+    return graph
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
+
+
+def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str) -> list[str]:
+    inits = {t.name for t in model.graph.initializer}
+    inputs = {i.name: i for i in model.graph.input if i.name not in inits}
+    unknown = set(shapes) - set(inputs)
+    if unknown:
+        from nvmc.ir.errors import did_you_mean
+
+        name = sorted(unknown)[0]
+        raise ModelError(f"--input-shape names '{name}', which is not an input of the model"
+                         f"{did_you_mean(name, inputs)}", where=source,
+                         hint=f"inputs are: {', '.join(inputs)}")
+    notices = []
+    for name, vi in inputs.items():
+        if not vi.type.HasField("tensor_type"):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        if name in shapes:
+            want = list(shapes[name])
+            if len(want) != len(dims):
+                raise ModelError(f"--input-shape {name} has {len(want)} dimensions but the input has {len(dims)}",
+                                 where=source)
+            for d, value in zip(dims, want):
+                if d.HasField("dim_value") and d.dim_value != value:
+                    raise ModelError(f"--input-shape {name}: dimension fixed at {d.dim_value} by the model, "
+                                     f"not {value}", where=source)
+                d.Clear()
+                d.dim_value = int(value)
+        elif dims and not dims[0].HasField("dim_value"):
+            label = dims[0].dim_param or "?"
+            dims[0].Clear()
+            dims[0].dim_value = 1
+            notices.append(f"input '{name}': batch dimension '{label}' bound to 1 (set it with --input-shape)")
+    return notices
+
+
+def _drop_initializer_inputs(model: onnx.ModelProto) -> None:
+    inits = {t.name for t in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in inits]
+    if len(keep) != len(model.graph.input):
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
+        model.ir_version = max(model.ir_version, 4)
+
+
+def _check_ops_known(model: onnx.ModelProto, source: str) -> None:
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    local_functions = {(f.domain, f.name) for f in model.functions}
+    for i, node in enumerate(model.graph.node):
+        domain = node.domain if node.domain != "ai.onnx" else ""
+        if (domain, node.op_type) in local_functions:
+            continue
+        version = opsets.get(domain)
+        try:
+            onnx.defs.get_schema(node.op_type, version or 1, domain)
+        except onnx.defs.SchemaError:
+            label = node.name or f"#{i}"
+            raise ModelError(
+                f"node '{label}' uses op '{node.op_type}'{f' of domain {domain!r}' if domain else ''}, "
+                f"which is not an ONNX operator{f' in opset {version}' if version else ''}",
+                where=source, hint="nvmc imports standard ONNX ops; export the model with standard ops") from None
+
+
+def _build(model: onnx.ModelProto, source: str) -> Graph:
+    g_proto = model.graph
+    g = Graph(g_proto.name or "main", {o.domain or "": o.version for o in model.opset_import})
+    g.meta.update(ir_version=model.ir_version, producer=model.producer_name, doc=model.doc_string)
+    types: dict[str, TensorType | None] = {}
+    for vi in list(g_proto.input) + list(g_proto.value_info) + list(g_proto.output):
+        types[vi.name] = type_from_proto(vi.type, f"value '{vi.name}'")
+
+    for vi in g_proto.input:
+        t = types[vi.name]
+        if t is None:
+            raise ModelError(f"graph input '{vi.name}' has no type", where=source)
+        g.add_input(vi.name, t)
+    for tensor in g_proto.initializer:
+        if tensor.name in g.values:
+            raise ModelError(f"initializer '{tensor.name}' is defined twice", where=source)
+        g.add_const(tensor.name, to_array(tensor))
+
+    used_names: set[str] = set()
+    folded_inputs: set[str] = set()
+    for i, node in enumerate(g_proto.node):
+        where = f"node '{node.name or node.op_type + str(i)}' ({node.op_type})"
+        attrs = {a.name: attr_from_proto(a, where) for a in node.attribute}
+        if _fold_constant(g, node, attrs):
+            folded_inputs.update(node.input)
+            continue
+        name = node.name if node.name and node.name not in used_names else g.fresh_name(
+            node.name or f"{node.op_type}_{i}")
+        used_names.add(name)
+        for out in node.output:
+            if out and out in g.values:
+                raise ModelError(f"{where}: value '{out}' is defined more than once", where=source)
+        for inp in node.input:
+            if inp and inp not in g.values:
+                raise ModelError(f"{where}: input '{inp}' is not defined before use", where=source,
+                                 hint="the graph must be in topological order with every input defined")
+        out_types = [types.get(o) or TensorType("f32", None) for o in node.output]
+        meta = {"onnx_name": node.name} if node.name and node.name != name else {}
+        if node.doc_string:
+            meta["doc"] = node.doc_string
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        g.add_node(node.op_type, list(node.input), list(node.output), attrs, name=name,
+                   domain=domain, types=out_types, meta=meta)
+    for out in g_proto.output:
+        if out.name not in g.values:
+            raise ModelError(f"graph output '{out.name}' is never computed", where=source)
+        g.outputs.append(out.name)
+    for name in folded_inputs:  # e.g. the shape tensors of folded ConstantOfShape weights
+        if name and g.is_const(name) and not g.users(name) and name not in g.outputs:
+            g.remove_value(name)
+    return g
+
+
+def _fold_constant(g: Graph, node: onnx.NodeProto, attrs: dict) -> bool:
+    """Turn Constant / ConstantOfShape(const) into a graph constant. Returns True if folded."""
+    if node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+        return False
+    if node.op_type == "Constant":
+        (key, value), = attrs.items()
+        array = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64,
+                 "value_ints": np.int64, "value_string": np.object_, "value_strings": np.object_}
+        if key == "value":
+            g.add_const(node.output[0], value)
+        elif key in array:
+            g.add_const(node.output[0], np.array(value, dtype=array[key]))
+        else:
+            return False
+        return True
+    if node.op_type == "ConstantOfShape" and node.input and g.is_const(node.input[0]):
+        shape = tuple(int(d) for d in g.consts[node.input[0]].reshape(-1))
+        fill = attrs.get("value", np.zeros(1, np.float32)).reshape(-1)[:1]
+        g.add_const(node.output[0], np.broadcast_to(fill.reshape(()), shape))
+        return True
+    return False

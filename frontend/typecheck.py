@@ -1,0 +1,43 @@
+"""Check the IR's value types against ONNX's own shape inference.
+
+The graph is exported without intermediate types, ONNX infers them (strict mode), and
+every value whose type ONNX knows must agree with the IR: same element type, same rank,
+and equal dimensions wherever both sides have a number.
+"""
+
+from __future__ import annotations
+
+import onnx
+
+from nvmc.ir.errors import VerifyError
+from nvmc.ir.graph import Graph
+
+from .onnx_export import lower_nvmc_ops, to_onnx
+from .onnx_types import type_from_proto
+
+
+def verify_types(graph: Graph) -> None:
+    lowered = lower_nvmc_ops(graph)
+    # Weights are passed as typed inputs: inference needs their types, not their data.
+    model = to_onnx(lowered, value_infos=False, large_consts_as_inputs=64)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VerifyError(f"ONNX shape inference rejects the graph: {first}") from None
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        onnx_type = type_from_proto(vi.type, f"value '{vi.name}'")
+        if onnx_type is None or vi.name not in lowered.values:
+            continue
+        ours = lowered.values[vi.name].type
+        producer = lowered.producer(vi.name)
+        where = f"value '%{vi.name}'" + (f" of node '{producer.name}' ({producer.op})" if producer else "")
+        if ours.dtype != onnx_type.dtype:
+            raise VerifyError(f"{where} is typed {ours.dtype} but ONNX infers {onnx_type.dtype}")
+        if ours.shape is None or onnx_type.shape is None:
+            continue
+        if len(ours.shape) != len(onnx_type.shape):
+            raise VerifyError(f"{where} is typed {ours} but ONNX infers {onnx_type}")
+        for a, b in zip(ours.shape, onnx_type.shape):
+            if isinstance(a, int) and isinstance(b, int) and a != b:
+                raise VerifyError(f"{where} is typed {ours} but ONNX infers {onnx_type}")

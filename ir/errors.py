@@ -1,0 +1,75 @@
+"""The exception hierarchy every user-facing nvmc error belongs to.
+
+An error renders as one first line ``error: <where>: <message>``, optionally followed by
+the offending source line with a caret under the place, and a hint. The CLI prints
+``render()`` and exits with code 2; nothing else of an ``NvmcError`` reaches the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SourceSpan:
+    """A place in a text the user wrote: file (or 'pipeline', '<text>'), 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+    source_line: str = ""
+    length: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def caret(self) -> str:
+        if not self.source_line:
+            return ""
+        return f"  {self.source_line}\n  {' ' * (self.col - 1)}{'^' * max(1, self.length)}"
+
+
+class NvmcError(Exception):
+    """Base of every error caused by user input (files, options, models, targets)."""
+
+    def __init__(self, message: str, *, where: str | SourceSpan | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+
+    def render(self) -> str:
+        where = f"{self.where}: " if self.where else ""
+        lines = [f"error: {where}{self.message}"]
+        if isinstance(self.where, SourceSpan) and self.where.source_line:
+            lines.append(self.where.caret())
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class ModelError(NvmcError):
+    """The model file cannot be read or imported (not ONNX, truncated, unsupported construct)."""
+
+
+class ParseError(NvmcError):
+    """A syntax error in a text form (.nvir, pipeline string); ``where`` is a SourceSpan."""
+
+
+class VerifyError(NvmcError):
+    """The graph breaks an IR invariant (SSA, acyclicity, types, op invariants)."""
+
+
+class ShapeError(NvmcError):
+    """A step needs a concrete dimension that the model leaves unbound."""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' — did you mean 'x'?' when a close match exists, else ''."""
+    import difflib
+
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" — did you mean '{match[0]}'?" if match else ""

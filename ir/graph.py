@@ -1,0 +1,323 @@
+"""The graph IR: named SSA values, nodes, graph inputs/outputs and constants.
+
+Storage is deliberately small:
+
+* ``values``: every value by name (graph inputs, constants, node outputs), each a
+  :class:`Value` with a :class:`TensorType`;
+* ``consts``: the numpy array of every constant (ONNX initializer) by value name;
+* the nodes, in insertion order, each owning tuples of input and output value names.
+
+The def-use index (``producer``/``users``) is maintained by the mutation methods, and the
+networkx view (:meth:`Graph.nx`) is derived from it and rebuilt when the graph's version
+changes, so nothing can drift: a pass changes the graph only through ``Graph``/``Node``
+methods and every one of them bumps the version.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+import networkx as nx
+import numpy as np
+
+from .errors import VerifyError
+from .types import TensorType, dtype_of_array
+
+ONNX_DOMAIN = ""
+NVMC_DOMAIN = "nvmc"
+
+
+@dataclass(eq=False)
+class Value:
+    """An SSA value. ``type`` may be replaced by passes; the name is fixed once added."""
+
+    name: str
+    type: TensorType
+
+    def __repr__(self) -> str:
+        return f"%{self.name}: {self.type}"
+
+
+class Node:
+    """One operation. ``op`` keeps its ONNX name; ``domain`` is '' for ONNX, 'nvmc' for ours.
+
+    ``inputs`` may contain '' for an omitted optional input (ONNX convention).
+    ``meta`` holds provenance (the original ONNX node name, doc string, source line) and is
+    carried over by rewrite helpers rather than by hand.
+    """
+
+    __slots__ = ("name", "op", "domain", "_inputs", "outputs", "attrs", "meta", "_graph")
+
+    def __init__(self, name: str, op: str, inputs: Sequence[str], outputs: Sequence[str],
+                 attrs: dict[str, Any] | None = None, domain: str = ONNX_DOMAIN,
+                 meta: dict[str, Any] | None = None):
+        self.name = name
+        self.op = op
+        self.domain = domain
+        self._inputs = tuple(inputs)
+        self.outputs = tuple(outputs)
+        self.attrs = dict(attrs or {})
+        self.meta = dict(meta or {})
+        self._graph: Graph | None = None
+
+    @property
+    def qualified_op(self) -> str:
+        """'Conv' for ONNX ops, 'nvmc.WinogradConv' for others."""
+        return self.op if self.domain in ("", "ai.onnx") else f"{self.domain}.{self.op}"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self._inputs
+
+    @inputs.setter
+    def inputs(self, new: Sequence[str]) -> None:
+        new = tuple(new)
+        if self._graph is not None:
+            self._graph._relink(self, self._inputs, new)
+        self._inputs = new
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"%{i}" if i else "_" for i in self.inputs)
+        outs = ", ".join(f"%{o}" for o in self.outputs)
+        return f"<Node {self.name}: {outs} = {self.qualified_op}({ins})>"
+
+
+class Graph:
+    def __init__(self, name: str = "main", opsets: dict[str, int] | None = None):
+        self.name = name
+        self.opsets: dict[str, int] = dict(opsets or {ONNX_DOMAIN: 17})
+        self.values: dict[str, Value] = {}
+        self.consts: dict[str, np.ndarray] = {}
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.meta: dict[str, Any] = {}  # model-level: producer, doc string, ir_version, metadata
+        self._nodes: dict[str, Node] = {}
+        self._producer: dict[str, Node] = {}
+        self._users: dict[str, list[Node]] = {}
+        self._version = 0
+        self._nx_cache: tuple[int, nx.DiGraph] | None = None
+        self._counter = itertools.count()
+        self.analysis_cache: dict[str, tuple[int, Any]] = {}
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def version(self) -> int:
+        """Bumped by every structural change; analyses cache against it."""
+        return self._version
+
+    @property
+    def nodes(self) -> list[Node]:
+        """Nodes in insertion order (use :meth:`topo_nodes` when order matters)."""
+        return list(self._nodes.values())
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def node(self, name: str) -> Node:
+        return self._nodes[name]
+
+    def has_node(self, name: str) -> bool:
+        return name in self._nodes
+
+    def producer(self, value: str) -> Node | None:
+        return self._producer.get(value)
+
+    def users(self, value: str) -> list[Node]:
+        return list(self._users.get(value, ()))
+
+    def type_of(self, value: str) -> TensorType:
+        return self.values[value].type
+
+    def is_const(self, value: str) -> bool:
+        return value in self.consts
+
+    def nx(self) -> nx.DiGraph:
+        """A networkx DiGraph over node names; edge (a, b) carries the values a passes to b."""
+        if self._nx_cache and self._nx_cache[0] == self._version:
+            return self._nx_cache[1]
+        g = nx.DiGraph()
+        g.add_nodes_from(self._nodes)
+        for node in self._nodes.values():
+            for v in node.inputs:
+                src = self._producer.get(v)
+                if src is not None:
+                    if g.has_edge(src.name, node.name):
+                        g.edges[src.name, node.name]["values"].append(v)
+                    else:
+                        g.add_edge(src.name, node.name, values=[v])
+        self._nx_cache = (self._version, g)
+        return g
+
+    def topo_nodes(self) -> list[Node]:
+        """Nodes in a topological order, stable: insertion order wherever that is valid."""
+        nodes = self.nodes
+        position = {n.name: i for i, n in enumerate(nodes)}
+        if all(position[p.name] < i for i, n in enumerate(nodes)
+               for p in (self._producer.get(v) for v in n.inputs) if p is not None):
+            return nodes
+        try:
+            order = nx.lexicographical_topological_sort(self.nx(), key=position.__getitem__)
+            return [self._nodes[name] for name in order]
+        except nx.NetworkXUnfeasible:
+            cycle = nx.find_cycle(self.nx())
+            raise VerifyError(f"graph has a cycle through nodes {[e[0] for e in cycle]}") from None
+
+    # --------------------------------------------------------------- mutations
+    def _touch(self) -> None:
+        self._version += 1
+
+    def fresh_name(self, base: str) -> str:
+        """A value or node name not yet used, derived from ``base``."""
+        base = base or "v"
+        if base not in self.values and base not in self._nodes:
+            return base
+        while True:
+            name = f"{base}_{next(self._counter)}"
+            if name not in self.values and name not in self._nodes:
+                return name
+
+    def _define(self, name: str, type: TensorType) -> Value:
+        if not name:
+            raise VerifyError("a value needs a non-empty name")
+        if name in self.values:
+            raise VerifyError(f"value '%{name}' is defined more than once (SSA)")
+        value = Value(name, type)
+        self.values[name] = value
+        return value
+
+    def add_input(self, name: str, type: TensorType) -> Value:
+        value = self._define(name, type)
+        self.inputs.append(name)
+        self._touch()
+        return value
+
+    def add_const(self, name: str, array: np.ndarray, annotations=()) -> Value:
+        array = np.asarray(array)
+        value = self._define(name, TensorType(dtype_of_array(array), tuple(array.shape), tuple(annotations)))
+        self.consts[name] = array
+        self._touch()
+        return value
+
+    def set_const(self, name: str, array: np.ndarray) -> None:
+        """Replace a constant's data (same name); its type follows the new array."""
+        array = np.asarray(array)
+        old = self.values[name].type
+        self.values[name].type = TensorType(dtype_of_array(array), tuple(array.shape), old.annotations)
+        self.consts[name] = array
+        self._touch()
+
+    def add_node(self, op: str, inputs: Sequence[str], outputs: Sequence[str] | Sequence[tuple[str, TensorType]],
+                 attrs: dict[str, Any] | None = None, *, name: str | None = None, domain: str = ONNX_DOMAIN,
+                 types: Sequence[TensorType] | None = None, meta: dict[str, Any] | None = None) -> Node:
+        """Append a node; ``types`` gives the output types (defaults: unknown f32 shape)."""
+        outputs = list(outputs)
+        if types is None:
+            types = [TensorType("f32", None)] * len(outputs)
+        node_name = name if name is not None else self.fresh_name(outputs[0] if outputs else op)
+        if node_name in self._nodes:
+            raise VerifyError(f"node name '{node_name}' is used twice")
+        node = Node(node_name, op, inputs, outputs, attrs, domain, meta)
+        for out, t in zip(outputs, types):
+            self._define(out, t)
+            self._producer[out] = node
+        self._nodes[node_name] = node
+        node._graph = self
+        for v in node.inputs:
+            if v:
+                self._users.setdefault(v, []).append(node)
+        self._touch()
+        return node
+
+    def remove_node(self, node: Node) -> None:
+        """Remove a node and its output values (which must have no users left)."""
+        for out in node.outputs:
+            if self._users.get(out):
+                users = ", ".join(u.name for u in self._users[out])
+                raise VerifyError(f"cannot remove node '{node.name}': '%{out}' is still used by {users}")
+            if out in self.outputs:
+                raise VerifyError(f"cannot remove node '{node.name}': '%{out}' is a graph output")
+        for v in node.inputs:
+            if v and v in self._users:
+                self._users[v] = [u for u in self._users[v] if u is not node]
+        for out in node.outputs:
+            del self.values[out]
+            self._producer.pop(out, None)
+            self._users.pop(out, None)
+        del self._nodes[node.name]
+        node._graph = None
+        self._touch()
+
+    def remove_value(self, name: str) -> None:
+        """Remove an unused graph input or constant."""
+        if self._users.get(name) or name in self.outputs or name in self._producer:
+            raise VerifyError(f"cannot remove '%{name}': it is still used or produced")
+        del self.values[name]
+        self.consts.pop(name, None)
+        if name in self.inputs:
+            self.inputs.remove(name)
+        self._touch()
+
+    def replace_all_uses(self, old: str, new: str) -> int:
+        """Point every use of ``old`` (including graph outputs) at ``new``; returns the count."""
+        count = 0
+        for user in list(self._users.get(old, ())):
+            user.inputs = tuple(new if v == old else v for v in user.inputs)
+            count += 1
+        if old in self.outputs:
+            self.outputs = [new if v == old else v for v in self.outputs]
+            count += 1
+            self._touch()
+        return count
+
+    def _relink(self, node: Node, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        for v in old:
+            if v and v in self._users:
+                self._users[v] = [u for u in self._users[v] if u is not node]
+        for v in new:
+            if v:
+                self._users.setdefault(v, []).append(node)
+        self._touch()
+
+    # ----------------------------------------------------------------- helpers
+    def iter_ops(self, *ops: str) -> Iterator[Node]:
+        for node in self.topo_nodes():
+            if node.qualified_op in ops:
+                yield node
+
+    def copy(self) -> "Graph":
+        """A structural copy; constant arrays are shared (they are treated as immutable)."""
+        g = Graph(self.name, self.opsets)
+        g.meta = dict(self.meta)
+        for name in self.inputs:
+            g.add_input(name, self.values[name].type)
+        for name, array in self.consts.items():
+            g.add_const(name, array)
+            g.values[name].type = self.values[name].type
+        for node in self.topo_nodes():
+            g.add_node(node.op, node.inputs, node.outputs, _copy_attrs(node.attrs), name=node.name,
+                       domain=node.domain, types=[self.values[o].type for o in node.outputs], meta=node.meta)
+        g.outputs = list(self.outputs)
+        return g
+
+    def summary(self) -> str:
+        return f"graph @{self.name}: {len(self._nodes)} nodes, {len(self.consts)} constants"
+
+    def to_text(self, sidecar: str = "weights.npz", inline_limit: int | None = None) -> str:
+        """The .nvir text form (large constants referenced in ``sidecar``; see ir.printer)."""
+        from .printer import print_graph
+
+        return print_graph(self, sidecar=sidecar, inline_limit=inline_limit)[0]
+
+
+def _copy_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in attrs.items()}
+
+
+def unique_ops(graph: Graph) -> list[str]:
+    return sorted({n.qualified_op for n in graph.nodes})
+
+
+def graph_values_used(nodes: Iterable[Node]) -> set[str]:
+    return {v for n in nodes for v in n.inputs if v}

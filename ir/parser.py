@@ -1,0 +1,301 @@
+"""The .nvir text form: parser (grammar in nvir.lark).
+
+``parse_text(text, sidecar=...)`` builds a :class:`Graph`. Errors carry file:line:col, the
+line and a caret. Values must be defined before they are used (one block, SSA).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import lark
+import numpy as np
+
+from .errors import ParseError, SourceSpan, did_you_mean
+from .graph import Graph
+from .types import Annotation, TensorType, numpy_dtype
+
+_READABLE = {
+    "VALUE": "%value", "GRAPH_NAME": "@name", "SIDECAR": "@file:key", "OP": "op name",
+    "DTYPE": "element type (f32, i64, ...)", "IDENT": "identifier", "INT": "integer",
+    "FLOAT": "float", "STRING": "string", "NODE_NAME": "// node name", "_NL": "end of line",
+    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'",
+    "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "MORETHAN": "'>'", "LESSTHAN": "'<'",
+    "HOLE": "'_'", "BOOL": "true/false", "$END": "end of file",
+}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    grammar = (Path(__file__).with_name("nvir.lark")).read_text()
+    return lark.Lark(grammar, parser="lalr", maybe_placeholders=True)
+
+
+SidecarLoader = Callable[[str, str], np.ndarray]
+
+
+def parse_text(text: str, *, filename: str = "<text>",
+               sidecar: Mapping[str, np.ndarray] | SidecarLoader | str | Path | None = None) -> Graph:
+    """Parse .nvir text into a Graph.
+
+    ``sidecar`` resolves ``@file:key`` references: a mapping key -> array, a callable
+    (file, key) -> array, or a directory in which the named .npz files are opened.
+    """
+    try:
+        tree = _parser().parse(text)
+    except lark.exceptions.UnexpectedInput as e:
+        raise _syntax_error(e, text, filename) from None
+    return _Builder(text, filename, _loader(sidecar, filename)).build(tree)
+
+
+def _syntax_error(e: lark.exceptions.UnexpectedInput, text: str, filename: str) -> ParseError:
+    lines = text.splitlines() or [""]
+    line = max(1, getattr(e, "line", 1) or 1)
+    col = max(1, getattr(e, "column", 1) or 1)
+    if isinstance(e, lark.exceptions.UnexpectedEOF) or line > len(lines):
+        line, col = len(lines), len(lines[-1]) + 1
+    src = lines[line - 1] if line <= len(lines) else ""
+    if isinstance(e, lark.exceptions.UnexpectedToken):
+        tok = e.token
+        got = "end of line" if tok.type == "_NL" else "end of file" if tok.type == "$END" else repr(str(tok))
+        expected = sorted({_READABLE.get(t, repr(t.strip('"').lower()) if t.isupper() else t) for t in e.expected})
+        msg = f"unexpected {got}; expected {', '.join(expected[:6])}{' ...' if len(expected) > 6 else ''}"
+        length = 1 if tok.type in ("_NL", "$END") else len(str(tok))
+    elif isinstance(e, lark.exceptions.UnexpectedCharacters):
+        msg, length = f"unexpected character {src[col - 1:col]!r}" if col <= len(src) else "unexpected input", 1
+    else:
+        msg, length = "unexpected end of input", 1
+    return ParseError(msg, where=SourceSpan(filename, line, col, src, length))
+
+
+def _loader(sidecar, filename: str) -> SidecarLoader:
+    if callable(sidecar):
+        return sidecar
+    if isinstance(sidecar, Mapping):
+        table = sidecar
+        return lambda file, key: table[key]
+    base = Path(sidecar) if sidecar is not None else (Path(filename).parent if filename != "<text>" else Path("."))
+    opened: dict[str, Any] = {}
+
+    def load(file: str, key: str) -> np.ndarray:
+        if file not in opened:
+            path = (base / file).resolve()
+            if base.resolve() not in path.parents and path.parent != base.resolve():
+                raise KeyError(f"sidecar '{file}' lies outside {base}")
+            opened[file] = np.load(path, allow_pickle=False)
+        return opened[file][key]
+
+    return load
+
+
+def _unquote(name: str) -> str:
+    return json.loads(name) if name.startswith('"') else name
+
+
+class _Builder:
+    def __init__(self, text: str, filename: str, load: SidecarLoader):
+        self.lines = text.splitlines()
+        self.filename = filename
+        self.load = load
+        self.g = Graph()
+
+    def error(self, tok: lark.Token, msg: str, hint: str | None = None) -> ParseError:
+        line = getattr(tok, "line", 1) or 1
+        src = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        span = SourceSpan(self.filename, line, getattr(tok, "column", 1) or 1, src, len(str(tok)))
+        return ParseError(msg, where=span, hint=hint)
+
+    # ----------------------------------------------------------------- walk
+    def build(self, tree: lark.Tree) -> Graph:
+        for child in tree.children:
+            if isinstance(child, lark.Token):
+                self._header(child)
+            else:
+                graph = child
+        name_tok, ins, outs, *stmts = graph.children
+        self.g.name = _unquote(str(name_tok)[1:])
+        for value_tok, t in self._params(ins):
+            self.g.add_input(self._name(value_tok), t)
+        returned: list[lark.Token] | None = None
+        for stmt in stmts:
+            if stmt.data == "const_stmt":
+                self._const(stmt)
+            elif stmt.data == "node_stmt":
+                self._node(stmt)
+            else:
+                returned = [t for t in stmt.children if t is not None]
+        declared = self._params(outs)
+        if returned is None:
+            raise self.error(name_tok, f"graph @{self.g.name} has no 'return' statement")
+        if [self._name(v) for v, _ in declared] != [self._name(v) for v in returned]:
+            raise self.error(returned[0] if returned else name_tok,
+                             "the 'return' values differ from the outputs declared in the graph header")
+        for tok in returned:
+            self._use(tok)
+        for tok, t in declared:
+            actual = self.g.values[self._name(tok)].type
+            if actual.dtype != t.dtype or actual.shape != t.shape:
+                raise self.error(tok, f"output {tok} is declared {t} but defined as {actual}")
+        self.g.outputs = [self._name(v) for v in returned]
+        return self.g
+
+    def _header(self, tok: lark.Token) -> None:
+        for part in str(tok).split()[2:]:
+            key, _, val = part.partition("=")
+            if key == "opset":
+                opsets: dict[str, int] = {}
+                for item in val.split(","):
+                    domain, _, version = item.rpartition(":")
+                    if not version.isdigit():
+                        raise self.error(tok, f"bad opset '{item}' in header", "write opset=17 or opset=17,nvmc:1")
+                    opsets[domain] = int(version)
+                self.g.opsets = opsets
+
+    def _params(self, tree: lark.Tree) -> list[tuple[lark.Token, TensorType]]:
+        out = []
+        for p in tree.children:
+            if p is not None:
+                out.append((p.children[0], self._type(p.children[1])))
+        return out
+
+    def _name(self, tok: lark.Token) -> str:
+        return _unquote(str(tok)[1:])
+
+    def _use(self, tok: lark.Token) -> str:
+        name = self._name(tok)
+        if name not in self.g.values:
+            raise self.error(tok, f"unknown value '{tok}'{did_you_mean(name, self.g.values)}",
+                             "values must be defined (as input, const or node result) before use")
+        return name
+
+    def _defining(self, tok: lark.Token) -> str:
+        name = self._name(tok)
+        if name in self.g.values:
+            raise self.error(tok, f"value '{tok}' is defined twice (SSA: one definition per value)")
+        return name
+
+    def _const(self, stmt: lark.Tree) -> None:
+        results, type_tree, payload, _ = stmt.children
+        value_tok = results.children[0]
+        if len(results.children) != 1:
+            raise self.error(results.children[1], "a const defines exactly one value")
+        name = self._defining(value_tok)
+        t = self._type(type_tree)
+        array = self._payload(payload, t, value_tok)
+        self.g.add_const(name, array, t.annotations)
+
+    def _node(self, stmt: lark.Tree) -> None:
+        results, op_tok, operands, attrs, types, name_tok = stmt.children
+        inputs = []
+        for operand in operands.children:
+            if operand is None:
+                continue
+            tok = operand.children[0]
+            inputs.append("" if tok.type == "HOLE" else self._use(tok))
+        outs = [self._defining(t) for t in results.children]
+        if len(set(outs)) != len(outs):
+            raise self.error(results.children[0], "a node defines the same value twice")
+        out_types = [self._type(t) for t in types.children] if types is not None else []
+        if out_types and len(out_types) != len(outs):
+            raise self.error(op_tok, f"{len(outs)} results but {len(out_types)} types")
+        if not out_types:
+            out_types = [TensorType("f32", None)] * len(outs)
+        attr_map = self._kvs(attrs.children if attrs is not None else [], op_tok)
+        domain, _, op = str(op_tok).rpartition(".")
+        node_name = None
+        if name_tok is not None:
+            node_name = str(name_tok)[2:].strip()
+            node_name = _unquote(node_name) if node_name.startswith('"') else node_name
+            if not node_name:
+                node_name = None
+            elif self.g.has_node(node_name):
+                raise self.error(name_tok, f"node name '{node_name}' is used twice")
+        self.g.add_node(op, inputs, outs, attr_map, name=node_name, domain=domain, types=out_types)
+
+    def _type(self, tree: lark.Tree) -> TensorType:
+        dtype_tok, dims_tree, *anns = tree.children
+        dims = dims_tree.children
+        if len(dims) == 1 and isinstance(dims[0], lark.Token) and dims[0].type == "STAR":
+            shape = None
+        else:
+            shape = tuple(self._dim(d.children[0]) for d in dims if d is not None)
+        annotations = tuple(sorted((self._annotation(a) for a in anns), key=lambda a: a.name))
+        return TensorType(str(dtype_tok), shape, annotations)
+
+    @staticmethod
+    def _dim(tok: lark.Token):
+        if tok.type == "INT":
+            return int(tok)
+        return None if tok.type == "QMARK" else str(tok)
+
+    def _annotation(self, tree: lark.Tree) -> Annotation:
+        name_tok, *kvs = tree.children
+        return Annotation.of(str(name_tok), self._kvs(kvs, name_tok))
+
+    def _kvs(self, kvs, where_tok) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for kv in kvs:
+            if kv is None:
+                continue
+            key_tok, value = kv.children
+            key = json.loads(key_tok) if key_tok.type == "STRING" else str(key_tok)
+            if key in out:
+                raise self.error(key_tok, f"'{key}' is given twice")
+            out[key] = self._value(value)
+        return out
+
+    def _value(self, v):
+        if isinstance(v, lark.Tree):
+            if v.data == "scalar":
+                return self._scalar(v.children[0])
+            if v.data == "list":
+                return [self._value(c) for c in v.children if c is not None]
+            if v.data == "dense":
+                t = self._type(v.children[0])
+                return self._payload(v.children[1], t, None)
+            if v.data == "subgraph":
+                import onnx
+
+                file, key = self._sidecar_ref(v.children[0])
+                proto = onnx.GraphProto()
+                proto.ParseFromString(self._fetch(v.children[0], file, key).tobytes())
+                return proto
+        raise AssertionError(f"unhandled value {v!r}")
+
+    @staticmethod
+    def _scalar(tok: lark.Token):
+        if tok.type == "INT":
+            return int(tok)
+        if tok.type == "FLOAT":
+            return float(tok)
+        if tok.type == "BOOL":
+            return tok == "true"
+        return json.loads(tok)
+
+    def _sidecar_ref(self, tok: lark.Token) -> tuple[str, str]:
+        file, _, key = str(tok)[1:].partition(":")
+        return file, _unquote(key)
+
+    def _fetch(self, tok: lark.Token, file: str, key: str) -> np.ndarray:
+        try:
+            return np.asarray(self.load(file, key))
+        except (KeyError, FileNotFoundError, OSError, ValueError) as e:
+            raise self.error(tok, f"cannot read tensor '{key}' from sidecar '{file}': {e}",
+                             "keep the .npz written beside the .nvir file") from None
+
+    def _payload(self, payload, t: TensorType, tok) -> np.ndarray:
+        if not t.is_static:
+            raise self.error(tok, f"a constant needs a static shape, not {t}")
+        if isinstance(payload, lark.Token):
+            array = self._fetch(payload, *self._sidecar_ref(payload))
+            if array.shape != t.shape:
+                raise self.error(payload, f"sidecar tensor has shape {list(array.shape)}, declared {t}")
+            return array
+        items = [self._value(c) for c in payload.children if c is not None]
+        if len(items) != t.numel():
+            where = tok if tok is not None else next(payload.scan_values(lambda x: isinstance(x, lark.Token)), None)
+            raise self.error(where, f"constant of type {t} needs {t.numel()} elements, got {len(items)}")
+        return np.array(items, dtype=numpy_dtype(t.dtype)).reshape(t.shape)

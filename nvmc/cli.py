@@ -1,0 +1,178 @@
+"""The `nvmc` command line.
+
+Every user-facing failure is an ``NvmcError``; ``main`` prints its one-line rendering to
+stderr and exits with code 2. Commands for later parts (compile, opt, ...) live in their
+own ``nvmc/cli_*.py`` modules and register on the same group.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from nvmc import __version__
+from nvmc.ir.errors import NvmcError
+from nvmc.render import console, err_console, print_notices, workload_table
+
+EXIT_USER_ERROR = 2
+
+
+class InputShape(click.ParamType):
+    """``name=1x3x224x224`` -> ("name", (1, 3, 224, 224))."""
+
+    name = "NAME=DIMS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        name, sep, dims = value.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.lower().split("x"))
+            if not sep or not name or any(d <= 0 for d in shape):
+                raise ValueError
+        except ValueError:
+            self.fail(f"'{value}' is not NAME=DIMS with positive dims, e.g. input=1x3x224x224", param, ctx)
+        return name, shape
+
+
+def input_shape_option(f):
+    return click.option("--input-shape", "input_shapes", type=InputShape(), multiple=True,
+                        help="Bind an input's dynamic dimensions, e.g. input=1x3x224x224 (repeatable).")(f)
+
+
+def model_argument(f):
+    return click.argument("model", type=click.Path(path_type=Path))(f)
+
+
+def load_model(model: Path, input_shapes=()):
+    import nvmc
+
+    graph = nvmc.load(model, input_shapes=dict(input_shapes))
+    print_notices(graph.meta.get("notices", []))
+    return graph
+
+
+def check_output_path(out: Path, *inputs: Path) -> None:
+    """Never overwrite what the user gave us."""
+    for p in inputs:
+        if p.exists() and out.exists() and out.resolve() == p.resolve():
+            raise NvmcError("the output would overwrite the input", where=str(out), hint="choose another -o path")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="nvmc")
+def cli() -> None:
+    """nvmc: compile ONNX models for memory-centric hardware and estimate their cost."""
+
+
+@cli.command("ir")
+@model_argument
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write .nvir (+ .npz sidecar) here.")
+@input_shape_option
+def ir_cmd(model: Path, output: Path | None, input_shapes) -> None:
+    """Print MODEL (.onnx or .nvir) in the .nvir text form."""
+    import nvmc
+
+    graph = load_model(model, input_shapes)
+    if output is None:
+        click.echo(graph.to_text(sidecar=model.with_suffix(".npz").name), nl=False)
+        return
+    if output.suffix != ".nvir":
+        raise NvmcError("the text form is written to a .nvir file", where=str(output))
+    check_output_path(output, model)
+    for path in nvmc.save(graph, output):
+        err_console().print(f"wrote {path}")
+
+
+@cli.command("analyze")
+@model_argument
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the table as JSON ('-' for stdout).")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write the per-node table as CSV.")
+@click.option("--top", default=10, show_default=True, help="Layers to list in the terminal table.")
+@input_shape_option
+def analyze_cmd(model: Path, json_path: Path | None, csv_path: Path | None, top: int, input_shapes) -> None:
+    """Count MACs, non-MAC ops, parameters and bytes per node of MODEL."""
+    import nvmc
+
+    graph = load_model(model, input_shapes)
+    workload = nvmc.analyze(graph)
+    print_notices(workload.notices)
+    if json_path is not None:
+        text = workload.to_json(indent=1)
+        if str(json_path) == "-":
+            click.echo(text)
+            return
+        json_path.write_text(text)
+    if csv_path is not None:
+        write_workload_csv(workload, csv_path)
+    console().print(workload_table(workload, title=model.name, top=top))
+
+
+def write_workload_csv(workload, path: Path) -> None:
+    import csv
+
+    from nvmc.passes.workload import NONMAC_KINDS
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "op", "macs", "params", "weight_bytes", "input_bytes", "output_bytes",
+                    "weight_density", *NONMAC_KINDS])
+        c = workload.columns
+        for i, (name, op) in enumerate(zip(workload.names, workload.ops)):
+            w.writerow([name, op, int(c["macs"][i]), int(c["params"][i]), float(c["weight_bytes"][i]),
+                        float(c["input_bytes"][i]), float(c["output_bytes"][i]), float(c["weight_density"][i]),
+                        *(int(c[k][i]) for k in NONMAC_KINDS)])
+
+
+@cli.command("export")
+@model_argument
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .onnx file to write.")
+@input_shape_option
+def export_cmd(model: Path, output: Path, input_shapes) -> None:
+    """Write MODEL (.onnx or .nvir) as ONNX that onnxruntime runs."""
+    import nvmc
+
+    if output.suffix != ".onnx":
+        raise NvmcError("export writes an .onnx file", where=str(output), hint="use 'nvmc ir -o x.nvir' for text")
+    check_output_path(output, model)
+    graph = load_model(model, input_shapes)
+    nvmc.verify(graph)
+    nvmc.save(graph, output)
+    err_console().print(f"wrote {output}")
+
+
+@cli.command("verify")
+@model_argument
+@input_shape_option
+def verify_cmd(model: Path, input_shapes) -> None:
+    """Check MODEL against the IR invariants and ONNX shape inference."""
+    import nvmc
+
+    graph = load_model(model, input_shapes)
+    nvmc.verify(graph)
+    console().print(f"ok: {graph.summary()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name="nvmc", standalone_mode=False)
+    except NvmcError as e:
+        err_console().print(e.render(), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USER_ERROR)
+    except click.exceptions.Abort:
+        err_console().print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+
+

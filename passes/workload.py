@@ -1,0 +1,387 @@
+"""Workload analysis: a target-independent per-node table of work and bytes.
+
+``analyze(graph) -> Workload`` with one row per node and these columns:
+
+* ``macs``: multiply-accumulates of the op's main contraction, **without** bias:
+  - Conv / ConvInteger / QLinearConv: N * C_out * H_out * W_out * (C_in / group) * k_h * k_w
+    (any number of spatial dims; depthwise is the case group = C_in);
+  - ConvTranspose: N * C_in * H_in * W_in * (C_out / group) * k_h * k_w (each input pixel
+    scatters into a k_h x k_w window of every output channel of its group);
+  - Gemm: M * N * K; MatMul (batched, broadcast): batch * M * N * K; a 1-D operand counts as
+    M = 1 or N = 1; Einsum with two operands: the product of all index extents;
+  - RNN / GRU / LSTM: gates x hidden x (input + hidden) per step and direction.
+* ``gemm_batch, gemm_m, gemm_n, gemm_k``: the same work as a batch of GEMMs (for Conv,
+  M = N * H_out * W_out output pixels, N = C_out / group, K = C_in / group * k_h * k_w and
+  batch = group), so ``macs == gemm_batch * gemm_m * gemm_n * gemm_k``;
+* non-MAC operations by kind (``add``, ``mul``, ``div``, ``cmp``, ``exp``, ``log``,
+  ``sqrt``, ``pow``, ``tanh``, ``erf``, ``other``), counted per element by the rules in
+  ``_NONMAC``; a Conv/Gemm bias counts one ``add`` per output element. Ops that only move
+  data (Reshape, Transpose, Concat, ...) count none. An op without a rule counts one
+  ``other`` per output element and is listed in ``Workload.notices``;
+* ``params``: elements of the node's constant inputs that are weights: floating point or
+  8/4-bit integer tensors (64/32-bit integer constants are shapes and indices);
+* ``weight_bytes``: those weights at their precision (a ``#quant<bits=..>`` annotation
+  overrides the element type's size); ``weight_density``: their non-zero fraction;
+* ``input_bytes`` (non-constant inputs) and ``output_bytes`` (outputs that are read) at
+  their element types.
+
+With these conventions onnx-tool's count of a model equals nvmc's MACs + bias adds + its
+own weighting of non-MAC ops, and ZigZag's equals nvmc's MACs (see tests).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from nvmc.ir.errors import ShapeError
+from nvmc.ir.graph import Graph, Node
+from nvmc.ir.types import TensorType, dtype_size
+
+NONMAC_KINDS = ("add", "mul", "div", "cmp", "exp", "log", "sqrt", "pow", "tanh", "erf", "other")
+_WEIGHT_DTYPES = {"f16", "bf16", "f32", "f64", "i8", "u8", "i4", "u4", "f8e4m3fn", "f8e4m3fnuz",
+                  "f8e5m2", "f8e5m2fnuz", "f4e2m1"}
+MOVE_OPS = {
+    "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather",
+    "GatherElements", "GatherND", "Identity", "Dropout", "Pad", "Tile", "Expand", "Shape", "Size",
+    "Cast", "CastLike", "DepthToSpace", "SpaceToDepth", "ConstantOfShape", "Constant", "Range",
+    "ScatterND", "ScatterElements", "Resize", "Upsample", "NonZero", "OneHot", "Where", "Trilu",
+    "EyeLike", "Compress", "ReverseSequence", "If", "Loop", "Scan",
+}
+
+
+@dataclass
+class Workload:
+    """Per-node columns (numpy arrays aligned with ``names``) and model totals."""
+
+    names: list[str]
+    ops: list[str]
+    columns: dict[str, np.ndarray]
+    notices: list[str] = field(default_factory=list)
+
+    SCHEMA = "nvmc.analysis/1"
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self.columns[column]
+
+    @property
+    def nonmac(self) -> dict[str, np.ndarray]:
+        return {k: self.columns[k] for k in NONMAC_KINDS}
+
+    @property
+    def totals(self) -> dict[str, int]:
+        c = self.columns
+        return {
+            "macs": int(c["macs"].sum()),
+            "nonmac_ops": int(sum(c[k].sum() for k in NONMAC_KINDS)),
+            "params": int(c["params"].sum()),
+            "weight_bytes": int(np.ceil(c["weight_bytes"].sum())),
+            "activation_bytes": int(np.ceil(c["output_bytes"].sum())),
+            "nodes": len(self.names),
+        }
+
+    def row(self, i: int) -> dict[str, Any]:
+        c = self.columns
+        return {
+            "name": self.names[i], "op": self.ops[i], "macs": int(c["macs"][i]), "params": int(c["params"][i]),
+            "weight_bytes": float(c["weight_bytes"][i]), "input_bytes": float(c["input_bytes"][i]),
+            "output_bytes": float(c["output_bytes"][i]), "weight_density": float(c["weight_density"][i]),
+            "gemm": [int(c[k][i]) for k in ("gemm_batch", "gemm_m", "gemm_n", "gemm_k")],
+            "nonmac_ops": {k: int(c[k][i]) for k in NONMAC_KINDS if c[k][i]},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, "totals": self.totals, "nodes": [self.row(i) for i in range(len(self))],
+                "notices": self.notices}
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+    def op_totals(self) -> dict[str, dict[str, int]]:
+        """MACs and node counts per op type."""
+        out: dict[str, dict[str, int]] = {}
+        for op, macs in zip(self.ops, self.columns["macs"]):
+            entry = out.setdefault(op, {"nodes": 0, "macs": 0})
+            entry["nodes"] += 1
+            entry["macs"] += int(macs)
+        return out
+
+
+def analyze(graph: Graph) -> Workload:
+    """The workload table of ``graph`` (cached on the graph until it changes)."""
+    cached = graph.analysis_cache.get("workload")
+    if cached and cached[0] == graph.version:
+        return cached[1]
+    workload = _Analyzer(graph).run()
+    graph.analysis_cache["workload"] = (graph.version, workload)
+    return workload
+
+
+class _Analyzer:
+    def __init__(self, graph: Graph):
+        self.g = graph
+        self.notices: list[str] = []
+        self._no_rule: dict[str, int] = {}
+
+    # ------------------------------------------------------------ helpers
+    def shape(self, node: Node, value: str) -> tuple[int, ...]:
+        t = self.g.values[value].type
+        if t.is_static:
+            return t.shape  # type: ignore[return-value]
+        if t.shape is None:
+            what = "an unknown shape"
+        else:
+            bad = next(d for d in t.shape if not isinstance(d, int))
+            what = f"the unbound dimension '{bad}'" if bad is not None else "an unknown dimension"
+        raise ShapeError(f"node '{node.name}' ({node.qualified_op}): value '%{value}' has {what} ({t})",
+                         hint="bind dynamic dimensions with --input-shape NAME=1x3x224x224 "
+                              "(Python: input_shapes={...})")
+
+    def numel(self, node: Node, value: str) -> int:
+        return int(np.prod(self.shape(node, value), dtype=np.int64))
+
+    def run(self) -> Workload:
+        g = self.g
+        nodes = g.topo_nodes()
+        n = len(nodes)
+        cols = {k: np.zeros(n, dtype=np.int64) for k in
+                ("macs", "params", "gemm_batch", "gemm_m", "gemm_n", "gemm_k") + NONMAC_KINDS}
+        for k in ("weight_bytes", "input_bytes", "output_bytes"):
+            cols[k] = np.zeros(n, dtype=np.float64)
+        cols["weight_density"] = np.ones(n, dtype=np.float64)
+        density_cache: dict[str, tuple[int, int]] = {}
+        graph_outputs = set(g.outputs)
+
+        for i, node in enumerate(nodes):
+            # an output nobody reads (Dropout's mask, ...) is not materialised at inference
+            outs = [o for o in node.outputs if o and (g.users(o) or o in graph_outputs)]
+            out_bytes = [self.numel(node, o) * self._elem_bytes(g.values[o].type) for o in outs]
+            cols["output_bytes"][i] = sum(out_bytes)
+            nnz = total = 0
+            for v in node.inputs:
+                if not v:
+                    continue
+                t = g.values[v].type
+                if g.is_const(v):
+                    if t.dtype in _WEIGHT_DTYPES:
+                        size = self.numel(node, v)
+                        cols["params"][i] += size
+                        cols["weight_bytes"][i] += size * self._elem_bytes(t)
+                        if v not in density_cache:
+                            density_cache[v] = (_count_nonzero(g.consts[v]), size)
+                        nnz, total = nnz + density_cache[v][0], total + density_cache[v][1]
+                else:
+                    cols["input_bytes"][i] += self.numel(node, v) * self._elem_bytes(t)
+            if total:
+                cols["weight_density"][i] = nnz / total
+            rule = _MAC_RULES.get(node.op) if node.domain in ("", "ai.onnx") else None
+            if rule is not None:
+                batch, m, nn, k = rule(self, node)
+                cols["gemm_batch"][i], cols["gemm_m"][i], cols["gemm_n"][i], cols["gemm_k"][i] = batch, m, nn, k
+                cols["macs"][i] = batch * m * nn * k
+            for kind, count in self.nonmac(node).items():
+                cols[kind][i] += count
+        if self._no_rule:
+            listed = ", ".join(f"{op} ({c})" for op, c in sorted(self._no_rule.items()))
+            self.notices.append(f"no op-count rule for {listed}: counted as 1 'other' op per output element")
+        return Workload([nd.name for nd in nodes], [nd.qualified_op for nd in nodes], cols, self.notices)
+
+    @staticmethod
+    def _elem_bytes(t: TensorType) -> float:
+        quant = t.annotation("quant")
+        if quant is not None and quant.get("bits"):
+            return quant.get("bits") / 8
+        return dtype_size(t.dtype)
+
+    # ------------------------------------------------------- non-MAC ops
+    def nonmac(self, node: Node) -> dict[str, int]:
+        op = node.op if node.domain in ("", "ai.onnx") else node.qualified_op
+        if op in MOVE_OPS:
+            return {}
+        out = self.numel(node, node.outputs[0]) if node.outputs and node.outputs[0] else 0
+        if op in _BIAS_OPS:
+            has_bias = len(node.inputs) > _BIAS_OPS[op] and node.inputs[_BIAS_OPS[op]]
+            return {"add": out} if has_bias else {}
+        if op in _NONMAC:
+            return {k: int(v) for k, v in _NONMAC[op](self, node, out).items() if v}
+        if op in _MAC_RULES:
+            return {}
+        self._no_rule[op] = self._no_rule.get(op, 0) + 1
+        return {"other": out}
+
+
+def _count_nonzero(array: np.ndarray) -> int:
+    if array.size and all(s == 0 for s in array.strides):  # a filled (broadcast) constant
+        return array.size if array.reshape(-1)[0] != 0 else 0
+    return int(np.count_nonzero(array))
+
+
+# ------------------------------------------------------------- MAC rules
+def _conv(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
+    x, w = node.inputs[0], node.inputs[3 if node.op == "QLinearConv" else 1]
+    out = a.shape(node, node.outputs[0])
+    wshape = a.shape(node, w)
+    group = int(node.attrs.get("group", 1))
+    c_in_per_group, kernel = wshape[1], int(np.prod(wshape[2:], dtype=np.int64))
+    pixels = int(np.prod(out[2:], dtype=np.int64)) * out[0]
+    return group, pixels, out[1] // group, c_in_per_group * kernel
+
+
+def _conv_transpose(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
+    xs, ws = a.shape(node, node.inputs[0]), a.shape(node, node.inputs[1])
+    group = int(node.attrs.get("group", 1))
+    # weight [C_in, C_out/group, k...]; each input pixel multiplies a (C_out/group x k) block
+    pixels = xs[0] * int(np.prod(xs[2:], dtype=np.int64))
+    kernel = int(np.prod(ws[2:], dtype=np.int64))
+    return group, pixels, ws[1] * kernel, ws[0] // group
+
+
+def _gemm(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
+    sa, sb = a.shape(node, node.inputs[0]), a.shape(node, node.inputs[1])
+    m, k = (sa[1], sa[0]) if node.attrs.get("transA", 0) else (sa[0], sa[1])
+    n = sb[0] if node.attrs.get("transB", 0) else sb[1]
+    return 1, m, n, k
+
+
+def _matmul(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
+    sa = a.shape(node, node.inputs[0])
+    sb = a.shape(node, node.inputs[3 if node.op == "QLinearMatMul" else 1])
+    out = a.shape(node, node.outputs[0])
+    k = sa[-1]
+    m = sa[-2] if len(sa) >= 2 else 1  # a 1-D operand is a single row / column (numpy rules)
+    n = sb[-1] if len(sb) >= 2 else 1
+    batch_dims = out[:-2] if len(sa) >= 2 and len(sb) >= 2 else out[:-1] if len(sa) + len(sb) > 2 else ()
+    return int(np.prod(batch_dims, dtype=np.int64)), m, n, k
+
+
+def _einsum(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
+    if len(node.inputs) != 2:
+        return 0, 0, 0, 0
+    lhs = node.attrs.get("equation", "").replace(" ", "").split("->")[0]
+    extents: dict[str, int] = {}
+    for term, v in zip(lhs.split(","), node.inputs):
+        shape = a.shape(node, v)
+        letters = [c for c in term if c.isalpha()]
+        if "..." in term:  # ellipsis: leading broadcast dims count once
+            ell = len(shape) - len(letters)
+            extents["..."] = max(extents.get("...", 1), int(np.prod(shape[:ell], dtype=np.int64)))
+            shape = shape[ell:]
+        for c, d in zip(letters, shape):
+            extents[c] = max(extents.get(c, 1), d)
+    return 1, int(np.prod(list(extents.values()), dtype=np.int64)), 1, 1
+
+
+def _rnn(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
+    gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[node.op]
+    seq, batch, inp = a.shape(node, node.inputs[0])[:3]
+    if node.attrs.get("layout", 0):
+        batch, seq = seq, batch
+    hidden = int(node.attrs["hidden_size"])
+    directions = 2 if node.attrs.get("direction", "forward") == "bidirectional" else 1
+    return seq * directions, batch, gates * hidden, inp + hidden
+
+
+_MAC_RULES: dict[str, Callable[[_Analyzer, Node], tuple[int, int, int, int]]] = {
+    "Conv": _conv, "ConvInteger": _conv, "QLinearConv": _conv, "ConvTranspose": _conv_transpose,
+    "Gemm": _gemm, "MatMul": _matmul, "MatMulInteger": _matmul, "QLinearMatMul": _matmul,
+    "Einsum": _einsum, "RNN": _rnn, "GRU": _rnn, "LSTM": _rnn,
+}
+_BIAS_OPS = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2, "QLinearConv": 8}
+
+
+# ---------------------------------------------------------- non-MAC rules
+def _inputs_minus_one(kind: str):
+    return lambda a, node, out: {kind: out * max(1, len([v for v in node.inputs if v]) - 1)}
+
+
+def _per_elem(**kinds: int):
+    return lambda a, node, out: {k: v * out for k, v in kinds.items()}
+
+
+def _window(node: Node) -> int:
+    return int(np.prod(node.attrs.get("kernel_shape", [1]), dtype=np.int64))
+
+
+def _per_input(**kinds: int):
+    def rule(a, node, out):
+        n_in = a.numel(node, node.inputs[0])
+        return {k: v * n_in for k, v in kinds.items()}
+    return rule
+
+
+def _global_pool(kind: str):
+    def rule(a, node, out):
+        n_in = a.numel(node, node.inputs[0])
+        counts = {kind: n_in - out}
+        if kind == "add":
+            counts["div"] = out
+        return counts
+    return rule
+
+
+def _reduce(kind: str, divide: bool = False):
+    def rule(a, node, out):
+        counts = {kind: max(0, a.numel(node, node.inputs[0]) - out)}
+        if divide:
+            counts["div"] = out
+        return counts
+    return rule
+
+
+def _lrn(a, node, out):
+    size = int(node.attrs.get("size", 1))
+    # sum of squares over `size` channels, then (bias + alpha/size * sum)^beta and a divide
+    return {"mul": out * (size + 1), "add": out * size, "pow": out, "div": out}
+
+
+def _norm(a, node, out):
+    # mean and variance over the normalised axes, then (x - mean) * rsqrt(var + eps) * scale + bias
+    return {"add": 4 * out, "mul": 3 * out, "div": out, "sqrt": out}
+
+
+_NONMAC: dict[str, Callable[[_Analyzer, Node, int], dict[str, int]]] = {
+    "Add": _inputs_minus_one("add"), "Sub": _inputs_minus_one("add"), "Sum": _inputs_minus_one("add"),
+    "Mul": _inputs_minus_one("mul"), "Div": _per_elem(div=1), "Mod": _per_elem(div=1),
+    "Mean": lambda a, node, out: {"add": out * (len(node.inputs) - 1), "div": out},
+    "Max": _inputs_minus_one("cmp"), "Min": _inputs_minus_one("cmp"),
+    "Relu": _per_elem(cmp=1), "LeakyRelu": _per_elem(cmp=1, mul=1), "PRelu": _per_elem(cmp=1, mul=1),
+    "Elu": _per_elem(cmp=1, exp=1, add=1, mul=1), "Selu": _per_elem(cmp=1, exp=1, add=1, mul=2),
+    "Celu": _per_elem(cmp=1, exp=1, add=1, mul=1, div=1), "ThresholdedRelu": _per_elem(cmp=1),
+    "Clip": _per_elem(cmp=2), "Abs": _per_elem(cmp=1), "Neg": _per_elem(mul=1), "Sign": _per_elem(cmp=2),
+    "Floor": _per_elem(other=1), "Ceil": _per_elem(other=1), "Round": _per_elem(other=1),
+    "Sigmoid": _per_elem(exp=1, add=1, div=1), "HardSigmoid": _per_elem(mul=1, add=1, cmp=2),
+    "HardSwish": _per_elem(mul=2, add=1, cmp=2), "Softplus": _per_elem(exp=1, add=1, log=1),
+    "Softsign": _per_elem(cmp=1, add=1, div=1), "Mish": _per_elem(exp=1, add=1, log=1, tanh=1, mul=1),
+    "Tanh": _per_elem(tanh=1), "Exp": _per_elem(exp=1), "Log": _per_elem(log=1), "Sqrt": _per_elem(sqrt=1),
+    "Reciprocal": _per_elem(div=1), "Pow": _per_elem(pow=1), "Erf": _per_elem(erf=1),
+    "Gelu": _per_elem(erf=1, mul=3, add=1),
+    "Sin": _per_elem(other=1), "Cos": _per_elem(other=1),
+    "Equal": _per_elem(cmp=1), "Less": _per_elem(cmp=1), "Greater": _per_elem(cmp=1),
+    "LessOrEqual": _per_elem(cmp=1), "GreaterOrEqual": _per_elem(cmp=1), "Not": _per_elem(other=1),
+    "And": _per_elem(other=1), "Or": _per_elem(other=1), "Xor": _per_elem(other=1),
+    "BitwiseAnd": _per_elem(other=1), "BitwiseOr": _per_elem(other=1), "BitwiseXor": _per_elem(other=1),
+    "BitwiseNot": _per_elem(other=1), "BitShift": _per_elem(other=1), "IsNaN": _per_elem(cmp=1),
+    "Softmax": _per_elem(cmp=1, add=2, exp=1, div=1), "LogSoftmax": _per_elem(cmp=1, add=3, exp=1, log=1),
+    "Hardmax": _per_elem(cmp=1),
+    "BatchNormalization": _per_elem(mul=1, add=1),  # inference: a per-channel affine
+    "InstanceNormalization": _norm, "LayerNormalization": _norm, "GroupNormalization": _norm,
+    "LpNormalization": _per_elem(mul=2, add=1, sqrt=1, div=1),
+    "LRN": _lrn,
+    "MaxPool": lambda a, node, out: {"cmp": out * (_window(node) - 1)},
+    "AveragePool": lambda a, node, out: {"add": out * (_window(node) - 1), "div": out},
+    "LpPool": lambda a, node, out: {"mul": out * _window(node), "add": out * (_window(node) - 1), "pow": out},
+    "GlobalAveragePool": _global_pool("add"), "GlobalMaxPool": _global_pool("cmp"),
+    "ReduceSum": _reduce("add"), "ReduceMean": _reduce("add", divide=True), "ReduceMax": _reduce("cmp"),
+    "ReduceMin": _reduce("cmp"), "ReduceProd": _reduce("mul"), "ReduceL1": _reduce("add"),
+    "ReduceL2": _reduce("add"), "ReduceSumSquare": _reduce("add"), "ReduceLogSumExp": _reduce("add"),
+    "ArgMax": _per_input(cmp=1), "ArgMin": _per_input(cmp=1), "TopK": _per_input(cmp=1),
+    "CumSum": _per_elem(add=1),
+    "QuantizeLinear": _per_elem(div=1, add=1, cmp=2), "DequantizeLinear": _per_elem(add=1, mul=1),
+    "DynamicQuantizeLinear": _per_elem(div=1, add=1, cmp=4),
+}
