@@ -83,6 +83,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Input
         model = read_model(model)
     source = source or model.graph.name or "model"
     model = _copy(model)
+    _check_ops_known(model, source)  # before the checker, whose message names no node
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
@@ -90,13 +91,15 @@ def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Input
         raise ModelError(f"the model is not valid ONNX: {first}", where=source) from None
     notices = _bind_inputs(model, input_shapes or {}, source)
     _drop_initializer_inputs(model)
-    _check_ops_known(model, source)
     try:
         model = onnx.shape_inference.infer_shapes(model, check_type=True, data_prop=True)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"ONNX shape inference failed: {first}", where=source) from None
     graph = _build(model, source)
+    # Every type came from ONNX's own inference: until the graph changes, verify_types need
+    # not run it again.
+    graph.analysis_cache["onnx-types"] = (graph.version, True)
     graph.meta["notices"] = notices
     graph.meta["source"] = source
     return graph
@@ -154,11 +157,12 @@ def _drop_initializer_inputs(model: onnx.ModelProto) -> None:
 
 def _check_ops_known(model: onnx.ModelProto, source: str) -> None:
     opsets = {o.domain or "": o.version for o in model.opset_import}
-    local_functions = {(f.domain, f.name) for f in model.functions}
+    known = {(f.domain, f.name) for f in model.functions}  # model-local functions, then ops seen
     for i, node in enumerate(model.graph.node):
         domain = node.domain if node.domain != "ai.onnx" else ""
-        if (domain, node.op_type) in local_functions:
+        if (domain, node.op_type) in known:
             continue
+        known.add((domain, node.op_type))
         version = opsets.get(domain)
         try:
             onnx.defs.get_schema(node.op_type, version or 1, domain)
@@ -188,31 +192,30 @@ def _build(model: onnx.ModelProto, source: str) -> Graph:
             raise ModelError(f"initializer '{tensor.name}' is defined twice", where=source)
         g.add_const(tensor.name, to_array(tensor))
 
-    used_names: set[str] = set()
     folded_inputs: set[str] = set()
+    values = g.values
+    default_type = TensorType("f32", None)
     for i, node in enumerate(g_proto.node):
-        where = f"node '{node.name or node.op_type + str(i)}' ({node.op_type})"
-        attrs = {a.name: attr_from_proto(a, where) for a in node.attribute}
-        if _fold_constant(g, node, attrs):
-            folded_inputs.update(node.input)
+        op, inputs, outputs = node.op_type, list(node.input), list(node.output)
+        attrs = {a.name: attr_from_proto(a, _where(node, i)) for a in node.attribute} if node.attribute else {}
+        if op in ("Constant", "ConstantOfShape") and _fold_constant(g, node, attrs):
+            folded_inputs.update(inputs)
             continue
-        name = node.name if node.name and node.name not in used_names else g.fresh_name(
-            node.name or f"{node.op_type}_{i}")
-        used_names.add(name)
-        for out in node.output:
-            if out and out in g.values:
-                raise ModelError(f"{where}: value '{out}' is defined more than once", where=source)
-        for inp in node.input:
-            if inp and inp not in g.values:
-                raise ModelError(f"{where}: input '{inp}' is not defined before use", where=source,
+        onnx_name = node.name
+        name = onnx_name if onnx_name and not g.has_node(onnx_name) else g.fresh_name(onnx_name or f"{op}_{i}")
+        for out in outputs:
+            if out and out in values:
+                raise ModelError(f"{_where(node, i)}: value '{out}' is defined more than once", where=source)
+        for inp in inputs:
+            if inp and inp not in values:
+                raise ModelError(f"{_where(node, i)}: input '{inp}' is not defined before use", where=source,
                                  hint="the graph must be in topological order with every input defined")
-        out_types = [types.get(o) or TensorType("f32", None) for o in node.output]
-        meta = {"onnx_name": node.name} if node.name and node.name != name else {}
+        meta = {"onnx_name": onnx_name} if onnx_name and onnx_name != name else {}
         if node.doc_string:
             meta["doc"] = node.doc_string
         domain = "" if node.domain == "ai.onnx" else node.domain
-        g.add_node(node.op_type, list(node.input), list(node.output), attrs, name=name,
-                   domain=domain, types=out_types, meta=meta)
+        g.add_node(op, inputs, outputs, attrs, name=name, domain=domain,
+                   types=[types.get(o) or default_type for o in outputs], meta=meta)
     for out in g_proto.output:
         if out.name not in g.values:
             raise ModelError(f"graph output '{out.name}' is never computed", where=source)
@@ -221,6 +224,10 @@ def _build(model: onnx.ModelProto, source: str) -> Graph:
         if name and g.is_const(name) and not g.users(name) and name not in g.outputs:
             g.remove_value(name)
     return g
+
+
+def _where(node: onnx.NodeProto, index: int) -> str:
+    return f"node '{node.name or node.op_type + str(index)}' ({node.op_type})"
 
 
 def _fold_constant(g: Graph, node: onnx.NodeProto, attrs: dict) -> bool:

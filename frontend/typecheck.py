@@ -17,9 +17,14 @@ from .onnx_types import type_from_proto
 
 
 def verify_types(graph: Graph) -> None:
+    cached = graph.analysis_cache.get("onnx-types")
+    if cached and cached[0] == graph.version:
+        return
     lowered = lower_nvmc_ops(graph)
     # Weights are passed as typed inputs: inference needs their types, not their data.
     model = to_onnx(lowered, value_infos=False, large_consts_as_inputs=64)
+    for out in model.graph.output:  # let ONNX infer these too, so a mismatch names the value
+        out.type.tensor_type.ClearField("shape")
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as e:
@@ -41,3 +46,4 @@ def verify_types(graph: Graph) -> None:
         for a, b in zip(ours.shape, onnx_type.shape):
             if isinstance(a, int) and isinstance(b, int) and a != b:
                 raise VerifyError(f"{where} is typed {ours} but ONNX infers {onnx_type}")
+    graph.analysis_cache["onnx-types"] = (graph.version, True)

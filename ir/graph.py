@@ -16,7 +16,6 @@ methods and every one of them bumps the version.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
 import networkx as nx
@@ -29,12 +28,26 @@ ONNX_DOMAIN = ""
 NVMC_DOMAIN = "nvmc"
 
 
-@dataclass(eq=False)
 class Value:
-    """An SSA value. ``type`` may be replaced by passes; the name is fixed once added."""
+    """An SSA value. ``type`` may be replaced by passes (which bumps the graph's version);
+    the name is fixed once added."""
 
-    name: str
-    type: TensorType
+    __slots__ = ("name", "_type", "_graph")
+
+    def __init__(self, name: str, type: TensorType, graph: "Graph | None" = None):
+        self.name = name
+        self._type = type
+        self._graph = graph
+
+    @property
+    def type(self) -> TensorType:
+        return self._type
+
+    @type.setter
+    def type(self, new: TensorType) -> None:
+        self._type = new
+        if self._graph is not None:
+            self._graph._touch()
 
     def __repr__(self) -> str:
         return f"%{self.name}: {self.type}"
@@ -183,7 +196,7 @@ class Graph:
             raise VerifyError("a value needs a non-empty name")
         if name in self.values:
             raise VerifyError(f"value '%{name}' is defined more than once (SSA)")
-        value = Value(name, type)
+        value = Value(name, type, self)
         self.values[name] = value
         return value
 

@@ -26,7 +26,7 @@ from .graph import Graph, Node
 from .types import Annotation, TensorType, dtype_of_array
 
 FORMAT_VERSION = 1
-INLINE_LIMIT = 16
+INLINE_LIMIT = 8
 _BARE_NAME = re.compile(r"[A-Za-z0-9_.$/\-]+\Z")
 _BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 

@@ -10,6 +10,7 @@ a name and a flat mapping of scalar or list values, printed as ``#quant<bits=8, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -40,15 +41,14 @@ _EXTRA_SIZES = {"bf16": 2, "f8e4m3fn": 1, "f8e4m3fnuz": 1, "f8e5m2": 1, "f8e5m2f
                 "u4": 0.5, "i4": 0.5, "f4e2m1": 0.5}
 
 DTYPE_NAMES: tuple[str, ...] = tuple(_DTYPES) + tuple(_EXTRA_SIZES)
+# Bytes per element: 0.5 for 4-bit types; 8 for strings (a nominal pointer).
+_SIZES: dict[str, float] = {**{n: (8 if n == "str" else np.dtype(t).itemsize) for n, t in _DTYPES.items()},
+                            **_EXTRA_SIZES}
 
 
 def dtype_size(dtype: str) -> float:
     """Bytes per element (0.5 for 4-bit types; 8 for strings, a nominal pointer)."""
-    if dtype in _EXTRA_SIZES:
-        return _EXTRA_SIZES[dtype]
-    if dtype == "str":
-        return 8
-    return np.dtype(_DTYPES[dtype]).itemsize
+    return _SIZES[dtype]
 
 
 def numpy_dtype(dtype: str) -> np.dtype:
@@ -89,8 +89,11 @@ class TensorType:
     annotations: tuple[Annotation, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPE_NAMES:
+        if self.dtype not in _SIZES:
             raise ValueError(f"unknown element type '{self.dtype}'")
+        # Types are immutable, so the element count is computed once (hot in analyses).
+        static = self.shape is not None and all(type(d) is int for d in self.shape)
+        object.__setattr__(self, "_numel", math.prod(self.shape) if static else None)
 
     @property
     def rank(self) -> int | None:
@@ -98,17 +101,15 @@ class TensorType:
 
     @property
     def is_static(self) -> bool:
-        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+        return self._numel is not None
 
     def numel(self) -> int | None:
         """Element count, or None when any dimension is not a known integer."""
-        if not self.is_static:
-            return None
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return self._numel
 
     def nbytes(self) -> float | None:
-        n = self.numel()
-        return None if n is None else n * dtype_size(self.dtype)
+        n = self._numel
+        return None if n is None else n * _SIZES[self.dtype]
 
     def annotation(self, name: str) -> Annotation | None:
         return next((a for a in self.annotations if a.name == name), None)

@@ -32,6 +32,7 @@ own weighting of non-MAC ops, and ZigZag's equals nvmc's MACs (see tests).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -144,76 +145,102 @@ class _Analyzer:
                               "(Python: input_shapes={...})")
 
     def numel(self, node: Node, value: str) -> int:
-        return int(np.prod(self.shape(node, value), dtype=np.int64))
+        n = self.g.values[value].type.numel()
+        return n if n is not None else math.prod(self.shape(node, value))
 
     def run(self) -> Workload:
         g = self.g
         nodes = g.topo_nodes()
         n = len(nodes)
-        cols = {k: np.zeros(n, dtype=np.int64) for k in
-                ("macs", "params", "gemm_batch", "gemm_m", "gemm_n", "gemm_k") + NONMAC_KINDS}
-        for k in ("weight_bytes", "input_bytes", "output_bytes"):
-            cols[k] = np.zeros(n, dtype=np.float64)
-        cols["weight_density"] = np.ones(n, dtype=np.float64)
-        density_cache: dict[str, tuple[int, int]] = {}
+        values, consts, users = g.values, g.consts, g._users
         graph_outputs = set(g.outputs)
-
+        density_cache: dict[str, tuple[int, int]] = {}
+        gemm = np.zeros((n, 4), dtype=np.int64)
+        special = np.zeros((n, len(NONMAC_KINDS)), dtype=np.int64)  # rules that are not per element
+        out_numel = np.zeros(n, dtype=np.int64)
+        scale = np.ones(n, dtype=np.int64)  # variadic ops: (inputs - 1) ops per element
+        params, weight_bytes, input_bytes, output_bytes = ([0.0] * n for _ in range(4))
+        density = [1.0] * n
+        op_keys = [""] * n
         for i, node in enumerate(nodes):
-            # an output nobody reads (Dropout's mask, ...) is not materialised at inference
-            outs = [o for o in node.outputs if o and (g.users(o) or o in graph_outputs)]
-            out_bytes = [self.numel(node, o) * self._elem_bytes(g.values[o].type) for o in outs]
-            cols["output_bytes"][i] = sum(out_bytes)
+            onnx_op = node.domain in ("", "ai.onnx")
+            op = node.op if onnx_op else node.qualified_op
+            op_keys[i] = op
+            ob = 0.0
+            for o in node.outputs:
+                # an output nobody reads (Dropout's mask, ...) is not materialised at inference
+                if o and (users.get(o) or o in graph_outputs):
+                    t = values[o].type
+                    ob += self.numel(node, o) * _elem_bytes(t)
+            output_bytes[i] = ob
+            if node.outputs and node.outputs[0] and op not in MOVE_OPS:
+                out_numel[i] = self.numel(node, node.outputs[0])
             nnz = total = 0
             for v in node.inputs:
                 if not v:
                     continue
-                t = g.values[v].type
-                if g.is_const(v):
+                t = values[v].type
+                if v in consts:
                     if t.dtype in _WEIGHT_DTYPES:
-                        size = self.numel(node, v)
-                        cols["params"][i] += size
-                        cols["weight_bytes"][i] += size * self._elem_bytes(t)
                         if v not in density_cache:
-                            density_cache[v] = (_count_nonzero(g.consts[v]), size)
-                        nnz, total = nnz + density_cache[v][0], total + density_cache[v][1]
+                            density_cache[v] = (_count_nonzero(consts[v]), self.numel(node, v))
+                        nz, size = density_cache[v]
+                        params[i] += size
+                        weight_bytes[i] += size * _elem_bytes(t)
+                        nnz, total = nnz + nz, total + size
                 else:
-                    cols["input_bytes"][i] += self.numel(node, v) * self._elem_bytes(t)
+                    input_bytes[i] += self.numel(node, v) * _elem_bytes(t)
             if total:
-                cols["weight_density"][i] = nnz / total
-            rule = _MAC_RULES.get(node.op) if node.domain in ("", "ai.onnx") else None
+                density[i] = nnz / total
+            rule = _MAC_RULES.get(node.op) if onnx_op else None
             if rule is not None:
-                batch, m, nn, k = rule(self, node)
-                cols["gemm_batch"][i], cols["gemm_m"][i], cols["gemm_n"][i], cols["gemm_k"][i] = batch, m, nn, k
-                cols["macs"][i] = batch * m * nn * k
-            for kind, count in self.nonmac(node).items():
-                cols[kind][i] += count
+                gemm[i] = rule(self, node)
+            if op in _VARIADIC:
+                scale[i] = max(1, sum(1 for v in node.inputs if v) - 1)
+            elif op in _BIAS_OPS:
+                b = _BIAS_OPS[op]
+                scale[i] = 1 if len(node.inputs) > b and node.inputs[b] else 0
+            elif callable(_NONMAC.get(op)):
+                for kind, count in _NONMAC[op](self, node, int(out_numel[i])).items():
+                    special[i, _KIND_INDEX[kind]] += count
+            elif op not in _NONMAC and op not in MOVE_OPS and rule is None:
+                self._no_rule[op] = self._no_rule.get(op, 0) + 1
+        # per-element rules, vectorised: coefficient row of each node's op x elements x scale
+        unique_ops = sorted(set(op_keys))
+        coeffs = np.array([_coefficients(op, op in self._no_rule) for op in unique_ops], dtype=np.int64)
+        index = {op: j for j, op in enumerate(unique_ops)}
+        op_index = np.fromiter((index[op] for op in op_keys), dtype=np.int64, count=n)
+        nonmac = special + coeffs.reshape(-1, len(NONMAC_KINDS))[op_index] * (out_numel * scale)[:, None]
+
+        cols = {"macs": gemm.prod(axis=1), "gemm_batch": gemm[:, 0], "gemm_m": gemm[:, 1], "gemm_n": gemm[:, 2],
+                "gemm_k": gemm[:, 3], "params": np.array(params, dtype=np.int64),
+                "weight_bytes": np.array(weight_bytes), "input_bytes": np.array(input_bytes),
+                "output_bytes": np.array(output_bytes), "weight_density": np.array(density)}
+        cols.update({kind: nonmac[:, j] for j, kind in enumerate(NONMAC_KINDS)})
         if self._no_rule:
             listed = ", ".join(f"{op} ({c})" for op, c in sorted(self._no_rule.items()))
             self.notices.append(f"no op-count rule for {listed}: counted as 1 'other' op per output element")
         return Workload([nd.name for nd in nodes], [nd.qualified_op for nd in nodes], cols, self.notices)
 
-    @staticmethod
-    def _elem_bytes(t: TensorType) -> float:
+
+def _elem_bytes(t: TensorType) -> float:
+    if t.annotations:
         quant = t.annotation("quant")
         if quant is not None and quant.get("bits"):
             return quant.get("bits") / 8
-        return dtype_size(t.dtype)
+    return dtype_size(t.dtype)
 
-    # ------------------------------------------------------- non-MAC ops
-    def nonmac(self, node: Node) -> dict[str, int]:
-        op = node.op if node.domain in ("", "ai.onnx") else node.qualified_op
-        if op in MOVE_OPS:
-            return {}
-        out = self.numel(node, node.outputs[0]) if node.outputs and node.outputs[0] else 0
-        if op in _BIAS_OPS:
-            has_bias = len(node.inputs) > _BIAS_OPS[op] and node.inputs[_BIAS_OPS[op]]
-            return {"add": out} if has_bias else {}
-        if op in _NONMAC:
-            return {k: int(v) for k, v in _NONMAC[op](self, node, out).items() if v}
-        if op in _MAC_RULES:
-            return {}
-        self._no_rule[op] = self._no_rule.get(op, 0) + 1
-        return {"other": out}
+
+def _coefficients(op: str, unknown: bool) -> list[int]:
+    """Per-output-element op counts of ``op`` as a row over NONMAC_KINDS."""
+    if unknown:
+        rule = {"other": 1}
+    elif op in _BIAS_OPS:
+        rule = {"add": 1}
+    else:
+        rule = _NONMAC.get(op)
+        rule = rule if isinstance(rule, dict) else {}
+    return [rule.get(kind, 0) for kind in NONMAC_KINDS]
 
 
 def _count_nonzero(array: np.ndarray) -> int:
@@ -296,12 +323,8 @@ _BIAS_OPS = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2, "QLinearConv": 8}
 
 
 # ---------------------------------------------------------- non-MAC rules
-def _inputs_minus_one(kind: str):
-    return lambda a, node, out: {kind: out * max(1, len([v for v in node.inputs if v]) - 1)}
-
-
-def _per_elem(**kinds: int):
-    return lambda a, node, out: {k: v * out for k, v in kinds.items()}
+def _per_elem(**kinds: int) -> dict[str, int]:
+    return kinds
 
 
 def _window(node: Node) -> int:
@@ -345,11 +368,15 @@ def _norm(a, node, out):
     return {"add": 4 * out, "mul": 3 * out, "div": out, "sqrt": out}
 
 
-_NONMAC: dict[str, Callable[[_Analyzer, Node, int], dict[str, int]]] = {
-    "Add": _inputs_minus_one("add"), "Sub": _inputs_minus_one("add"), "Sum": _inputs_minus_one("add"),
-    "Mul": _inputs_minus_one("mul"), "Div": _per_elem(div=1), "Mod": _per_elem(div=1),
+_VARIADIC = {"Add", "Sub", "Sum", "Mul", "Max", "Min"}
+_KIND_INDEX = {kind: j for j, kind in enumerate(NONMAC_KINDS)}
+# op -> ops per output element (a dict), or a function (analyzer, node, output elements) -> counts
+_NONMAC: dict[str, dict[str, int] | Callable[[_Analyzer, Node, int], dict[str, int]]] = {
+    # variadic (_VARIADIC): the counts are per element and per extra input
+    "Add": _per_elem(add=1), "Sub": _per_elem(add=1), "Sum": _per_elem(add=1), "Mul": _per_elem(mul=1),
+    "Max": _per_elem(cmp=1), "Min": _per_elem(cmp=1),
+    "Div": _per_elem(div=1), "Mod": _per_elem(div=1),
     "Mean": lambda a, node, out: {"add": out * (len(node.inputs) - 1), "div": out},
-    "Max": _inputs_minus_one("cmp"), "Min": _inputs_minus_one("cmp"),
     "Relu": _per_elem(cmp=1), "LeakyRelu": _per_elem(cmp=1, mul=1), "PRelu": _per_elem(cmp=1, mul=1),
     "Elu": _per_elem(cmp=1, exp=1, add=1, mul=1), "Selu": _per_elem(cmp=1, exp=1, add=1, mul=2),
     "Celu": _per_elem(cmp=1, exp=1, add=1, mul=1, div=1), "ThresholdedRelu": _per_elem(cmp=1),

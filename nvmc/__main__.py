@@ -1,0 +1,3 @@
+from nvmc.cli import main
+
+main()
