@@ -16,7 +16,7 @@ methods and every one of them bumps the version.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Sequence
 
 import networkx as nx
 import numpy as np
@@ -61,7 +61,7 @@ class Node:
     carried over by rewrite helpers rather than by hand.
     """
 
-    __slots__ = ("name", "op", "domain", "_inputs", "outputs", "attrs", "meta", "_graph")
+    __slots__ = ("name", "op", "domain", "_inputs", "outputs", "attrs", "meta", "_graph", "implicit_inputs")
 
     def __init__(self, name: str, op: str, inputs: Sequence[str], outputs: Sequence[str],
                  attrs: dict[str, Any] | None = None, domain: str = ONNX_DOMAIN,
@@ -74,6 +74,9 @@ class Node:
         self.attrs = dict(attrs or {})
         self.meta = dict(meta or {})
         self._graph: Graph | None = None
+        # Outer-scope values read inside subgraph attributes (If/Loop/Scan bodies): they are
+        # uses too, for ordering and dead-code decisions.
+        self.implicit_inputs: tuple[str, ...] = _outer_refs(self.attrs)
 
     @property
     def qualified_op(self) -> str:
@@ -83,6 +86,11 @@ class Node:
     @property
     def inputs(self) -> tuple[str, ...]:
         return self._inputs
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        """Explicit inputs, then outer-scope values its subgraphs read."""
+        return self._inputs + self.implicit_inputs if self.implicit_inputs else self._inputs
 
     @inputs.setter
     def inputs(self, new: Sequence[str]) -> None:
@@ -153,7 +161,7 @@ class Graph:
         g = nx.DiGraph()
         g.add_nodes_from(self._nodes)
         for node in self._nodes.values():
-            for v in node.inputs:
+            for v in node.uses:
                 src = self._producer.get(v)
                 if src is not None:
                     if g.has_edge(src.name, node.name):
@@ -168,7 +176,7 @@ class Graph:
         nodes = self.nodes
         position = {n.name: i for i, n in enumerate(nodes)}
         if all(position[p.name] < i for i, n in enumerate(nodes)
-               for p in (self._producer.get(v) for v in n.inputs) if p is not None):
+               for p in (self._producer.get(v) for v in n.uses) if p is not None):
             return nodes
         try:
             order = nx.lexicographical_topological_sort(self.nx(), key=position.__getitem__)
@@ -237,7 +245,7 @@ class Graph:
             self._producer[out] = node
         self._nodes[node_name] = node
         node._graph = self
-        for v in node.inputs:
+        for v in node.uses:
             if v:
                 self._users.setdefault(v, []).append(node)
         self._touch()
@@ -251,7 +259,7 @@ class Graph:
                 raise VerifyError(f"cannot remove node '{node.name}': '%{out}' is still used by {users}")
             if out in self.outputs:
                 raise VerifyError(f"cannot remove node '{node.name}': '%{out}' is a graph output")
-        for v in node.inputs:
+        for v in node.uses:
             if v and v in self._users:
                 self._users[v] = [u for u in self._users[v] if u is not node]
         for out in node.outputs:
@@ -273,10 +281,22 @@ class Graph:
         self._touch()
 
     def replace_all_uses(self, old: str, new: str) -> int:
-        """Point every use of ``old`` (including graph outputs) at ``new``; returns the count."""
+        """Point every use of ``old`` (including graph outputs) at ``new``; returns the count.
+
+        The node that produces ``new`` keeps reading ``old`` (``new = f(old)`` is the usual
+        reason to replace, and a node cannot read its own output)."""
         count = 0
+        source = self._producer.get(new)
         for user in list(self._users.get(old, ())):
-            user.inputs = tuple(new if v == old else v for v in user.inputs)
+            if user is source:
+                continue
+            if old in user.implicit_inputs:
+                _rename_in_subgraphs(user.attrs, old, new)
+                self._relink(user, user.implicit_inputs, ())
+                user.implicit_inputs = _outer_refs(user.attrs)
+                self._relink(user, (), user.implicit_inputs)
+            if old in user.inputs:
+                user.inputs = tuple(new if v == old else v for v in user.inputs)
             count += 1
         if old in self.outputs:
             self.outputs = [new if v == old else v for v in self.outputs]
@@ -294,11 +314,6 @@ class Graph:
         self._touch()
 
     # ----------------------------------------------------------------- helpers
-    def iter_ops(self, *ops: str) -> Iterator[Node]:
-        for node in self.topo_nodes():
-            if node.qualified_op in ops:
-                yield node
-
     def copy(self) -> "Graph":
         """A structural copy; constant arrays are shared (they are treated as immutable)."""
         g = Graph(self.name, self.opsets)
@@ -325,12 +340,53 @@ class Graph:
 
 
 def _copy_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, list) else v) for k, v in attrs.items()}
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, list):
+            v = list(v)
+        elif type(v).__name__ == "GraphProto":  # mutable protobuf: copies must not share it
+            v = type(v).FromString(v.SerializeToString())
+        out[k] = v
+    return out
 
 
-def unique_ops(graph: Graph) -> list[str]:
-    return sorted({n.qualified_op for n in graph.nodes})
+def _subgraphs(attrs: dict[str, Any]) -> list[Any]:
+    return [v for v in attrs.values() if type(v).__name__ == "GraphProto"]
 
 
-def graph_values_used(nodes: Iterable[Node]) -> set[str]:
-    return {v for n in nodes for v in n.inputs if v}
+def _outer_refs(attrs: dict[str, Any]) -> tuple[str, ...]:
+    """Names a subgraph (ONNX GraphProto, nested ones included) reads but does not define."""
+    found: dict[str, None] = {}
+
+    def walk(g, outer_defined: set[str]) -> None:
+        defined = set(outer_defined) | {i.name for i in g.input} | {t.name for t in g.initializer}
+        for n in g.node:
+            for v in n.input:
+                if v and v not in defined:
+                    found.setdefault(v, None)
+            for a in n.attribute:
+                if a.HasField("g"):
+                    walk(a.g, defined)
+                for sub in a.graphs:
+                    walk(sub, defined)
+            defined.update(n.output)
+
+    for sub in _subgraphs(attrs):
+        walk(sub, set())
+    return tuple(found)
+
+
+def _rename_in_subgraphs(attrs: dict[str, Any], old: str, new: str) -> None:
+    def walk(g) -> None:
+        for n in g.node:
+            for k, v in enumerate(n.input):
+                if v == old:
+                    n.input[k] = new
+            for a in n.attribute:
+                if a.HasField("g"):
+                    walk(a.g)
+                for sub in a.graphs:
+                    walk(sub)
+
+    for sub in _subgraphs(attrs):
+        walk(sub)

@@ -28,7 +28,7 @@ def verify_structure(graph: Graph) -> None:
             raise VerifyError(f"constant '%{name}' holds shape {list(array.shape)} but is typed "
                               f"{graph.values[name].type}")
     for node in graph.topo_nodes():  # raises on a cycle
-        for v in node.inputs:
+        for v in node.uses:
             if v and v not in graph.values:
                 raise VerifyError(f"node '{node.name}' ({node.qualified_op}) uses undefined value '%{v}'")
         for out in node.outputs:
