@@ -134,7 +134,7 @@ def test_external_data_loads_and_is_confined(tmp_path, example_models):
     from nvmc.ir import ModelError
 
     model = onnx.load(example_models / "tiny_cnn.onnx")
-    onnx.save_model(model, tmp_path / "ext.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+    onnx.save_model(onnx.load(example_models / "tiny_cnn.onnx"), tmp_path / "ext.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
                     location="ext.data", size_threshold=0)
     graph = nvmc.load(tmp_path / "ext.onnx")
     feeds = random_feeds(model)
