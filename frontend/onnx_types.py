@@ -63,7 +63,7 @@ def to_array(tensor: onnx.TensorProto, base_dir: str | None = None) -> np.ndarra
 
 
 def from_array(array: np.ndarray, name: str) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.ascontiguousarray(array), name)
+    return numpy_helper.from_array(np.asarray(array, order="C"), name)  # keeps 0-d scalars 0-d
 
 
 def attr_from_proto(attr: onnx.AttributeProto, where: str) -> Any:

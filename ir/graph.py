@@ -116,7 +116,8 @@ class Graph:
         self.meta: dict[str, Any] = {}  # model-level: producer, doc string, ir_version, metadata
         self._nodes: dict[str, Node] = {}
         self._producer: dict[str, Node] = {}
-        self._users: dict[str, list[Node]] = {}
+        # readers of each value -> how many of their input slots read it (a dict: O(1) edits)
+        self._users: dict[str, dict[Node, int]] = {}
         self._version = 0
         self._nx_cache: tuple[int, nx.DiGraph] | None = None
         self._counter = itertools.count()
@@ -146,7 +147,11 @@ class Graph:
         return self._producer.get(value)
 
     def users(self, value: str) -> list[Node]:
+        """The nodes that read ``value``, each once, in the order they started reading it."""
         return list(self._users.get(value, ()))
+
+    def has_users(self, value: str) -> bool:
+        return bool(self._users.get(value))
 
     def type_of(self, value: str) -> TensorType:
         return self.values[value].type
@@ -245,9 +250,7 @@ class Graph:
             self._producer[out] = node
         self._nodes[node_name] = node
         node._graph = self
-        for v in node.uses:
-            if v:
-                self._users.setdefault(v, []).append(node)
+        self._link(node, node.uses)
         self._touch()
         return node
 
@@ -259,9 +262,7 @@ class Graph:
                 raise VerifyError(f"cannot remove node '{node.name}': '%{out}' is still used by {users}")
             if out in self.outputs:
                 raise VerifyError(f"cannot remove node '{node.name}': '%{out}' is a graph output")
-        for v in node.uses:
-            if v and v in self._users:
-                self._users[v] = [u for u in self._users[v] if u is not node]
+        self._unlink(node, node.uses)
         for out in node.outputs:
             del self.values[out]
             self._producer.pop(out, None)
@@ -304,13 +305,23 @@ class Graph:
             self._touch()
         return count
 
-    def _relink(self, node: Node, old: tuple[str, ...], new: tuple[str, ...]) -> None:
-        for v in old:
-            if v and v in self._users:
-                self._users[v] = [u for u in self._users[v] if u is not node]
-        for v in new:
+    def _link(self, node: Node, values: Sequence[str]) -> None:
+        for v in values:
             if v:
-                self._users.setdefault(v, []).append(node)
+                readers = self._users.setdefault(v, {})
+                readers[node] = readers.get(node, 0) + 1
+
+    def _unlink(self, node: Node, values: Sequence[str]) -> None:
+        for v in values:
+            readers = self._users.get(v) if v else None
+            if readers and node in readers:
+                readers[node] -= 1
+                if not readers[node]:
+                    del readers[node]
+
+    def _relink(self, node: Node, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        self._unlink(node, old)
+        self._link(node, new)
         self._touch()
 
     # ----------------------------------------------------------------- helpers

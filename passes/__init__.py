@@ -3,3 +3,19 @@
 from .workload import NONMAC_KINDS, Workload, analyze
 
 __all__ = ["NONMAC_KINDS", "Workload", "analyze"]
+
+# Pass infrastructure (issue 4): importing the pass modules registers the built-in passes.
+from .base import (OptionError, OptionSpec, Pass, PassError, PassResult, get_pass, make_pass,  # noqa: E402
+                   option, options_of, register_pass, registered_passes)
+from .analysis import cached, get_analysis, register_analysis  # noqa: E402
+from .rewrite import Const, Match, Op, PatternPass, Rewriter, Var  # noqa: E402
+from .pipeline import PassSpec, Pipeline, parse_pipeline  # noqa: E402
+from .manager import PassRecord, PipelineResult, run_pipeline  # noqa: E402
+from . import canonicalize, cse, dce, fold_constants, fuse_activation, fuse_conv_bn  # noqa: E402,F401
+
+__all__ += [
+    "Const", "Match", "Op", "OptionError", "OptionSpec", "Pass", "PassError", "PassRecord", "PassResult",
+    "PassSpec", "PatternPass", "Pipeline", "PipelineResult", "Rewriter", "Var", "cached", "get_analysis",
+    "get_pass", "make_pass", "option", "options_of", "parse_pipeline", "register_analysis", "register_pass",
+    "registered_passes", "run_pipeline",
+]
