@@ -14,6 +14,7 @@ Steps, in order:
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
+from onnx import helper
 
 from nvmc.ir.errors import ModelError
 from nvmc.ir.graph import Graph
@@ -82,21 +84,21 @@ def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Input
         source = source or str(model)
         model = read_model(model)
     source = source or model.graph.name or "model"
-    model = _copy(model)
     _check_ops_known(model, source)  # before the checker, whose message names no node
+    model, weights = _without_weights(model)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0]
         raise ModelError(f"the model is not valid ONNX: {first}", where=source) from None
-    notices = _bind_inputs(model, input_shapes or {}, source)
+    notices = _bind_inputs(model, input_shapes or {}, source, set(weights))
     _drop_initializer_inputs(model)
     try:
         model = onnx.shape_inference.infer_shapes(model, check_type=True, data_prop=True)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"ONNX shape inference failed: {first}", where=source) from None
-    graph = _build(model, source)
+    graph = _build(model, source, weights)
     # Every type came from ONNX's own inference: until the graph changes, verify_types need
     # not run it again.
     graph.analysis_cache["onnx-types"] = (graph.version, True)
@@ -105,14 +107,43 @@ def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Input
     return graph
 
 
-def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    return copy
+def _without_weights(model: onnx.ModelProto, limit: int = 4096
+                     ) -> tuple[onnx.ModelProto, dict[str, onnx.TensorProto]]:
+    """A copy of ``model`` without its initializers of more than ``limit`` elements, and those
+    (not copied) by name. The checker and shape inference then do not copy the weights
+    through C++ and back (seconds for a VGG-sized model); the caller's model is untouched."""
+    light = onnx.ModelProto()
+    for field, value in model.ListFields():
+        if field.name != "graph":
+            target = getattr(light, field.name)
+            if hasattr(value, "extend"):  # a repeated field
+                target.extend(value)
+            elif field.message_type is not None:
+                target.CopyFrom(value)
+            else:
+                setattr(light, field.name, value)
+    for field, value in model.graph.ListFields():
+        if field.name == "initializer":
+            continue
+        if hasattr(value, "extend"):
+            getattr(light.graph, field.name).extend(value)
+        else:
+            setattr(light.graph, field.name, value)
+    weights = {}
+    for tensor in model.graph.initializer:
+        if math.prod(tensor.dims) > limit and tensor.name not in weights:
+            weights[tensor.name] = tensor
+        else:
+            light.graph.initializer.append(tensor)
+    # ONNX needs the weights' types, not their data: they stand in as typed graph inputs.
+    listed = {i.name for i in light.graph.input}
+    light.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                             for t in weights.values() if t.name not in listed)
+    return light, weights
 
 
-def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str) -> list[str]:
-    inits = {t.name for t in model.graph.initializer}
+def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str, weights: set[str]) -> list[str]:
+    inits = {t.name for t in model.graph.initializer} | weights
     inputs = {i.name: i for i in model.graph.input if i.name not in inits}
     unknown = set(shapes) - set(inputs)
     if unknown:
@@ -174,7 +205,7 @@ def _check_ops_known(model: onnx.ModelProto, source: str) -> None:
                 where=source, hint="nvmc imports standard ONNX ops; export the model with standard ops") from None
 
 
-def _build(model: onnx.ModelProto, source: str) -> Graph:
+def _build(model: onnx.ModelProto, source: str, weights: dict[str, onnx.TensorProto]) -> Graph:
     g_proto = model.graph
     g = Graph(g_proto.name or "main", {o.domain or "": o.version for o in model.opset_import})
     g.meta.update(ir_version=model.ir_version, producer=model.producer_name, doc=model.doc_string)
@@ -183,11 +214,13 @@ def _build(model: onnx.ModelProto, source: str) -> Graph:
         types[vi.name] = type_from_proto(vi.type, f"value '{vi.name}'")
 
     for vi in g_proto.input:
+        if vi.name in weights:
+            continue
         t = types[vi.name]
         if t is None:
             raise ModelError(f"graph input '{vi.name}' has no type", where=source)
         g.add_input(vi.name, t)
-    for tensor in g_proto.initializer:
+    for tensor in list(g_proto.initializer) + list(weights.values()):
         if tensor.name in g.values:
             raise ModelError(f"initializer '{tensor.name}' is defined twice", where=source)
         g.add_const(tensor.name, to_array(tensor))
