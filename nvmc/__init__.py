@@ -7,11 +7,11 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from nvmc.api import Workload, analyze, export, load, parse_text, save, to_onnx, verify
+from nvmc.api import Compiled, Workload, analyze, compile, export, load, parse_text, save, to_onnx, verify
 
 try:
     __version__ = version("nvmc")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Workload", "analyze", "export", "load", "parse_text", "save", "to_onnx", "verify", "__version__"]
+__all__ = ["Compiled", "Workload", "analyze", "compile", "export", "load", "parse_text", "save", "to_onnx", "verify", "__version__"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+import nvmc
 from nvmc import __version__
 from nvmc.ir.errors import NvmcError
 from nvmc.render import console, err_console, print_notices, workload_table
@@ -47,8 +48,6 @@ def model_argument(f):
 
 
 def load_model(model: Path, input_shapes=()):
-    import nvmc
-
     graph = nvmc.load(model, input_shapes=dict(input_shapes))
     print_notices(graph.meta.get("notices", []))
     return graph
@@ -73,11 +72,14 @@ def cli() -> None:
 @input_shape_option
 def ir_cmd(model: Path, output: Path | None, input_shapes) -> None:
     """Print MODEL (.onnx or .nvir) in the .nvir text form."""
-    import nvmc
-
     graph = load_model(model, input_shapes)
     if output is None:
-        click.echo(graph.to_text(sidecar=model.with_suffix(".npz").name), nl=False)
+        sidecar = model.with_suffix(".npz").name
+        text, arrays = nvmc.ir.print_graph(graph, sidecar=sidecar)
+        click.echo(text, nl=False)
+        if arrays:
+            print_notices([f"{len(arrays)} tensors are referenced as @{sidecar}:...; "
+                           f"write them with -o NAME.nvir"])
         return
     if output.suffix != ".nvir":
         raise NvmcError("the text form is written to a .nvir file", where=str(output))
@@ -94,8 +96,6 @@ def ir_cmd(model: Path, output: Path | None, input_shapes) -> None:
 @input_shape_option
 def analyze_cmd(model: Path, json_path: Path | None, csv_path: Path | None, top: int, input_shapes) -> None:
     """Count MACs, non-MAC ops, parameters and bytes per node of MODEL."""
-    import nvmc
-
     graph = load_model(model, input_shapes)
     workload = nvmc.analyze(graph)
     print_notices(workload.notices)
@@ -132,8 +132,6 @@ def write_workload_csv(workload, path: Path) -> None:
 @input_shape_option
 def export_cmd(model: Path, output: Path, input_shapes) -> None:
     """Write MODEL (.onnx or .nvir) as ONNX that onnxruntime runs."""
-    import nvmc
-
     if output.suffix != ".onnx":
         raise NvmcError("export writes an .onnx file", where=str(output), hint="use 'nvmc ir -o x.nvir' for text")
     check_output_path(output, model)
@@ -148,8 +146,6 @@ def export_cmd(model: Path, output: Path, input_shapes) -> None:
 @input_shape_option
 def verify_cmd(model: Path, input_shapes) -> None:
     """Check MODEL against the IR invariants and ONNX shape inference."""
-    import nvmc
-
     graph = load_model(model, input_shapes)
     nvmc.verify(graph)
     console().print(f"ok: {graph.summary()}")
@@ -176,3 +172,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 
+from nvmc import cli_compile  # noqa: E402,F401
+from nvmc import cli_passes  # noqa: E402,F401

@@ -1,0 +1,158 @@
+"""``Estimate``: what every cost-model family returns. Data first; rendering is elsewhere.
+
+Per node (arrays aligned with ``names``): latency by component (the busy time each unit
+needs, in s), the node's latency (how the family combines them), energy by component (J),
+and event counts (accesses, bytes). Area by component (mm^2). Totals are derived, never
+stored twice. Units are SI throughout.
+
+A mapping that does not fit the hardware is a result, ``ok=False`` with a ``reason``; its
+totals are then NaN (``None`` in JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+REPORT_SCHEMA = "nvmc.report/1"
+
+
+@dataclass
+class Estimate:
+    target: str
+    family: str
+    target_hash: str
+    names: list[str]
+    ops: list[str]
+    macs: np.ndarray
+    node_latency: np.ndarray                      # s per node
+    latency: dict[str, np.ndarray]                # component -> s per node (busy time)
+    energy: dict[str, np.ndarray]                 # component -> J per node
+    area: dict[str, float]                        # component -> mm^2
+    events: dict[str, np.ndarray] = field(default_factory=dict)   # e.g. "l2_reads" -> count per node
+    batch: int = 1
+    ok: bool = True
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)             # resolved target facts (capacity, ...)
+    target_file: str = ""
+    pipeline: str = ""
+
+    @classmethod
+    def not_fitting(cls, target, reason: str, *, names=(), ops=(), notes=(), info=None) -> "Estimate":
+        n = len(names)
+        return cls(target.name, target.family, target.hash, list(names), list(ops), np.zeros(n), np.full(n, np.nan),
+                   {}, {}, {}, ok=False, reason=reason, notes=list(notes), info=dict(info or {}),
+                   target_file=target.source)
+
+    # ------------------------------------------------------------- totals
+    @property
+    def node_energy(self) -> np.ndarray:
+        if not self.energy:
+            return np.full(len(self.names), np.nan)
+        return np.sum(list(self.energy.values()), axis=0)
+
+    def energy_by_component(self) -> dict[str, float]:
+        return {k: float(v.sum()) for k, v in self.energy.items()}
+
+    def latency_by_component(self) -> dict[str, float]:
+        return {k: float(v.sum()) for k, v in self.latency.items()}
+
+    def events_total(self) -> dict[str, float]:
+        return {k: float(v.sum()) for k, v in self.events.items()}
+
+    @property
+    def totals(self) -> dict[str, float]:
+        if not self.ok:
+            nan = math.nan
+            return {"latency_s": nan, "energy_j": nan, "edp_js": nan, "throughput_ips": nan,
+                    "energy_per_inference_j": nan, "area_mm2": sum(self.area.values()) if self.area else nan,
+                    "macs": int(self.macs.sum())}
+        latency = float(self.node_latency.sum())
+        energy = float(self.node_energy.sum())
+        return {
+            "latency_s": latency,
+            "energy_j": energy,
+            "edp_js": energy * latency,
+            "throughput_ips": self.batch / latency if latency > 0 else math.inf,
+            "energy_per_inference_j": energy / self.batch,
+            "area_mm2": float(sum(self.area.values())),
+            "macs": int(self.macs.sum()),
+        }
+
+    def energy_of(self, *components: str) -> float:
+        """Total energy of the named components (e.g. the LLC's "l2_read", "l2_write", "l2_leakage")."""
+        return float(sum(self.energy[c].sum() for c in components))
+
+    # ------------------------------------------------------------- export
+    def layers(self) -> list[dict[str, Any]]:
+        """One dict per node: name, op, macs, latency_s, energy_j, components, events.
+
+        Columns are converted once (a per-node loop over numpy scalars is slow at 100k nodes)."""
+        if not self.ok:
+            return []
+
+        def column(values) -> list:
+            return [x if math.isfinite(x) else None for x in np.asarray(values, dtype=np.float64).tolist()]
+
+        latency, energy = column(self.node_latency), column(self.node_energy)
+        lat = {k: column(v) for k, v in self.latency.items()}
+        eng = {k: column(v) for k, v in self.energy.items()}
+        events = {k: column(v) for k, v in self.events.items()}
+        macs = np.asarray(self.macs).astype(np.int64).tolist()
+        rows = []
+        for i, name in enumerate(self.names):
+            row = {"name": name, "op": self.ops[i], "macs": macs[i], "latency_s": latency[i], "energy_j": energy[i],
+                   "latency_by_component_s": {k: v[i] for k, v in lat.items()},
+                   "energy_by_component_j": {k: v[i] for k, v in eng.items()}}
+            row.update({k: v[i] for k, v in events.items()})
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": REPORT_SCHEMA,
+            "target": {"name": self.target, "family": self.family, "file": self.target_file,
+                       "hash": self.target_hash, **{k: _jsonable(v) for k, v in self.info.items()}},
+            "ok": self.ok,
+            "reason": self.reason,
+            "batch": self.batch,
+            "pipeline": self.pipeline,
+            "totals": {k: _num(v) for k, v in self.totals.items()},
+            "breakdown": {
+                "energy_j": {k: _num(v) for k, v in self.energy_by_component().items()},
+                "latency_s": {k: _num(v) for k, v in self.latency_by_component().items()},
+                "area_mm2": {k: _num(v) for k, v in self.area.items()},
+                "events": {k: _num(v) for k, v in self.events_total().items()},
+            },
+            "layers": self.layers(),
+            "notes": list(self.notes),
+            "assumptions": list(self.assumptions),
+        }
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(), allow_nan=False, **kw)
+
+
+def _num(x) -> float | int | None:
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer, np.floating)):
+        return _num(v)
+    if isinstance(v, float):
+        return _num(v)
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v

@@ -1,0 +1,284 @@
+"""Targets: TOML descriptions of hardware, validated against their family's schema.
+
+A target file::
+
+    schema = "nvmc.target/1"
+    name = "sot-mram"
+    family = "gpu-llc"
+    description = "GTX 1080 Ti-class GPU, 2.75 MiB SOT-MRAM L2"
+
+    [llc]
+    technology = "sot-mram"
+    capacity = "2816KiB"
+
+The top-level keys are common to every target; the sections and their keys are declared by
+the family (``SCHEMA`` in its module, a dict section -> key -> :class:`Field`). Loading
+checks every key: an unknown one gets a did-you-mean, a missing, negative or mistyped one
+an error naming the file, line and key. ``--set section.key=value`` overrides a key after
+loading, with the same checks. Values left out take the family's default (often a cited
+number of the technology library, resolved by the family).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from nvmc.ir.errors import did_you_mean
+
+from .errors import TargetError
+from .units import format_capacity, parse_capacity
+
+TARGET_SCHEMA = "nvmc.target/1"
+TARGETS_DIR = Path(__file__).resolve().parent / "targets"
+_TOP_KEYS = ("schema", "name", "family", "description")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a target section: its type, default and allowed range.
+
+    ``kind`` is one of "str", "int", "float", "capacity" (bytes; "4MiB" strings accepted),
+    "choice" (a string from ``choices``). Numbers must be > 0 unless ``minimum`` says
+    otherwise; ``maximum`` bounds them from above. ``default=None`` and not ``required``
+    means the family fills the value in (e.g. from the device in the technology library).
+    """
+
+    kind: str
+    help: str
+    default: Any = None
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None    # None: strictly positive
+    maximum: float | None = None
+    unit: str = ""
+
+    def check(self, value: Any) -> Any:
+        """The validated value (capacities as int bytes); ValueError says what is wrong."""
+        if self.kind == "str":
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"expected a non-empty string, got {value!r}")
+            return value
+        if self.kind == "choice":
+            if not isinstance(value, str) or value not in self.choices:
+                hint = did_you_mean(value, self.choices) if isinstance(value, str) else ""
+                raise ValueError(f"expected one of {', '.join(map(repr, self.choices))}, got {value!r}{hint}")
+            return value
+        if self.kind == "capacity":
+            return parse_capacity(value)
+        if self.kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"expected a whole number, got {value!r}")
+        elif self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"expected a number, got {value!r}")
+            value = float(value)
+        else:  # pragma: no cover - a schema bug
+            raise AssertionError(self.kind)
+        if self.minimum is None and value <= 0:
+            raise ValueError(f"must be positive, got {value}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"must be >= {self.minimum}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"must be <= {self.maximum}, got {value}")
+        return value
+
+
+@dataclass
+class Target:
+    """A validated target: its values by dotted key, where each came from, and its hash."""
+
+    name: str
+    family: str
+    description: str
+    path: Path | None
+    values: dict[str, Any]                      # "llc.capacity" -> 2883584 (None: family default)
+    origins: dict[str, str]                     # "llc.capacity" -> "targets/sram.toml:9" | "--set"
+    file_sha256: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the target file's bytes plus the applied --set overrides (reproducibility)."""
+        h = hashlib.sha256(self.file_sha256.encode())
+        for key, value in self.overrides:
+            h.update(f"\n{key}={json.dumps(value, sort_keys=True)}".encode())
+        return h.hexdigest()
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "<memory>"
+
+    def with_overrides(self, sets: Iterable[str | tuple[str, Any]]) -> "Target":
+        """A copy with ``section.key=value`` overrides applied and checked."""
+        from .registry import family_module
+
+        schema = family_module(self.family).SCHEMA
+        values, origins, applied = dict(self.values), dict(self.origins), list(self.overrides)
+        for item in sets:
+            if isinstance(item, tuple):
+                key, raw, text = item[0], item[1], f"{item[0]}={item[1]}"
+            else:
+                key, raw, text = _split_set(item)
+            section, _, name = key.partition(".")
+            known = [f"{s}.{k}" for s, keys in schema.items() for k in keys]
+            if section not in schema or name not in schema[section]:
+                raise TargetError(f"unknown key '{key}' for family '{self.family}'{did_you_mean(key, known)}",
+                                  where=f"--set {text}", hint=f"keys: {', '.join(known)}")
+            try:
+                values[key] = schema[section][name].check(raw)
+            except ValueError as e:
+                raise TargetError(f"{key}: {e}", where=f"--set {text}") from None
+            origins[key] = "--set"
+            applied.append((key, values[key]))
+        return Target(self.name, self.family, self.description, self.path, values, origins, self.file_sha256,
+                      tuple(applied))
+
+    def describe(self, key: str) -> str:
+        value = self.values.get(key)
+        return format_capacity(value) if key.endswith("capacity") and isinstance(value, int) else str(value)
+
+
+def _split_set(text: str) -> tuple[str, Any, str]:
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not raw.strip():
+        raise TargetError("expected KEY=VALUE, e.g. llc.capacity=8MiB", where=f"--set {text}")
+    return key, _parse_value(raw.strip()), text
+
+
+def _parse_value(raw: str) -> Any:
+    """A TOML value when it parses as one (8, 0.5, true, "x"), else the bare string (8MiB, sot-mram)."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+# ------------------------------------------------------------------ loading
+def shipped_targets() -> dict[str, Path]:
+    """Name -> file of every shipped target (and those of plugin families)."""
+    from .registry import plugin_target_dirs
+
+    found: dict[str, Path] = {}
+    for folder in (TARGETS_DIR, *plugin_target_dirs()):
+        for p in sorted(Path(folder).glob("*.toml")):
+            found.setdefault(p.stem, p)
+    return found
+
+
+def load_target(spec: str | Path | Target, sets: Iterable[str] = ()) -> Target:
+    """A shipped target by name, or a TOML file by path; then ``--set`` overrides."""
+    if isinstance(spec, Target):
+        return spec.with_overrides(sets) if sets else spec
+    text = str(spec)
+    shipped = shipped_targets()
+    if text in shipped:
+        path = shipped[text]
+    elif text.endswith(".toml") or "/" in text or Path(text).exists():
+        path = Path(text)
+        if not path.is_file():
+            raise TargetError("target file not found", where=text, hint="give a shipped target name or a .toml path")
+    else:
+        raise TargetError(f"unknown target '{text}'{did_you_mean(text, shipped)}",
+                          hint=f"shipped targets: {', '.join(shipped)} (nvmc targets lists them), "
+                               "or give a path to a .toml file")
+    target = parse_target(path.read_bytes(), path)
+    sets = list(sets)
+    return target.with_overrides(sets) if sets else target
+
+
+def parse_target(data: bytes, path: Path) -> Target:
+    from .registry import families, family_module
+
+    where = str(path)
+    try:
+        text = data.decode("utf-8")
+        doc = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise TargetError("not a UTF-8 text file", where=where) from None
+    except tomllib.TOMLDecodeError as e:
+        raise TargetError(f"not valid TOML: {e}", where=where) from None
+    loc = _Locator(text, where)
+
+    for key in _TOP_KEYS[:3]:
+        if key not in doc:
+            raise TargetError(f"missing required key '{key}'", where=where,
+                              hint='a target starts with schema = "nvmc.target/1", name = "...", family = "..."')
+    if doc["schema"] != TARGET_SCHEMA:
+        raise TargetError(f"schema = {doc['schema']!r}: expected '{TARGET_SCHEMA}'", where=loc(None, "schema"))
+    for key in _TOP_KEYS[1:]:
+        if key in doc and (not isinstance(doc[key], str) or (key != "description" and not doc[key])):
+            raise TargetError(f"{key} = {doc[key]!r}: expected a non-empty string", where=loc(None, key))
+    if doc["family"] not in families():
+        raise TargetError(f"family = '{doc['family']}': unknown family{did_you_mean(doc['family'], families())}",
+                          where=loc(None, "family"), hint=f"families: {', '.join(families())}")
+    schema = family_module(doc["family"]).SCHEMA
+
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for key, entries in doc.items():
+        if key in _TOP_KEYS:
+            continue
+        if key not in schema:
+            allowed = [*_TOP_KEYS, *schema]
+            raise TargetError(f"unknown key '{key}'{did_you_mean(key, allowed)}", where=loc(None, key),
+                              hint=f"family '{doc['family']}' has sections: {', '.join(schema)}")
+        if not isinstance(entries, dict):
+            raise TargetError(f"'{key}' must be a section [{key}]", where=loc(None, key))
+        for name, raw in entries.items():
+            if name not in schema[key]:
+                raise TargetError(f"[{key}] unknown key '{name}'{did_you_mean(name, schema[key])}",
+                                  where=loc(key, name), hint=f"[{key}] keys: {', '.join(schema[key])}")
+            try:
+                values[f"{key}.{name}"] = schema[key][name].check(raw)
+            except ValueError as e:
+                raise TargetError(f"[{key}] {name} = {_show(raw)}: {e}", where=loc(key, name)) from None
+            origins[f"{key}.{name}"] = loc(key, name)
+    for section, keys in schema.items():
+        for name, spec in keys.items():
+            dotted = f"{section}.{name}"
+            if dotted in values:
+                continue
+            if spec.required:
+                raise TargetError(f"[{section}] missing required key '{name}' ({spec.help})", where=where)
+            values[dotted] = spec.check(spec.default) if spec.default is not None else None
+            origins[dotted] = "default"
+    return Target(doc["name"], doc["family"], doc.get("description", ""), path, values, origins,
+                  hashlib.sha256(data).hexdigest())
+
+
+def _show(raw: Any) -> str:
+    return json.dumps(raw) if isinstance(raw, (str, bool)) else repr(raw)
+
+
+class _Locator:
+    """file:line of a key in a TOML text (best effort: tomllib keeps no positions)."""
+
+    def __init__(self, text: str, where: str):
+        self.lines = text.splitlines()
+        self.where = where
+
+    def __call__(self, section: str | None, key: str) -> str:
+        current = None
+        key_re = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+        header_re = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")
+        for i, line in enumerate(self.lines, start=1):
+            m = header_re.match(line)
+            if m:
+                current = m.group(1)
+                if section is None and current == key:
+                    return f"{self.where}:{i}"
+                continue
+            if current == section and key_re.match(line):
+                return f"{self.where}:{i}"
+        return self.where

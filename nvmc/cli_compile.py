@@ -1,0 +1,363 @@
+"""`nvmc compile`, `nvmc targets`, `nvmc explain`: cost a model on hardware targets.
+
+    nvmc compile model.onnx --target sot-mram --compare sram,stt-mram --iso area --json r.json
+    nvmc targets
+    nvmc explain --target stt-mram --set llc.capacity=8MiB
+
+Registered on the ``cli`` group of nvmc/cli.py (imported at its end). User errors are
+``NvmcError``s (exit 2); a target the model does not fit is a result: it is reported and
+``compile`` exits with code 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.table import Table
+
+from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument
+from nvmc.ir.errors import NvmcError
+from nvmc.render import binary, console, err_console, print_notices, si
+
+EXIT_NOT_FITTING = 1
+
+_METRICS = (  # totals key, label, unit, lower is better
+    ("latency_s", "latency", "s"),
+    ("throughput_ips", "throughput", "inf/s"),
+    ("energy_j", "energy", "J"),
+    ("energy_per_inference_j", "energy / inference", "J"),
+    ("edp_js", "EDP", "J·s"),
+    ("area_mm2", "area (modelled memories)", "mm²"),
+)
+
+
+def _target_list(value: str | None) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()] if value else []
+
+
+def _sets_for(target, sets: tuple[str, ...], iso: str | None) -> list[str]:
+    from nvmc.backends import family_module
+    from nvmc.backends.errors import TargetError
+
+    out = list(sets)
+    if iso is not None:
+        schema = family_module(target.family).SCHEMA
+        if "iso" not in schema.get("llc", {}):
+            raise TargetError(f"--iso does not apply to target '{target.name}' (family '{target.family}' has no "
+                              "[llc] iso setting)", where="--iso")
+        out.append(f"llc.iso={iso}")
+    return out
+
+
+def _resolve_targets(names: list[str], sets: tuple[str, ...], iso: str | None):
+    from nvmc.backends import load_target
+
+    targets = []
+    for name in names:
+        base = load_target(name)
+        targets.append(load_target(base, _sets_for(base, sets, iso)))
+    return targets
+
+
+@cli.command("compile")
+@model_argument
+@click.option("-t", "--target", "target_name", required=True,
+              help="A shipped target (see 'nvmc targets') or a path to a target .toml file.")
+@click.option("--compare", metavar="T2,T3", help="Also cost on these targets and print ratios side by side.")
+@click.option("--passes", "pipeline", metavar="PIPELINE",
+              help="Transform the model first, e.g. 'fuse-conv-bn,dce' (see 'nvmc passes').")
+@click.option("--iso", type=click.Choice(["capacity", "area"]),
+              help="gpu-llc: keep the L2 capacity (capacity) or grow it to the reference SRAM L2's area (area).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a target field, e.g. llc.capacity=8MiB (repeatable; applies to every target).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON ('-': stdout).")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write per-layer figures as CSV.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the compiled model as ONNX.")
+@click.option("--top", default=8, show_default=True, help="Layers to list in the terminal summary.")
+@input_shape_option
+def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: str | None, iso: str | None,
+                sets: tuple[str, ...], json_path: Path | None, csv_path: Path | None, output: Path | None, top: int,
+                input_shapes) -> None:
+    """Estimate latency, energy and area of MODEL on a hardware target.
+
+    Exits 0 on success, 1 when the model does not fit a target (reported, not an error),
+    2 on bad input.
+    """
+    import nvmc
+    from nvmc.backends.errors import UnsupportedOpError
+
+    if output is not None:
+        if output.suffix != ".onnx":
+            raise NvmcError("-o writes an .onnx file", where=str(output))
+        check_output_path(output, model)
+    for path in (json_path, csv_path):
+        if path is not None and str(path) != "-":
+            check_output_path(path, model)
+    targets = _resolve_targets([target_name, *_target_list(compare)], sets, iso)
+    graph = load_model(model, input_shapes)
+    try:
+        compiled = nvmc.compile(graph, targets, passes=pipeline)
+    except UnsupportedOpError as e:
+        if e.where is None:
+            e.where = str(model)
+        raise
+    print_notices(compiled.workload.notices)
+    graph, estimates = compiled.graph, compiled.estimates
+    report = _report(model, graph, estimates)
+    if json_path is not None:
+        text = json.dumps(report, indent=1, allow_nan=False)
+        if str(json_path) == "-":
+            click.echo(text)
+        else:
+            json_path.write_text(text + "\n")
+    if csv_path is not None:
+        _write_csv(estimates, csv_path)
+    if output is not None:
+        nvmc.save(graph, output)
+        err_console().print(f"wrote {output}")
+    if json_path is None or str(json_path) != "-":
+        out = console()
+        _print_summary(out, model, estimates[0], top)
+        if len(estimates) > 1:
+            out.print(_compare_table(estimates))
+    if not all(e.ok for e in estimates):
+        sys.exit(EXIT_NOT_FITTING)
+
+
+def _report(model: Path, graph, estimates) -> dict:
+    first = estimates[0].to_dict()
+    report = {"schema": first.pop("schema"), "model": {"path": str(model), "name": graph.name,
+                                                        "nodes": len(graph), "batch": estimates[0].batch}}
+    report.update(first)
+    if len(estimates) > 1:
+        report["compare"] = [e.to_dict() for e in estimates[1:]]
+        report["ratios"] = {e.target: _ratios(e, estimates[0]) for e in estimates[1:]}
+    return report
+
+
+def _ratios(other, base) -> dict:
+    """other / base for every total (a ratio > 1 on a cost means the base target is better)."""
+    out = {}
+    for key, value in base.totals.items():
+        o = other.totals[key]
+        ok = value and math.isfinite(value) and math.isfinite(o)
+        out[key] = (o / value) if ok else None
+    return out
+
+
+def _write_csv(estimates, path: Path) -> None:
+    components = sorted({k for e in estimates for k in e.energy})
+    lat_components = sorted({k for e in estimates for k in e.latency})
+    events = sorted({k for e in estimates for k in e.events})
+    stream = sys.stdout if str(path) == "-" else open(path, "w", newline="")
+    try:
+        w = csv.writer(stream)
+        w.writerow(["target", "name", "op", "macs", "latency_s", "energy_j",
+                    *(f"latency_{k}_s" for k in lat_components), *(f"energy_{k}_j" for k in components), *events])
+        for e in estimates:
+            if not e.ok:
+                continue
+            energy = e.node_energy
+            for i, name in enumerate(e.names):
+                w.writerow([e.target, name, e.ops[i], int(e.macs[i]), f"{e.node_latency[i]:.6e}", f"{energy[i]:.6e}",
+                            *(f"{e.latency[k][i]:.6e}" if k in e.latency else "" for k in lat_components),
+                            *(f"{e.energy[k][i]:.6e}" if k in e.energy else "" for k in components),
+                            *(f"{e.events[k][i]:.6g}" if k in e.events else "" for k in events)])
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+
+
+# ------------------------------------------------------------------ rendering
+def _fmt_metric(key: str, value: float, unit: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    if key.endswith("mm2"):
+        return f"{value:.3g} mm²"
+    return si(value, unit)
+
+
+def _print_summary(out, model: Path, est, top: int) -> None:
+    info = est.info
+    cap = info.get("llc_capacity_bytes")
+    head = f"{model.name} on {est.target} ({est.family})"
+    if cap:
+        head += f": L2 {info.get('llc_technology')} {binary(cap)}"
+        if info.get("iso") == "area":
+            head += f" (iso-area; declared {binary(info.get('declared_capacity_bytes'))})"
+    head += f", batch {est.batch}"
+    if not est.ok:
+        out.print(f"[bold]{head}[/bold]")
+        out.print(f"[yellow]does not fit:[/yellow] {est.reason}", soft_wrap=True)
+        return
+    totals = est.totals
+    out.print(f"[bold]{head}[/bold]", soft_wrap=True)
+    table = Table(show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, label, unit in _METRICS:
+        table.add_row(label, _fmt_metric(key, totals[key], unit))
+    table.add_row("MACs", si(totals["macs"], "MAC"))
+    out.print(table)
+
+    energy = est.energy_by_component()
+    total_e = sum(energy.values()) or 1.0
+    busy = est.latency_by_component()
+    comp = Table(title="energy by component", title_justify="left")
+    for col in ("component", "energy", "share"):
+        comp.add_column(col, justify="left" if col == "component" else "right")
+    for k, v in sorted(energy.items(), key=lambda kv: -kv[1]):
+        comp.add_row(k, si(v, "J"), f"{100 * v / total_e:.1f}%")
+    out.print(comp)
+    out.print("busy time by unit (units overlap): "
+              + ", ".join(f"{k} {si(v, 's')}" for k, v in busy.items()), soft_wrap=True)
+
+    lat = est.node_latency
+    node_e = est.node_energy
+    order = np.argsort(-lat, kind="stable")[:top]
+    total_t = lat.sum() or 1.0
+    layers = Table(title=f"top {len(order)} layers by latency", title_justify="left")
+    for col in ("node", "op", "MACs", "latency", "share", "energy", "bound by"):
+        layers.add_column(col, justify="left" if col in ("node", "op", "bound by") else "right")
+    units = [k for k in est.latency if k != "overhead"]
+    stacked = np.stack([est.latency[k] for k in units]) if units else None
+    gap = est.latency.get("overhead")
+    for i in order:
+        bound = units[int(np.argmax(stacked[:, i]))] if stacked is not None else ""
+        if gap is not None and stacked is not None and gap[i] > stacked[:, i].max():
+            bound += " (gap)"
+        layers.add_row(est.names[i], est.ops[i], si(int(est.macs[i]), ""), si(lat[i], "s"),
+                       f"{100 * lat[i] / total_t:.1f}%", si(node_e[i], "J"), bound)
+    out.print(layers)
+    for note in est.notes:
+        out.print(f"[dim]note: {note}[/dim]", soft_wrap=True)
+
+
+def _compare_table(estimates) -> Table:
+    base = estimates[0]
+    table = Table(title=f"comparison (ratio = other ÷ {base.target}; below 1: the other target is lower)",
+                  title_justify="left")
+    table.add_column("metric")
+    for e in estimates:
+        table.add_column(e.target, justify="right")
+    for e in estimates[1:]:
+        table.add_column(f"{e.target} ÷ {base.target}", justify="right")
+    rows = [*_METRICS, ("macs", "MACs", "MAC")]
+    for key, label, unit in rows:
+        values = [e.totals[key] for e in estimates]
+        ratios = _ratios_row(values)
+        table.add_row(label, *(_fmt_metric(key, v, unit) for v in values), *ratios)
+    cap_row = [binary(e.info["llc_capacity_bytes"]) if e.info.get("llc_capacity_bytes") else "—" for e in estimates]
+    if any(c != "—" for c in cap_row):
+        caps = [e.info.get("llc_capacity_bytes") for e in estimates]
+        table.add_row("L2 capacity", *cap_row, *_ratios_row(caps))
+    llc = [e.energy_of("l2_read", "l2_write", "l2_leakage") if e.ok and "l2_read" in e.energy else None
+           for e in estimates]
+    if any(v is not None for v in llc):
+        table.add_row("L2 energy", *(si(v, "J") if v is not None else "—" for v in llc), *_ratios_row(llc))
+    return table
+
+
+def _ratios_row(values) -> list[str]:
+    base = values[0]
+    out = []
+    for v in values[1:]:
+        if base is None or v is None or not base or not math.isfinite(base) or not math.isfinite(v):
+            out.append("—")
+        else:
+            out.append(f"{v / base:.3g}×")
+    return out
+
+
+# ------------------------------------------------------------------ targets, explain
+@cli.command("targets")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def targets_cmd(as_json: bool) -> None:
+    """List the shipped hardware targets."""
+    from nvmc.backends import load_target, shipped_targets
+
+    rows = []
+    for name, path in shipped_targets().items():
+        t = load_target(path)
+        rows.append({"name": name, "family": t.family, "description": t.description, "file": str(path)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title="targets (use: nvmc compile MODEL --target NAME; nvmc explain --target NAME)",
+                  title_justify="left")
+    for col in ("name", "family", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["family"], r["description"])
+    console().print(table)
+
+
+_UNITS = (("_bytes_per_s", "B/s"), ("_per_s", "/s"), ("_hz", "Hz"), ("_f2", "F²"), ("_ohm", "Ω"),
+          ("_j_per_bit", "J/bit"), ("_j", "J"), ("_w", "W"), ("_s", "s"), ("_v", "V"), ("_a", "A"), ("_nm", "nm"))
+
+
+def _fmt_param(key: str, value) -> str:
+    if isinstance(value, str):
+        return value
+    name = key.rsplit(".", 1)[-1]
+    if name.endswith("bytes") or name == "capacity":
+        return f"{binary(value)}" + (f" ({int(value)} B)" if value >= 1024 else "")
+    if name.endswith("_mm2"):
+        return f"{value:.4g} mm²"
+    for suffix, unit in _UNITS:
+        if name.endswith(suffix):
+            return si(float(value), unit, digits=4)
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _short(text: str) -> str:
+    """Paths under the current directory, shown relative to it."""
+    cwd = str(Path.cwd()) + "/"
+    return text.replace(cwd, "")
+
+
+@cli.command("explain")
+@click.option("-t", "--target", "target_name", required=True, help="A shipped target name or a .toml path.")
+@click.option("--iso", type=click.Choice(["capacity", "area"]), help="As for compile.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a target field (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the parameters as JSON.")
+def explain_cmd(target_name: str, iso: str | None, sets: tuple[str, ...], as_json: bool) -> None:
+    """Print every parameter a target's cost model uses, with its source; flag assumed ones."""
+    from nvmc.backends import family_module
+
+    target = _resolve_targets([target_name], sets, iso)[0]
+    params = family_module(target.family).parameters(target)
+    if as_json:
+        click.echo(json.dumps({"target": target.name, "family": target.family, "file": target.source,
+                               "hash": target.hash,
+                               "parameters": [{"key": p.key, "value": p.value, "kind": p.kind, "note": p.note,
+                                               "file": p.origin, "formula": p.formula} for p in params]}, indent=1))
+        return
+    out = console()
+    out.print(f"[bold]{target.name}[/bold] ({target.family}): {target.description}", soft_wrap=True)
+    out.print(f"file {_short(target.source)}, sha256 {target.hash[:16]}…", soft_wrap=True)
+    styles = {"assumed": "bold yellow", "derived": "cyan", "source": "green", "--set": "magenta"}
+    width = max(len(p.key.split(":")[-1]) for p in params) if params else 10
+    group = None
+    for p in params:
+        owner = p.key.split(":")[0] if ":" in p.key else "target"
+        if owner != group:
+            group = owner
+            title = "target (file, --set, defaults and the values they resolve to)" if owner == "target" \
+                else f"library: {owner} ({_short(p.origin)})"
+            out.print(f"\n[bold]{title}[/bold]")
+        key = p.key.split(":")[-1]
+        kind = "ASSUMED" if p.kind == "assumed" else p.kind
+        note = _short(p.note) + (f"  [formula: {p.formula}]" if p.formula else "")
+        out.print(f"  {key:<{width}}  {_fmt_param(key, p.value):<22} [{styles.get(p.kind, 'default')}]{kind:<8}[/]"
+                  f" {note}", soft_wrap=True, markup=True, highlight=False)
+    counts = {k: sum(1 for p in params if p.kind == k) for k in ("source", "derived", "assumed")}
+    other = len(params) - sum(counts.values())
+    out.print(f"\n{len(params)} parameters: {counts['source']} cited, {counts['derived']} derived, "
+              f"[bold yellow]{counts['assumed']} assumed[/], {other} set by the target or defaults", soft_wrap=True)
