@@ -90,6 +90,10 @@ class Estimate:
         return float(sum(self.energy[c].sum() for c in components))
 
     # ------------------------------------------------------------- export
+    def rows(self) -> list[dict[str, Any]]:
+        """Per-layer records, one per node in graph order (the ``layers`` of the JSON report)."""
+        return self.layers()
+
     def layers(self) -> list[dict[str, Any]]:
         """One dict per node: name, op, macs, latency_s, energy_j, components, events.
 

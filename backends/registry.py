@@ -25,6 +25,13 @@ from .errors import TargetError
 
 _BUILTIN = {
     "gpu-llc": "nvmc.backends.gpu_llc",
+    "upmem": "nvmc.backends.upmem",
+    "mensa": "nvmc.backends.mensa",
+    "simdram": "nvmc.backends.simdram",
+    "roofline": "nvmc.backends.roofline",
+    "systolic": "nvmc.backends.systolic",
+    "crossbar": "nvmc.backends.crossbar",
+    "racetrack-hdc": "nvmc.backends.racetrack",
 }
 ENTRY_POINT_GROUP = "nvmc.targets"
 

@@ -1,10 +1,21 @@
-"""The public Python API: load, save, verify, analyze, export."""
+"""The public Python API: load, run passes, estimate on hardware, save.
+
+    >>> import nvmc
+    >>> g = nvmc.load("examples/models/tiny_cnn.onnx")
+    >>> _ = nvmc.run_passes(g, "fuse-conv-bn,dce")          # in place; returns what each pass did
+    >>> est = nvmc.estimate(g, "sot-mram", llc_capacity="4MiB")
+    >>> est.ok, est.totals["macs"] == nvmc.analyze(g).totals["macs"]
+    (True, True)
+
+The examples in these docstrings run in the test suite (tests/test_api_doc.py), from the
+repository root.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -13,14 +24,26 @@ from nvmc.frontend import import_model, save_onnx, to_onnx, verify_types
 from nvmc.ir import Graph, ModelError, parse_text, print_graph, verify_structure
 from nvmc.passes.workload import Workload, analyze
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["Compiled", "analyze", "compile", "export", "load", "parse_text", "save", "to_onnx", "verify", "Workload"]
+if TYPE_CHECKING:
+    from nvmc.backends import Estimate, Target
+    from nvmc.passes import PipelineResult
+
+__all__ = ["Compiled", "analyze", "compile", "estimate", "export", "load", "parse_text", "run_passes", "save",
+           "to_onnx", "verify", "Workload"]
 
 
 def load(source: str | os.PathLike | onnx.ModelProto, *,
          input_shapes: Mapping[str, Sequence[int]] | None = None, verify_graph: bool = True) -> Graph:
-    """Load an ONNX model (path or ModelProto) or a .nvir file into a verified Graph."""
+    """Load an ONNX model (path or ModelProto) or a .nvir file into a verified Graph.
+
+    ``input_shapes`` binds dynamic dimensions, e.g. ``{"tokens": (8, 16, 64)}``.
+
+        >>> g = load("examples/models/tiny_cnn.onnx")
+        >>> g.name, len(g), g.nodes[0].op
+        ('tiny_cnn', 13, 'Conv')
+    """
     if isinstance(source, onnx.ModelProto):
         graph = import_model(source, input_shapes)
     else:
@@ -49,6 +72,13 @@ def save(graph: Graph, path: str | os.PathLike) -> list[Path]:
     """Write ``graph`` as .onnx or as .nvir (+ a sidecar .npz for large constants).
 
     Returns the files written. Files are written under temporary names, then renamed.
+
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> [p.name for p in save(load("examples/models/tiny_cnn.onnx"), folder / "cnn.nvir")]
+        ['cnn.nvir', 'cnn.npz']
+        >>> load(folder / "cnn.nvir").name
+        'tiny_cnn'
     """
     path = Path(path)
     if path.suffix == ".nvir":
@@ -90,10 +120,24 @@ class Compiled:
     graph: Graph
     workload: Workload
     estimates: list  # list[nvmc.backends.Estimate], in the order the targets were given
+    targets: list = field(default_factory=list)   # list[nvmc.backends.Target], the same order
+    source: str = ""                               # the model's path, when it was loaded from one
 
     @property
-    def estimate(self):
+    def estimate(self) -> "Estimate":
         return self.estimates[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report ``nvmc compile --json`` writes (schema nvmc.report/1)."""
+        from nvmc.report import build_report
+
+        return build_report(self.source or self.graph.name, self.graph, self.estimates)
+
+    def write_html(self, path: str | os.PathLike) -> Path:
+        """Write the self-contained HTML report of ``nvmc compile --html``; returns the path."""
+        from nvmc.report import parameters_of, write_html
+
+        return write_html(path, self.to_dict(), {t.name: parameters_of(t) for t in self.targets})
 
 
 def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Sequence[str], *,
@@ -105,6 +149,15 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
     ``sets``: field overrides such as ``["llc.capacity=8MiB"]`` applied to every target;
     ``batch``: inferences per run (default: the leading dimension of the first input).
     A model that does not fit a target is a result (``estimate.ok`` is False), not an error.
+
+        >>> out = compile("examples/models/tiny_cnn.onnx", ["sram", "sot-mram"], passes="fuse-conv-bn")
+        >>> [e.target for e in out.estimates]
+        ['sram', 'sot-mram']
+        >>> sot, sram = out.estimates[1].totals, out.estimates[0].totals
+        >>> sot["energy_j"] < sram["energy_j"]                # the MRAM L2 leaks far less
+        True
+        >>> out.to_dict()["ratios"]["sot-mram"]["macs"]
+        1.0
     """
     from nvmc.backends import family_module, load_target
     from nvmc.passes import run_pipeline
@@ -124,7 +177,87 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
         est = family_module(t.family).estimate(workload, t, batch=batch)
         est.pipeline = passes or ""
         estimates.append(est)
-    return Compiled(graph, workload, estimates)
+    source = "" if isinstance(model, (Graph, onnx.ModelProto)) else str(model)
+    return Compiled(graph, workload, estimates, targets, source)
+
+
+def run_passes(graph: Graph, pipeline: str, *, verify_each: bool = True, timing: bool = False) -> "PipelineResult":
+    """Run a pass pipeline on ``graph``, in place, and return what each pass did.
+
+    ``pipeline`` is the MLIR-style string of ``nvmc opt --passes``, e.g.
+    ``"fold-constants,fuse-conv-bn,dce"`` (``nvmc passes`` lists the passes and their
+    options). The verifier runs after every pass that changed the graph. Keep the original
+    with ``run_passes(g2 := g.copy(), ...)``.
+
+        >>> g = load("examples/models/tiny_cnn.onnx")
+        >>> result = run_passes(g, "fuse-conv-bn,dce")
+        >>> [(r.name, r.nodes_before, r.nodes_after) for r in result.records]
+        [('fuse-conv-bn', 13, 12), ('dce', 12, 12)]
+        >>> any(n.op == "BatchNormalization" for n in g.nodes)
+        False
+    """
+    from nvmc.passes import run_pipeline
+
+    return run_pipeline(graph, pipeline, verify_each=verify_each, timing=timing)
+
+
+def estimate(model: "str | os.PathLike | onnx.ModelProto | Graph", target: "str | os.PathLike | Target", *,
+             batch: int | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
+             **overrides: Any) -> "Estimate":
+    """Cost a model on one hardware target: latency, energy and area, per layer and in total.
+
+    ``model``: a Graph (not changed) or anything :func:`load` takes. ``target``: a shipped
+    target name (``nvmc targets``), a .toml path or a ``Target``. ``overrides`` set target
+    fields as ``--set`` does, named ``section_key`` (``llc_capacity="8MiB"``) or, through a
+    dict, ``**{"llc.capacity": "8MiB"}``; an unknown one raises ``TargetError`` with a
+    close match. ``batch``: inferences per run (default: the first input's leading
+    dimension). A model that does not fit is a result: ``ok`` is False and ``reason`` says why.
+
+        >>> est = estimate("examples/models/tiny_cnn.onnx", "sot-mram", llc_capacity="8MiB")
+        >>> est.target, est.info["llc_capacity_bytes"] == 8 * 2**20, est.ok
+        ('sot-mram', True, True)
+        >>> layer = est.layers()[0]                       # one record per node, in graph order
+        >>> layer["name"], layer["op"], layer["macs"]
+        ('conv1', 'Conv', 442368)
+        >>> sorted(est.to_dict()["totals"])
+        ['area_mm2', 'edp_js', 'energy_j', 'energy_per_inference_j', 'latency_s', 'macs', 'throughput_ips']
+        >>> estimate("examples/models/tiny_cnn.onnx", "sot-mram", llc_capacty="8MiB")
+        Traceback (most recent call last):
+        nvmc.backends.errors.TargetError: error: estimate(llc_capacty=...): unknown target field 'llc_capacty' — did you mean 'llc_capacity'?
+          hint: fields of family 'gpu-llc': gpu_device, gpu_clock_hz, gpu_utilization, ...
+    """
+    return compile(model, _target_with(target, overrides), batch=batch, input_shapes=input_shapes).estimate
+
+
+def _target_with(target: "str | os.PathLike | Target", overrides: Mapping[str, Any]) -> "Target":
+    """The target with keyword overrides (``llc_capacity`` or ``"llc.capacity"``) applied."""
+    from nvmc.backends import family_module, load_target
+    from nvmc.backends.errors import TargetError
+    from nvmc.ir.errors import did_you_mean
+
+    t = load_target(target)
+    if not overrides:
+        return t
+    schema = family_module(t.family).SCHEMA
+    dotted = [f"{section}.{key}" for section, keys in schema.items() for key in keys]
+    by_name: dict[str, list[str]] = {}
+    for d in dotted:
+        by_name.setdefault(d.replace(".", "_"), []).append(d)
+    sets = []
+    for name, value in overrides.items():
+        if name in dotted:
+            key = name
+        elif len(by_name.get(name, ())) == 1:
+            key = by_name[name][0]
+        elif name in by_name:
+            raise TargetError(f"'{name}' is ambiguous: {', '.join(by_name[name])}", where=f"estimate({name}=...)",
+                              hint="name the field with a dot, as **{'section.key': value}")
+        else:
+            shown = ", ".join(list(by_name)[:3]) + (", ..." if len(by_name) > 3 else "")
+            raise TargetError(f"unknown target field '{name}'{did_you_mean(name, by_name)}",
+                              where=f"estimate({name}=...)", hint=f"fields of family '{t.family}': {shown}")
+        sets.append((key, value))
+    return t.with_overrides(sets)
 
 
 def _leading_dim(graph: Graph) -> int:

@@ -80,36 +80,52 @@ def _resolve_targets(names: list[str], sets: tuple[str, ...], iso: str | None):
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write per-layer figures as CSV.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the compiled model as ONNX.")
 @click.option("--top", default=8, show_default=True, help="Layers to list in the terminal summary.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path),
+              help="Write a self-contained HTML report with plots (opens offline).")
+@click.option("--budget", "budget_spec", metavar="METRIC=VALUE,...",
+              help="Fail (exit 3) when a target exceeds a budget, e.g. latency=5ms,energy=2mJ,area=10mm2 "
+                   "(metrics: latency, energy, energy_per_inference, edp, area, throughput).")
+@click.option("-q", "--quiet", is_flag=True, help="Print no summary and no notes; errors and broken budgets only.")
 @input_shape_option
 def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: str | None, iso: str | None,
                 sets: tuple[str, ...], json_path: Path | None, csv_path: Path | None, output: Path | None, top: int,
-                input_shapes) -> None:
+                html_path: Path | None, budget_spec: str | None, quiet: bool, input_shapes) -> None:
     """Estimate latency, energy and area of MODEL on a hardware target.
 
     Exits 0 on success, 1 when the model does not fit a target (reported, not an error),
-    2 on bad input.
+    2 on bad input, 3 when a --budget is exceeded.
     """
     import nvmc
     from nvmc.backends.errors import UnsupportedOpError
+    from nvmc.budget import EXIT_BUDGET, check_budgets, parse_budgets
+    from nvmc.render import progress
+
+    budgets = parse_budgets(budget_spec) if budget_spec is not None else []
 
     if output is not None:
         if output.suffix != ".onnx":
             raise NvmcError("-o writes an .onnx file", where=str(output))
         check_output_path(output, model)
-    for path in (json_path, csv_path):
+    for path in (json_path, csv_path, html_path):
         if path is not None and str(path) != "-":
             check_output_path(path, model)
+    if html_path is not None and str(html_path) == "-":
+        raise NvmcError("--html writes a file, not stdout", where="--html", hint="give a path, e.g. report.html")
     targets = _resolve_targets([target_name, *_target_list(compare)], sets, iso)
-    graph = load_model(model, input_shapes)
+    with progress(f"loading {model.name}", quiet=quiet):
+        graph = nvmc.load(model, input_shapes=dict(input_shapes)) if quiet else load_model(model, input_shapes)
     try:
-        compiled = nvmc.compile(graph, targets, passes=pipeline)
+        with progress(f"costing {model.name} on {len(targets)} target(s)", quiet=quiet):
+            compiled = nvmc.compile(graph, targets, passes=pipeline)
     except UnsupportedOpError as e:
         if e.where is None:
             e.where = str(model)
         raise
-    print_notices(compiled.workload.notices)
+    if not quiet:
+        print_notices(compiled.workload.notices)
     graph, estimates = compiled.graph, compiled.estimates
-    report = _report(model, graph, estimates)
+    checked = check_budgets(budgets, [(e.target, e.totals) for e in estimates])
+    report = _report(model, graph, estimates, checked)
     if json_path is not None:
         text = json.dumps(report, indent=1, allow_nan=False)
         if str(json_path) == "-":
@@ -120,35 +136,42 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
         _write_csv(estimates, csv_path)
     if output is not None:
         nvmc.save(graph, output)
-        err_console().print(f"wrote {output}")
-    if json_path is None or str(json_path) != "-":
+        if not quiet:
+            err_console().print(f"wrote {output}")
+    if html_path is not None:
+        from nvmc.report import parameters_of, write_html
+
+        with progress(f"writing {html_path.name}", quiet=quiet):
+            write_html(html_path, report, {t.name: parameters_of(t) for t in targets})
+        if not quiet:
+            err_console().print(f"wrote {html_path}")
+    if not quiet and (json_path is None or str(json_path) != "-"):
         out = console()
         _print_summary(out, model, estimates[0], top)
         if len(estimates) > 1:
             out.print(_compare_table(estimates))
+    if quiet:
+        for e in estimates:
+            if not e.ok:
+                err_console().print(f"{e.target}: does not fit: {e.reason}", markup=False, soft_wrap=True)
+    for r in checked:
+        if not r.ok:
+            err_console().print(f"budget exceeded: {r.message()}", markup=False, soft_wrap=True)
+        elif not quiet:
+            err_console().print(f"budget ok: {r.message()}", markup=False, soft_wrap=True)
     if not all(e.ok for e in estimates):
         sys.exit(EXIT_NOT_FITTING)
+    if not all(r.ok for r in checked):
+        err_console().print(f"error: {sum(not r.ok for r in checked)} budget(s) exceeded (exit {EXIT_BUDGET})",
+                            markup=False)
+        sys.exit(EXIT_BUDGET)
 
 
-def _report(model: Path, graph, estimates) -> dict:
-    first = estimates[0].to_dict()
-    report = {"schema": first.pop("schema"), "model": {"path": str(model), "name": graph.name,
-                                                        "nodes": len(graph), "batch": estimates[0].batch}}
-    report.update(first)
-    if len(estimates) > 1:
-        report["compare"] = [e.to_dict() for e in estimates[1:]]
-        report["ratios"] = {e.target: _ratios(e, estimates[0]) for e in estimates[1:]}
-    return report
+def _report(model: Path, graph, estimates, budgets=()) -> dict:
+    """The --json report (schema nvmc.report/1; see nvmc/report/ and nvmc/schema/report.schema.json)."""
+    from nvmc.report import build_report
 
-
-def _ratios(other, base) -> dict:
-    """other / base for every total (a ratio > 1 on a cost means the base target is better)."""
-    out = {}
-    for key, value in base.totals.items():
-        o = other.totals[key]
-        ok = value and math.isfinite(value) and math.isfinite(o)
-        out[key] = (o / value) if ok else None
-    return out
+    return build_report(model, graph, estimates, budgets=budgets)
 
 
 def _write_csv(estimates, path: Path) -> None:

@@ -27,6 +27,15 @@ def print_notices(notices) -> None:
         err_console().print(f"note: {notice}", markup=False, soft_wrap=True)
 
 
+def progress(text: str, *, quiet: bool = False):
+    """A spinner on stderr while long work runs; nothing when quiet or stderr is not a terminal."""
+    from contextlib import nullcontext
+
+    if quiet or not err_console().is_terminal:
+        return nullcontext()
+    return err_console().status(text, spinner="dots")
+
+
 def si(value: float, unit: str, digits: int = 3) -> str:
     """12.3 ms, 4.56 mJ, 1.20 GMAC: a readable SI prefix."""
     if value == 0 or not np.isfinite(value):

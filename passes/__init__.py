@@ -19,3 +19,8 @@ __all__ += [
     "get_pass", "make_pass", "option", "options_of", "parse_pipeline", "register_analysis", "register_pass",
     "registered_passes", "run_pipeline",
 ]
+
+# Compression passes (issue 16): quantize, prune, share-weights.
+from . import prune, quantize, share_weights  # noqa: E402,F401
+# HDC (issue 11): the nvmc.Bind/Permute/Bundle/Similarity ops and the hdc-recognize pass.
+from . import hdc_ops, hdc_recognize  # noqa: E402,F401

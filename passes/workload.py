@@ -20,10 +20,31 @@
   ``other`` per output element and is listed in ``Workload.notices``;
 * ``params``: elements of the node's constant inputs that are weights: floating point or
   8/4-bit integer tensors (64/32-bit integer constants are shapes and indices);
-* ``weight_bytes``: those weights at their precision (a ``#quant<bits=..>`` annotation
-  overrides the element type's size); ``weight_density``: their non-zero fraction;
+* ``weight_bytes``: those weights as stored: at their precision (a ``#quant<bits=..>``
+  annotation overrides the element type's size), or for a weight shared through a
+  ``#codebook<..>`` (share-weights) its indices at ``index_bits`` plus the codebook, in the
+  annotated ``format``: ``dense`` (one index per element) or ``csc`` (EIE's compressed
+  sparse columns: one index + a ``rel_bits`` relative row index per non-zero, a padding
+  entry per run of 2^rel_bits zeros, a 32-bit pointer per column);
+  ``weight_density``: their non-zero fraction; ``codebook_bytes``: the codebooks' share
+  of ``weight_bytes``;
 * ``input_bytes`` (non-constant inputs) and ``output_bytes`` (outputs that are read) at
-  their element types.
+  their element types (or ``#quant`` bits);
+* ``folded``: 1 for a node the rules below fold into its neighbours (it counts nothing, and
+  a cost model should charge it nothing, not even a kernel launch), else 0.
+
+Quantised graphs (the ``quantize`` pass, or a QDQ model from another tool) are costed as
+integer hardware runs them, not as onnxruntime emulates them:
+
+* a ``DequantizeLinear`` of a constant decodes a stored weight: the constant (the integer
+  codes, at their precision, plus the scale and zero-point constants) counts as a weight of
+  every node that reads the decoded value, its density is that of the codes that differ
+  from the zero point, and the decode itself counts no ops and no bytes;
+* a ``QuantizeLinear`` -> [``Clip`` of its integer result] -> ``DequantizeLinear`` chain is
+  a precision cast of an activation: its nodes count no ops and no bytes; readers of the
+  chain's result read it at the chain's precision (the ``QuantizeLinear`` result's
+  ``#quant`` bits, else its element type), and a value read only by such chains is written
+  by its producer at their precision (the producer's epilogue quantises it).
 
 With these conventions onnx-tool's count of a model equals nvmc's MACs + bias adds + its
 own weighting of non-MAC ops, and ZigZag's equals nvmc's MACs (see tests).
@@ -83,6 +104,7 @@ class Workload:
             "nonmac_ops": int(sum(c[k].sum() for k in NONMAC_KINDS)),
             "params": int(c["params"].sum()),
             "weight_bytes": int(np.ceil(c["weight_bytes"].sum())),
+            "codebook_bytes": int(np.ceil(c["codebook_bytes"].sum())),
             "activation_bytes": int(np.ceil(c["output_bytes"].sum())),
             "nodes": len(self.names),
         }
@@ -93,6 +115,7 @@ class Workload:
             "name": self.names[i], "op": self.ops[i], "macs": int(c["macs"][i]), "params": int(c["params"][i]),
             "weight_bytes": float(c["weight_bytes"][i]), "input_bytes": float(c["input_bytes"][i]),
             "output_bytes": float(c["output_bytes"][i]), "weight_density": float(c["weight_density"][i]),
+            "codebook_bytes": float(c["codebook_bytes"][i]), "folded": bool(c["folded"][i]),
             "gemm": [int(c[k][i]) for k in ("gemm_batch", "gemm_m", "gemm_n", "gemm_k")],
             "nonmac_ops": {k: int(c[k][i]) for k in NONMAC_KINDS if c[k][i]},
         }
@@ -154,24 +177,30 @@ class _Analyzer:
         n = len(nodes)
         values, consts, users = g.values, g.consts, g._users
         graph_outputs = set(g.outputs)
+        folded, decoded, stored = _quant_folding(g)
         density_cache: dict[str, tuple[int, int]] = {}
+        storage_cache: dict[str, tuple[float, float]] = {}
         gemm = np.zeros((n, 4), dtype=np.int64)
         special = np.zeros((n, len(NONMAC_KINDS)), dtype=np.int64)  # rules that are not per element
         out_numel = np.zeros(n, dtype=np.int64)
         scale = np.ones(n, dtype=np.int64)  # variadic ops: (inputs - 1) ops per element
-        params, weight_bytes, input_bytes, output_bytes = ([0.0] * n for _ in range(4))
+        params, weight_bytes, input_bytes, output_bytes, codebook_bytes = ([0.0] * n for _ in range(5))
         density = [1.0] * n
+        is_folded = np.zeros(n, dtype=np.int64)
         op_keys = [""] * n
         for i, node in enumerate(nodes):
             onnx_op = node.domain in ("", "ai.onnx")
             op = node.op if onnx_op else node.qualified_op
             op_keys[i] = op
+            if node.name in folded:  # a weight decode or an activation's precision cast: free
+                is_folded[i] = 1
+                continue
             ob = 0.0
             for o in node.outputs:
                 # an output nobody reads (Dropout's mask, ...) is not materialised at inference
                 if o and (users.get(o) or o in graph_outputs):
                     t = values[o].type
-                    ob += self.numel(node, o) * _elem_bytes(t)
+                    ob += self.numel(node, o) * stored.get(o, _elem_bytes(t))
             output_bytes[i] = ob
             if node.outputs and node.outputs[0] and op not in MOVE_OPS:
                 out_numel[i] = self.numel(node, node.outputs[0])
@@ -180,16 +209,17 @@ class _Analyzer:
                 if not v:
                     continue
                 t = values[v].type
-                if v in consts:
-                    if t.dtype in _WEIGHT_DTYPES:
-                        if v not in density_cache:
-                            density_cache[v] = (_count_nonzero(consts[v]), self.numel(node, v))
-                        nz, size = density_cache[v]
-                        params[i] += size
-                        weight_bytes[i] += size * _elem_bytes(t)
-                        nnz, total = nnz + nz, total + size
-                else:
-                    input_bytes[i] += self.numel(node, v) * _elem_bytes(t)
+                if v in decoded or (v in consts and t.dtype in _WEIGHT_DTYPES):
+                    if v not in density_cache:
+                        density_cache[v] = self._weight_density(node, v, decoded.get(v))
+                        storage_cache[v] = self._weight_storage(node, v, decoded.get(v))
+                    nz, size = density_cache[v]
+                    params[i] += size
+                    weight_bytes[i] += storage_cache[v][0]
+                    codebook_bytes[i] += storage_cache[v][1]
+                    nnz, total = nnz + nz, total + size
+                elif v not in consts:
+                    input_bytes[i] += self.numel(node, v) * stored.get(v, _elem_bytes(t))
             if total:
                 density[i] = nnz / total
             rule = _MAC_RULES.get(node.op) if onnx_op else None
@@ -215,12 +245,112 @@ class _Analyzer:
         cols = {"macs": gemm.prod(axis=1), "gemm_batch": gemm[:, 0], "gemm_m": gemm[:, 1], "gemm_n": gemm[:, 2],
                 "gemm_k": gemm[:, 3], "params": np.array(params, dtype=np.int64),
                 "weight_bytes": np.array(weight_bytes), "input_bytes": np.array(input_bytes),
-                "output_bytes": np.array(output_bytes), "weight_density": np.array(density)}
+                "output_bytes": np.array(output_bytes), "weight_density": np.array(density),
+                "codebook_bytes": np.array(codebook_bytes), "folded": is_folded}
         cols.update({kind: nonmac[:, j] for j, kind in enumerate(NONMAC_KINDS)})
         if self._no_rule:
             listed = ", ".join(f"{op} ({c})" for op, c in sorted(self._no_rule.items()))
             self.notices.append(f"no op-count rule for {listed}: counted as 1 'other' op per output element")
         return Workload([nd.name for nd in nodes], [nd.qualified_op for nd in nodes], cols, self.notices)
+
+
+    # ------------------------------------------------------------ weights
+    def _weight_density(self, node: Node, v: str, decode: tuple[str, str, str, int] | None) -> tuple[int, int]:
+        """(non-zeros, elements) of the weight ``v``: a constant, or a decoded constant
+        (``decode`` = codes, scale, zero point, axis), whose zeros are codes equal to the
+        zero point."""
+        if decode is None:
+            return _count_nonzero(self.g.consts[v]), self.numel(node, v)
+        codes, _, zp, axis = decode
+        array = self.g.consts[codes]
+        if not zp:
+            return _count_nonzero(array), array.size
+        z = self.g.consts[zp]
+        if z.ndim == 1 and array.ndim > 1:  # per-axis zero points
+            z = z.reshape([-1 if d == axis % array.ndim else 1 for d in range(array.ndim)])
+        return int(np.count_nonzero(array != z)), array.size
+
+    def _weight_storage(self, node: Node, v: str, decode: tuple[str, str, str, int] | None) -> tuple[float, float]:
+        """(bytes as stored, of which codebook bytes) of the weight ``v`` (see the module doc)."""
+        if decode is not None:
+            codes, scale, zp, _ = decode
+            side = sum(self.g.consts[c].size * _elem_bytes(self.g.values[c].type) for c in (scale, zp) if c)
+            stored, book = self._weight_storage(node, codes, None)
+            return stored + side, book
+        t = self.g.values[v].type
+        array = self.g.consts[v]
+        cb = t.annotation("codebook") if t.annotations else None
+        if cb is None:
+            return self.numel(node, v) * _elem_bytes(t), 0.0
+        index_bits, clusters = float(cb.get("index_bits")), int(cb.get("clusters"))
+        book = clusters * _elem_bytes(t)
+        if cb.get("format") != "csc":
+            return array.size * index_bits / 8 + book, book
+        rel_bits = int(cb.get("rel_bits", 4))
+        entries, columns = csc_entries(array, int(cb.get("axis", 0)), rel_bits)
+        return entries * (index_bits + rel_bits) / 8 + (columns + 1) * 4 + book, book
+
+
+def csc_entries(array: np.ndarray, axis: int, rel_bits: int) -> tuple[int, int]:
+    """(entries, columns) of EIE's compressed sparse column form of a weight whose output
+    channels lie on ``axis``: the matrix is [outputs, inputs] and each column (one input)
+    lists its non-zeros, each with the number of zeros before it in ``rel_bits`` bits; a run
+    of 2^rel_bits or more zeros takes a padding (zero) entry per 2^rel_bits zeros."""
+    array = np.asarray(array)
+    rows = array.shape[axis] if array.ndim else 1
+    columns = array.size // max(rows, 1)
+    # column-major order = the rows of the [inputs, outputs] matrix, flattened
+    flat = np.moveaxis(array, axis % max(array.ndim, 1), -1).reshape(columns, rows) if array.ndim else array.reshape(1, 1)
+    position = np.flatnonzero(flat)
+    if position.size == 0:
+        return 0, columns
+    row = position % rows
+    previous = np.empty_like(position)
+    previous[0], previous[1:] = -1, position[:-1]
+    first = (position - row) > previous  # the first non-zero of its column
+    gap = np.where(first, row, position - previous - 1)
+    return int(position.size + np.sum(gap >> rel_bits)), columns
+
+
+def _quant_folding(g: Graph) -> tuple[set[str], dict[str, tuple[str, str, str, int]], dict[str, float]]:
+    """The QDQ rules of the module doc: (names of nodes that count nothing, decoded weight
+    value -> (codes, scale, zero point, axis), activation value -> bytes per element)."""
+    folded: set[str] = set()
+    decoded: dict[str, tuple[str, str, str, int]] = {}
+    stored: dict[str, float] = {}
+    casts: dict[str, float] = {}  # value quantised by a cast chain -> the chain's bytes per element
+    outputs = set(g.outputs)
+
+    def private(value: str, reader: Node) -> bool:  # read by `reader` only
+        return value not in outputs and all(u is reader for u in g.users(value))
+
+    for node in g.nodes:
+        if node.op != "DequantizeLinear" or node.domain not in ("", "ai.onnx") or not node.inputs:
+            continue
+        ins = list(node.inputs) + ["", ""]
+        if g.is_const(ins[0]):
+            decoded[node.outputs[0]] = (ins[0], ins[1], ins[2], int(node.attrs.get("axis", 1)))
+            folded.add(node.name)
+            continue
+        chain, value = [node], ins[0]
+        p = g.producer(value)
+        if p is not None and p.op == "Clip" and p.domain in ("", "ai.onnx") and private(value, node):
+            chain.append(p)
+            value = p.inputs[0]
+            p = g.producer(value)
+        if p is None or p.op != "QuantizeLinear" or p.domain not in ("", "ai.onnx") or not private(value, chain[-1]):
+            continue
+        chain.append(p)
+        folded.update(n.name for n in chain)
+        precision = _elem_bytes(g.values[value].type)
+        stored[node.outputs[0]] = precision
+        source = p.inputs[0]
+        casts[source] = max(casts.get(source, 0.0), precision)
+    for source, precision in casts.items():
+        readers = g.users(source)
+        if source not in outputs and readers and all(u.name in folded and u.op == "QuantizeLinear" for u in readers):
+            stored[source] = precision
+    return folded, decoded, stored
 
 
 def _elem_bytes(t: TensorType) -> float:

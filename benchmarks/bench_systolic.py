@@ -1,0 +1,188 @@
+"""nvmc's systolic cycle model vs SCALE-Sim v3 on ResNet-50's layers (128x128 array, os).
+
+    python benchmarks/bench_systolic.py [--scalesim-python PATH] [--layers N] [--recorded] [--repeat 5]
+
+The layers are SCALE-Sim's own ResNet-50 topology (scale-sim-v3 @fab89b77
+topologies/conv_nets/Resnet50.csv; the cleaned copy in tests/data/refs/scalesim/
+topo_resnet50_all.csv: 53 convs and the FC layer as a 1x1 conv), mapped to GEMMs as SCALE-Sim
+maps them (no padding, E = ceil((H - F + s) / s)).
+
+* nvmc: ``systolic_map.compute_cycles`` on all layers at once (vectorised), best of --repeat;
+  and, for scale, the whole systolic family (load + analyze + estimate) on the onnx zoo's
+  ResNet-50 at 128x128 os.
+* SCALE-Sim: when its Python (default /work/tmp/scalesim-venv/bin/python, a throwaway venv with
+  scalesim==3.0.0 and numpy<2) exists and --recorded is not given, it runs on the same layers
+  in a subprocess, is timed, and its per-layer compute cycles are compared with nvmc's (they
+  must be identical). Otherwise the wall time recorded in
+  tests/data/refs/scalesim/acceptance_refs.json (run ``resnet50_all__128x128_os``) is printed.
+
+Prints both times and the ratio (goal: nvmc >= 200x faster at identical cycles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+import nvmc
+from nvmc.backends import systolic_map as smap
+
+REPO = Path(__file__).resolve().parents[1]
+REFS = REPO / "tests" / "data" / "refs" / "scalesim"
+ZOO = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_resnet50.onnx"
+DEFAULT_PY = Path("/work/tmp/scalesim-venv/bin/python")
+ROWS = COLS = 128
+DATAFLOW = "os"
+
+CONFIG = """[general]
+run_name = bench_resnet50
+
+[architecture_presets]
+ArrayHeight:    {rows}
+ArrayWidth:     {cols}
+IfmapSramSzkB:   8192
+FilterSramSzkB:  8192
+OfmapSramSzkB:   8192
+IfmapOffset:    0
+FilterOffset:   10000000
+OfmapOffset:    20000000
+Bandwidth : 10
+Dataflow : {df}
+MemoryBanks:   1
+ReadRequestBuffer: 32
+WriteRequestBuffer: 32
+
+[layout]
+IfmapCustomLayout: False
+IfmapSRAMBankBandwidth: 10
+IfmapSRAMBankNum: 10
+IfmapSRAMBankPort: 2
+FilterCustomLayout: False
+FilterSRAMBankBandwidth: 10
+FilterSRAMBankNum: 10
+FilterSRAMBankPort: 2
+
+[sparsity]
+SparsitySupport : false
+SparseRep : ellpack_block
+OptimizedMapping : false
+BlockSize : 8
+RandomNumberGeneratorSeed : 40
+
+[run_presets]
+InterfaceBandwidth: CALC
+UseRamulatorTrace: False
+"""  # as tests/data/refs/scalesim (run_all.py): large SRAMs, CALC bandwidth -> 0 stall cycles
+
+RUNNER = textwrap.dedent("""
+    import csv, json, sys, time
+    from scalesim.scale_sim import scalesim
+    cfg, topo, layout, out = sys.argv[1:5]
+    t0 = time.perf_counter()
+    s = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo, layout=layout,
+                 input_type_gemm=False)
+    s.run_scale(top_path=out)
+    wall = time.perf_counter() - t0
+    with open(out + "/" + s.config.get_run_name() + "/COMPUTE_REPORT.csv") as f:
+        rows = [[c.strip() for c in r] for r in csv.reader(f)]
+    col = rows[0].index("Total Cycles")
+    print("RESULT " + json.dumps({"wall_s": wall, "cycles": [int(float(r[col])) for r in rows[1:] if r]}))
+""")
+
+
+def layers(limit: int | None) -> tuple[list[str], list[tuple[int, ...]]]:
+    lines = (REFS / "topo_resnet50_all.csv").read_text().splitlines()
+    rows = [[c.strip() for c in line.split(",")] for line in lines[1:] if line.strip()]
+    rows = rows[:limit] if limit else rows
+    return [r[0] for r in rows], [tuple(int(x) for x in r[1:8]) for r in rows]
+
+
+def nvmc_cycles(dims: list[tuple[int, ...]]) -> np.ndarray:
+    m, n, k = (np.array(x) for x in zip(*(smap.conv_gemm_scalesim(*d) for d in dims)))
+    return smap.compute_cycles(DATAFLOW, ROWS, COLS, m, n, k)
+
+
+def best_of(repeat: int, fn):
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def run_scalesim(python: Path, names: list[str], dims: list[tuple[int, ...]]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "cfg.cfg").write_text(CONFIG.format(rows=ROWS, cols=COLS, df=DATAFLOW))
+        header = (REFS / "topo_resnet50_all.csv").read_text().splitlines()[0]
+        body = "".join(f"{name},{','.join(map(str, d))},\n" for name, d in zip(names, dims))
+        (tmp / "topo.csv").write_text(header + "\n" + body)
+        (tmp / "runner.py").write_text(RUNNER)
+        cmd = [str(python), str(tmp / "runner.py"), str(tmp / "cfg.cfg"), str(tmp / "topo.csv"),
+               str(REFS / "layout_test.csv"), str(tmp / "out")]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            raise SystemExit(f"SCALE-Sim failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        return json.loads(line[0][len("RESULT "):])
+
+
+def recorded() -> dict:
+    data = json.loads((REFS / "acceptance_refs.json").read_text())
+    recs = [r for r in data["records"] if r["run_id"] == "resnet50_all__128x128_os"]
+    return {"wall_s": recs[0]["wall_s"], "cycles": [r["compute_cycles"] for r in sorted(recs, key=lambda r:
+                                                                                      r["layer_index"])]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scalesim-python", type=Path, default=Path(os.environ.get("NVMC_SCALESIM_PYTHON", DEFAULT_PY)))
+    ap.add_argument("--layers", type=int, help="only the first N layers (SCALE-Sim takes ~10 min for all)")
+    ap.add_argument("--recorded", action="store_true", help="do not run SCALE-Sim; use its recorded time")
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+
+    names, dims = layers(args.layers)
+    t_nvmc, cycles = best_of(args.repeat, lambda: nvmc_cycles(dims))
+    print(f"ResNet-50 (SCALE-Sim topology), {len(dims)} layers, {ROWS}x{COLS} {DATAFLOW}")
+    print(f"nvmc cycle model (vectorised): {t_nvmc * 1e6:9.1f} us  ({int(cycles.sum())} cycles in all)")
+
+    target = nvmc.backends.load_target("systolic-sram-28nm", [f"array.size={ROWS}x{COLS}",
+                                                              f"array.dataflow={DATAFLOW}"])
+    t_load, graph = best_of(1, lambda: nvmc.load(ZOO))
+    t_full, est = best_of(args.repeat, lambda: nvmc.compile(graph, target).estimate)
+    print(f"nvmc systolic family on the zoo ResNet-50 ({len(graph)} nodes): load {t_load:.2f} s, "
+          f"analyze + estimate {t_full * 1e3:.1f} ms")
+
+    live = args.scalesim_python.exists() and not args.recorded
+    if live:
+        print(f"running SCALE-Sim ({args.scalesim_python}) on the same layers ...", flush=True)
+        ref = run_scalesim(args.scalesim_python, names, dims)
+        how = "measured now"
+    else:
+        if args.layers:
+            raise SystemExit("--layers needs a live SCALE-Sim run (the recorded time is for all layers)")
+        ref = recorded()
+        how = "recorded (acceptance_refs.json: 2 SCALE-Sim runs in parallel on a shared 2-core machine)"
+    same = list(map(int, cycles)) == ref["cycles"]
+    print(f"SCALE-Sim 3.0.0 wall time ({how}): {ref['wall_s']:.1f} s")
+    print(f"per-layer compute cycles identical: {same} ({len(ref['cycles'])} layers)")
+    print(f"speed-up, cycle model:          {ref['wall_s'] / t_nvmc:12.0f}x")
+    print(f"speed-up, whole nvmc estimate:  {ref['wall_s'] / t_full:12.0f}x  (goal >= 200x)")
+    if not same:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

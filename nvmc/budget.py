@@ -1,0 +1,198 @@
+"""Budgets: limits on an estimate's totals that fail a build (``nvmc compile --budget``).
+
+    nvmc compile model.onnx -t sot-mram --budget latency=5ms,energy=2mJ,area=10mm2
+
+A budget is ``METRIC=VALUE`` with a unit; several are joined by commas. Every metric but
+``throughput`` is an upper bound; ``throughput`` is a lower bound (inferences per second).
+Budgets apply to every costed target (the ``--target`` and each ``--compare`` one). When
+one is exceeded the CLI prints one line per broken budget and exits with code 3
+(``EXIT_BUDGET``); a malformed budget is an input error (exit 2) reported before the model
+is read.
+
+    >>> from nvmc.budget import parse_budgets
+    >>> [str(b) for b in parse_budgets("latency=5ms, energy=2mJ, area=10mm2")]
+    ['latency <= 5 ms', 'energy <= 2 mJ', 'area <= 10 mm²']
+    >>> parse_budgets("latency=5ms")[0].limit
+    0.005
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from nvmc.ir.errors import NvmcError, did_you_mean
+
+EXIT_BUDGET = 3
+
+_PREFIX = {"": 1.0, "p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6,
+           "G": 1e9}
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    total: str          # key of Estimate.totals
+    unit: str           # the SI unit of the totals value, as printed
+    units: dict[str, float]  # accepted unit spellings -> factor to the SI value
+    upper: bool = True  # an upper bound (cost); False: a lower bound (throughput)
+    bare: bool = False  # a number without unit is allowed
+
+
+def _prefixed(base: str, spellings: Iterable[str] = ()) -> dict[str, float]:
+    out = {}
+    for s in (base, *spellings):
+        for p, f in _PREFIX.items():
+            out[p + s] = f
+    return out
+
+
+_AREA_UNITS = {"mm2": 1.0, "mm^2": 1.0, "mm²": 1.0, "um2": 1e-6, "um^2": 1e-6, "µm2": 1e-6, "µm²": 1e-6,
+               "cm2": 100.0, "cm^2": 100.0, "cm²": 100.0}
+_THROUGHPUT_UNITS = {"": 1.0, "/s": 1.0, "ips": 1.0, "inf/s": 1.0, "k/s": 1e3, "kips": 1e3, "kinf/s": 1e3,
+                     "M/s": 1e6, "Mips": 1e6}
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("latency", "latency_s", "s", _prefixed("s")),
+    Metric("energy", "energy_j", "J", _prefixed("J")),
+    Metric("energy_per_inference", "energy_per_inference_j", "J", _prefixed("J")),
+    Metric("edp", "edp_js", "J·s", _prefixed("Js", ("J*s", "J·s", "J.s"))),
+    Metric("area", "area_mm2", "mm²", _AREA_UNITS),
+    Metric("throughput", "throughput_ips", "inf/s", _THROUGHPUT_UNITS, upper=False, bare=True),
+)}
+_ALIASES = {"energy-per-inference": "energy_per_inference", "energy/inference": "energy_per_inference",
+            "energy_per_inf": "energy_per_inference"}
+_NUMBER = re.compile(r"\s*([-+]?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(.*?)\s*\Z")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One limit: ``metric`` (a key of METRICS), ``limit`` in SI units (mm² for area), as written."""
+
+    metric: str
+    limit: float
+    text: str
+
+    @property
+    def spec(self) -> Metric:
+        return METRICS[self.metric]
+
+    def __str__(self) -> str:
+        op = "<=" if self.spec.upper else ">="
+        value = self.text.partition("=")[2].strip()
+        m = _NUMBER.match(value)
+        unit = _pretty_unit(m.group(2), self.spec) if m else ""
+        shown = (m.group(1) + ("" if unit.startswith("/") else " ") + unit).strip() if m else value
+        return f"{self.metric} {op} {shown}"
+
+    def check(self, value: float | None) -> bool:
+        """True when ``value`` keeps the budget (NaN / None: cannot be judged, so False)."""
+        if value is None or not math.isfinite(value):
+            return False
+        return value <= self.limit if self.spec.upper else value >= self.limit
+
+
+def _pretty_unit(unit: str, spec: Metric) -> str:
+    if not unit:
+        return spec.unit if spec.bare else ""
+    return unit.replace("mm2", "mm²").replace("um2", "µm²").replace("cm2", "cm²").replace("^2", "²")
+
+
+def parse_budgets(text: str) -> list[Budget]:
+    """``"latency=5ms,energy=2mJ"`` -> budgets; an NvmcError names the bad part and the fix."""
+    budgets: list[Budget] = []
+    parts = [p.strip() for p in text.split(",")]
+    if not any(parts):
+        raise NvmcError("empty budget", where="--budget", hint="e.g. --budget latency=5ms,energy=2mJ,area=10mm2")
+    for part in parts:
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip().rstrip("<>").strip().lower()
+        name = _ALIASES.get(name, name)
+        if not sep or not name or not value.strip():
+            raise NvmcError(f"'{part}' is not METRIC=VALUE", where="--budget",
+                            hint="e.g. --budget latency=5ms,energy=2mJ,area=10mm2")
+        if name not in METRICS:
+            raise NvmcError(f"unknown budget metric '{name}'{did_you_mean(name, METRICS)}", where="--budget",
+                            hint=f"metrics: {', '.join(METRICS)}")
+        spec = METRICS[name]
+        m = _NUMBER.match(value)
+        if not m:
+            raise NvmcError(f"'{part}': '{value.strip()}' is not a number with a unit", where="--budget",
+                            hint=f"e.g. {name}={_example(spec)}")
+        number, unit = float(m.group(1)), m.group(2).replace(" ", "")
+        if unit not in spec.units:
+            what = "needs a unit" if not unit else f"unknown unit '{unit}'{did_you_mean(unit, spec.units)}"
+            raise NvmcError(f"'{part}': {what}", where="--budget",
+                            hint=f"{name} takes {_unit_list(spec)}, e.g. {name}={_example(spec)}")
+        if number <= 0:
+            raise NvmcError(f"'{part}': a budget must be positive", where="--budget")
+        budgets.append(Budget(name, number * spec.units[unit], part))
+    return budgets
+
+
+def _example(spec: Metric) -> str:
+    return {"latency": "5ms", "energy": "2mJ", "energy_per_inference": "50uJ", "edp": "1uJs", "area": "10mm2",
+            "throughput": "1000/s"}[spec.name]
+
+
+def _unit_list(spec: Metric) -> str:
+    shown = {"latency": "s, ms, us, ns", "energy": "J, mJ, uJ, nJ", "energy_per_inference": "J, mJ, uJ, nJ",
+             "edp": "Js, mJs, uJs, nJs", "area": "mm2, um2, cm2", "throughput": "/s, k/s, M/s or a bare number"}
+    return shown[spec.name]
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    target: str
+    budget: Budget
+    value: float | None     # the estimate's total (None: the target does not fit)
+    ok: bool
+
+    def message(self) -> str:
+        """One line: 'sot-mram: latency 6.12 ms exceeds the budget of 5 ms by 22%'."""
+        from nvmc.render import si
+
+        spec = self.budget.spec
+        fmt = (lambda v: f"{v:.3g} mm²") if spec.name == "area" else (lambda v: si(v, spec.unit))
+        if self.value is None:
+            return f"{self.target}: {self.budget.metric} cannot be checked: the model does not fit the target"
+        value, limit = fmt(self.value), fmt(self.budget.limit)
+        if self.ok:
+            return f"{self.target}: {self.budget.metric} {value} is within the budget of {limit}"
+        if spec.upper:
+            return (f"{self.target}: {self.budget.metric} {value} exceeds the budget of {limit} "
+                    f"by {self.value / self.budget.limit - 1:.0%}")
+        return (f"{self.target}: {self.budget.metric} {value} is below the budget of {limit} "
+                f"by {1 - self.value / self.budget.limit:.0%}")
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.budget.spec
+        return {"target": self.target, "metric": self.budget.metric, "total": spec.total,
+                "bound": "max" if spec.upper else "min", "limit": self.budget.limit, "value": self.value,
+                "ok": self.ok, "text": self.budget.text}
+
+
+def check_budgets(budgets: Iterable[Budget],
+                  totals: Iterable[tuple[str, Mapping[str, float]]] | Mapping[str, Mapping[str, float]]
+                  ) -> list[BudgetResult]:
+    """Every budget against every target's totals: (target name, ``Estimate.totals``) pairs or a dict.
+
+        >>> b = parse_budgets("latency=5ms,throughput=100/s")
+        >>> [r.ok for r in check_budgets(b, [("t", {"latency_s": 0.004, "throughput_ips": 250.0})])]
+        [True, True]
+        >>> print(check_budgets(b, {"t": {"latency_s": 0.006, "throughput_ips": 166.7}})[0].message())
+        t: latency 6 ms exceeds the budget of 5 ms by 20%
+    """
+    budgets = list(budgets)
+    pairs = totals.items() if isinstance(totals, Mapping) else totals
+    results = []
+    for target, totals in pairs:
+        for b in budgets:
+            value = totals.get(b.spec.total)
+            value = float(value) if value is not None and math.isfinite(value) else None
+            results.append(BudgetResult(target, b, value, b.check(value)))
+    return results

@@ -1,0 +1,235 @@
+"""`nvmc sweep` and `nvmc results`: design-space sweeps into a resumable SQLite database.
+
+    nvmc sweep examples/sweeps/llc_capacity.toml                      # local process pool
+    nvmc sweep spec.toml --db runs.sqlite --workers 4
+    nvmc sweep spec.toml --scheduler tcp://10.0.0.5:8786              # an existing Dask cluster
+    nvmc sweep spec.toml --status                                     # progress of the spec
+    nvmc results spec.toml --csv points.csv --html pareto.html        # or: nvmc results runs.sqlite
+
+Registered on the ``cli`` group of nvmc/cli.py. Exit codes: 0 when every point ran (a
+target that does not fit is a result), 1 when some points failed (their errors are stored
+and listed) or stayed pending (a worker or the cluster lost their task), 2 on bad input,
+130 when interrupted (finished points are kept; run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from nvmc.cli import cli
+from nvmc.ir.errors import NvmcError
+from nvmc.render import console, err_console, si
+
+
+def _default_db(spec: Path) -> Path:
+    return Path.cwd() / f"{spec.stem}.sqlite"
+
+
+@cli.command("sweep")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--db", type=click.Path(path_type=Path), help="Results database (default: SPEC's file name with .sqlite, in the current directory).")
+@click.option("--scheduler", metavar="ADDRESS", help="Run on an existing Dask cluster, e.g. tcp://host:8786.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Local worker processes (default: CPU count; 0: run in this process).")
+@click.option("--chunk", type=click.IntRange(min=1), default=None,
+              help="Points per task (default: balanced, at most 32; a kill loses the tasks in flight).")
+@click.option("--retry-errors", is_flag=True, help="Run the points that failed before once more.")
+@click.option("--status", "status_only", is_flag=True, help="Show how far the sweep is; run nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def sweep_cmd(spec: Path, db: Path | None, scheduler: str | None, workers: int | None, chunk: int | None,
+              retry_errors: bool, status_only: bool, quiet: bool) -> None:
+    """Cost every point of the sweep SPEC (models x targets x pipelines x grid) into a database.
+
+    Finished points are saved as they complete; a killed or interrupted sweep resumes where it
+    stopped when run again (no point is lost or stored twice). Exits 0 when every point ran
+    (not fitting is a result), 1 when some failed or stayed pending, 2 on bad input.
+    """
+    from nvmc.sweep import Store, load_spec, run_sweep
+    from nvmc.sweep.run import Summary, fill_status
+
+    plan = load_spec(spec)
+    db = db or _default_db(spec)
+    if status_only:
+        summary = Summary(len(plan.points), 0, 0, 0.0)
+        if db.is_file():
+            with Store(db, create=False) as store:
+                fill_status(plan, store, summary)
+                _status_table(plan, store)
+        else:
+            summary.counts = {"ok": 0, "not_fitting": 0, "error": 0, "pending": len(plan.points)}
+        _print_counts(summary, db, started=db.is_file())
+        return
+    with Store(db) as store, _Progress(quiet) as progress:
+        try:
+            summary = run_sweep(plan, store, workers=workers, scheduler=scheduler, chunk=chunk,
+                                retry_errors=retry_errors, on_start=progress.start, on_progress=progress.advance)
+        except KeyboardInterrupt:
+            progress.stop()
+            err_console().print(f"interrupted: the finished points are saved in {db}; run the same command "
+                                "again to resume")
+            sys.exit(130)
+    _print_summary(summary, db)
+    if summary.counts.get("error") or summary.counts.get("pending"):
+        sys.exit(1)
+
+
+class _Progress:
+    """A rich progress bar with rate and ETA on stderr (static when stderr is not a terminal)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self, total: int, done: int) -> None:
+        if done:
+            err_console().print(f"{done} of {total} points already in the database; running the other "
+                                f"{total - done}")
+        if self.quiet or total == done:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), console=err_console(), transient=False)
+        self.task = self.bar.add_task("sweep", total=total - done, rate="")
+        self.bar.start()
+
+    def advance(self, n: int, ran: int) -> None:
+        if self.bar is None:
+            return
+        self.bar.advance(self.task, n)
+        elapsed = self.bar.tasks[0].elapsed or 0
+        if elapsed > 0:
+            self.bar.update(self.task, rate=f"{ran / elapsed:.1f} points/s")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _print_counts(summary, db: Path, *, started: bool = True) -> None:
+    c = summary.counts
+    out = console()
+    line = (f"{summary.total} points: {c['ok']} ok, {c['not_fitting']} not fitting, {c['error']} failed, "
+            f"{c['pending']} pending")
+    out.print(line + ("" if started else f" (no database yet at {db})"), soft_wrap=True)
+    for where, message in summary.errors:
+        out.print(f"[red]failed:[/red] {where}: {message.splitlines()[0]}", soft_wrap=True, markup=True,
+                  highlight=False)
+
+
+def _print_summary(summary, db: Path) -> None:
+    how = {"local": f"{summary.workers} local worker process(es)", "serial": "this process",
+           "dask": "the Dask cluster"}[summary.runner]
+    rate = f" ({summary.rate:.1f} points/s)" if summary.ran else ""
+    console().print(f"ran {summary.ran} points in {summary.seconds:.2f} s{rate} on {how}; "
+                    f"{summary.skipped} were already done; results in {db}", soft_wrap=True)
+    _print_counts(summary, db)
+    for why in summary.lost[:5]:
+        err_console().print(f"lost (pending; run the same command again to resume them): {why}", soft_wrap=True,
+                            markup=False, highlight=False)
+
+
+def _status_table(plan, store) -> None:
+    statuses = store.statuses(p.id for p in plan.points)
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for p in plan.points:
+        key = (plan.models[p.model].label, plan.targets[p.target].name)
+        row = counts.setdefault(key, {"ok": 0, "not_fitting": 0, "error": 0, "pending": 0})
+        row[statuses.get(p.id, "pending")] += 1
+    table = Table(title=f"sweep {plan.name}: progress by model and target", title_justify="left")
+    for col in ("model", "target", "ok", "not fitting", "failed", "pending"):
+        table.add_column(col, justify="left" if col in ("model", "target") else "right")
+    for (model, target), c in counts.items():
+        table.add_row(model, target, str(c["ok"]), str(c["not_fitting"]), str(c["error"]), str(c["pending"]))
+    console().print(table)
+
+
+# ------------------------------------------------------------------ results
+@cli.command("results")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--db", type=click.Path(path_type=Path), help="With a SPEC: its database (default: as for nvmc sweep).")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write one row per point as CSV ('-': stdout).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the points as JSON ('-': stdout).")
+@click.option("--reports", is_flag=True, help="With --json: include each point's full report (per-layer figures).")
+@click.option("--html", "html_path", type=click.Path(path_type=Path),
+              help="Write a self-contained HTML page: energy vs latency vs area per model, Pareto front marked.")
+@click.option("--top", default=10, show_default=True, help="Pareto-optimal points to list per model.")
+def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path: Path | None, reports: bool,
+                html_path: Path | None, top: int) -> None:
+    """Export the results of a sweep: SOURCE is its spec (.toml) or a results database."""
+    from nvmc.sweep import Store, load_spec, write_csv, write_html, write_json
+
+    ids = None
+    if source.suffix == ".toml":
+        plan = load_spec(source)
+        db = db or _default_db(source)
+        ids = [p.id for p in plan.points]
+        title = f"sweep {plan.name}"
+    else:
+        if db is not None:
+            raise NvmcError("--db goes with a spec; SOURCE is already a database", where=str(source))
+        db = source
+        title = f"sweep results {source.name}"
+    for path in (csv_path, json_path, html_path):
+        if path is not None and str(path) != "-" and path.exists() and path.resolve() in (source.resolve(),
+                                                                                           db.resolve()):
+            raise NvmcError("the output would overwrite the input", where=str(path))
+    with Store(db, create=False) as store:
+        rows = store.rows(ids, report=reports and json_path is not None)
+        sweeps = store.sweeps()
+    if csv_path is not None:
+        write_csv(rows, csv_path)
+    if json_path is not None:
+        write_json(rows, json_path, meta={"database": str(db), "sweeps": sweeps,
+                                          "planned": len(ids) if ids is not None else None})
+    if html_path is not None:
+        write_html(rows, html_path, title=title)
+        err_console().print(f"wrote {html_path}")
+    if "-" not in (str(csv_path), str(json_path)):
+        _print_results(rows, ids, title, top)
+
+
+def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
+    from nvmc.sweep import mark_pareto
+    from nvmc.sweep.export import show_params
+    from nvmc.sweep.run import label
+
+    out = console()
+    mark_pareto(rows)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "not_fitting", "error")}
+    planned = f" of {len(ids)} planned" if ids is not None else ""
+    out.print(f"[bold]{title}[/bold]: {len(rows)} points{planned}: {counts['ok']} ok, "
+              f"{counts['not_fitting']} not fitting, {counts['error']} failed", soft_wrap=True)
+    by_model: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["pareto"]:
+            by_model.setdefault(f"{r['model']} (batch {r['batch']})", []).append(r)
+    for model, front in by_model.items():
+        front.sort(key=lambda r: r["edp_js"])
+        table = Table(title=f"{model}: {len(front)} Pareto-optimal points (latency, energy/inference, area); "
+                            f"best {min(top, len(front))} by EDP", title_justify="left")
+        for col in ("target", "pipeline", "parameters", "latency", "energy/inf", "area", "EDP"):
+            table.add_column(col, justify="left" if col in ("target", "pipeline", "parameters") else "right",
+                             no_wrap=col not in ("pipeline", "parameters"))
+        for r in front[:top]:
+            params = show_params(r["params"])
+            table.add_row(r["target"], r["pipeline"] or "—", params or "—", si(r["latency_s"], "s"),
+                          si(r["energy_per_inference_j"], "J"), f"{r['area_mm2']:.3g} mm²", si(r["edp_js"], "J·s"))
+        out.print(table)
+    for r in [r for r in rows if r["status"] == "error"][:5]:
+        out.print(f"failed: {label(r)}: {(r['error'] or '').splitlines()[0]}", soft_wrap=True, markup=False,
+                  highlight=False)

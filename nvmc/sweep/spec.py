@@ -1,0 +1,458 @@
+"""Sweep specs: a TOML file naming models, targets, pipelines and parameter grids, expanded
+into points, each with a stable identity.
+
+    schema = "nvmc.sweep/1"
+    name = "llc-capacity"
+    models = ["../models/tiny_cnn.onnx", {path = "big.onnx", input_shapes = {input = [1, 3, 224, 224]}}]
+    targets = ["sram", "stt-mram", "sot-mram"]      # names, .toml paths, "family:gpu-llc", "*" (all shipped)
+    pipelines = ["", "canonicalize", "quantize{bits=8}"]
+    batch = [1, 8]                                  # optional; default: the model's leading input dimension
+    set = ["gpu.utilization=0.6"]                   # optional overrides for every target that has the key
+
+    [grid]                                          # --set keys with lists or ranges
+    "llc.capacity" = {from = "1MiB", to = "16MiB", factor = 2}
+    "llc.iso" = ["capacity", "area"]
+    "tiling.block_m" = {from = 64, to = 256, step = 64}
+    "gpu.clock_hz" = {from = 1.0e9, to = 2.0e9, num = 5}
+
+    [[points]]                                      # listed points: run besides (or instead of) the product
+    model = "../models/tiny_cnn.onnx"
+    target = "sot-mram"
+    pipeline = "canonicalize"
+    set = {"llc.capacity" = "8MiB"}
+
+Rules:
+1. The product is models x targets x pipelines x batch x grid; ``[[points]]`` adds listed
+   points. A spec with ``[[points]]`` only runs just those.
+2. A grid or ``set`` key applies to the targets whose family has it (``llc.capacity`` to
+   gpu-llc targets, not to a systolic one); for the others that dimension collapses to one
+   point. A key no target of the spec has is an error (with a close match).
+3. Values are checked against the target's schema when the spec is expanded, so a bad value
+   stops the sweep before it starts; capacities are stored as bytes, so "4MiB" and
+   "4096KiB" are the same point.
+4. A point's identity (``Point.id``) is a hash of the model file's bytes (and input
+   shapes), the target's name, file hash and library values (every number ``nvmc explain``
+   lists for it, so editing a cited number re-runs the points it affects), the canonical
+   pipeline, the parameters, the batch and the nvmc version: the key of its row in the
+   results database.
+5. Paths in the spec (models, target files) are relative to the spec file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nvmc.ir.errors import NvmcError, did_you_mean
+
+SPEC_SCHEMA = "nvmc.sweep/1"
+_TOP_KEYS = ("schema", "name", "description", "models", "targets", "pipelines", "batch", "set", "grid", "points")
+_POINT_KEYS = ("model", "target", "pipeline", "batch", "set")
+_RANGE_KEYS = frozenset({"from", "to", "step", "num", "factor", "scale"})
+
+
+class SpecError(NvmcError):
+    """A sweep spec that cannot be read or expanded."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model of the sweep: its file, the sha256 of its bytes and bound input shapes."""
+
+    path: str                                     # absolute path
+    label: str                                    # as written in the spec (shown in tables)
+    sha256: str
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    """A target file of the sweep, carried as bytes so remote workers need no copy of it."""
+
+    name: str
+    family: str
+    path: str
+    data: bytes = field(repr=False)
+    sha256: str = ""                              # of the file
+    library_sha256: str = ""                      # of every number its cost model reads (nvmc explain)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One design point: indexes into the spec's models and targets, plus what varies."""
+
+    id: str
+    model: int
+    target: int
+    pipeline: str                                 # canonical text ('' = no passes)
+    params: tuple[tuple[str, Any], ...]           # checked --set values, sorted by key
+    batch: int | None                             # None: the model's leading input dimension
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    description: str
+    path: str
+    sha256: str
+    models: list[ModelRef]
+    targets: list[TargetRef]
+    points: list[Point]
+    version: str
+
+    def groups(self) -> dict[tuple[int, str], list[Point]]:
+        """Points by (model, pipeline): import and analysis happen once per group."""
+        out: dict[tuple[int, str], list[Point]] = {}
+        for p in self.points:
+            out.setdefault((p.model, p.pipeline), []).append(p)
+        return out
+
+
+# ------------------------------------------------------------------ hashing
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a model file's bytes (for .nvir also its .npz sidecar, which holds the constants)."""
+    path = Path(path)
+    h = hashlib.sha256(path.read_bytes())
+    sidecar = path.with_suffix(".npz")
+    if path.suffix == ".nvir" and sidecar.exists():
+        h.update(sidecar.read_bytes())
+    return h.hexdigest()
+
+
+def point_id(model: ModelRef, target: TargetRef, pipeline: str, params, batch, version: str) -> str:
+    key = {"model": model.sha256, "input_shapes": [[k, list(v)] for k, v in model.input_shapes],
+           "target": target.name, "target_file": target.sha256, "target_library": target.library_sha256,
+           "pipeline": pipeline,
+           "params": [[k, v] for k, v in params], "batch": batch, "nvmc": version}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------ loading
+def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
+    """Read, check and expand a sweep spec; raises SpecError (or TargetError/ParseError) on bad input."""
+    import nvmc
+
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise SpecError("sweep spec not found", where=where, hint="give the path of a .toml sweep spec")
+    data = path.read_bytes()
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise SpecError(f"not a valid TOML file: {e}", where=where) from None
+    if doc.get("schema") != SPEC_SCHEMA:
+        raise SpecError(f"schema = {doc.get('schema')!r}: expected '{SPEC_SCHEMA}'", where=where,
+                        hint=f'a sweep spec starts with schema = "{SPEC_SCHEMA}"')
+    for key in doc:
+        if key not in _TOP_KEYS:
+            raise SpecError(f"unknown key '{key}'{did_you_mean(key, _TOP_KEYS)}", where=where,
+                            hint=f"keys: {', '.join(_TOP_KEYS)}")
+    builder = _Builder(path, version or nvmc.__version__)
+    listed = doc.get("points", [])
+    if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
+        raise SpecError("'points' must be a list of tables ([[points]])", where=where)
+    if not listed or "models" in doc or "targets" in doc:
+        builder.product(doc)
+    for i, entry in enumerate(listed, 1):
+        builder.listed(entry, f"{where}: [[points]] #{i}")
+    if not builder.points:
+        raise SpecError("the spec expands to no points", where=where)
+    return SweepSpec(name=str(doc.get("name") or path.stem), description=str(doc.get("description", "")),
+                     path=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest(), models=builder.models,
+                     targets=builder.targets, points=builder.points, version=builder.version)
+
+
+class _Builder:
+    """Expands a spec document into points, caching resolved models and targets."""
+
+    def __init__(self, path: Path, version: str):
+        from nvmc.backends import load_target
+
+        self.path = path
+        self.where = str(path)
+        self.base = path.resolve().parent
+        self.version = version
+        self.models: list[ModelRef] = []
+        self.targets: list[TargetRef] = []
+        self.points: list[Point] = []
+        self._model_index: dict[tuple, int] = {}
+        self._target_index: dict[str, int] = {}
+        self._loaded: list = []                   # Target objects, aligned with self.targets
+        self._seen: set[str] = set()
+        self._load_target = load_target
+
+    # ---------------------------------------------------------- product
+    def product(self, doc: dict) -> None:
+        for key in ("models", "targets"):
+            if key not in doc:
+                raise SpecError(f"missing required key '{key}'", where=self.where,
+                                hint="a spec lists models = [...] and targets = [...] (or only [[points]])")
+        models = [self.model(m, f"{self.where}: models") for m in _as_list(doc["models"], "models", self.where)]
+        targets = [t for spec in _as_list(doc["targets"], "targets", self.where)
+                   for t in self.expand_targets(spec)]
+        pipelines = [self.pipeline(p) for p in _as_list(doc.get("pipelines", [""]), "pipelines", self.where)]
+        batches = [_batch(b, self.where) for b in _as_list(doc.get("batch", [None]), "batch", self.where)]
+        fixed = _set_items(doc.get("set", []), f"{self.where}: set")
+        grid = _grid(doc.get("grid", {}), f"{self.where}: [grid]")
+        self._check_keys([k for k, _ in fixed] + list(grid), targets, self.where)
+        for m, t in itertools.product(models, targets):
+            schema = self._schema(t)
+            keys = [k for k in grid if _has(schema, k)]
+            mine = [(k, v) for k, v in fixed if _has(schema, k)]
+            for values in itertools.product(*(grid[k] for k in keys)):
+                params = self.params(t, mine + list(zip(keys, values)), self.where)
+                for p, b in itertools.product(pipelines, batches):
+                    self.add(m, t, p, params, b)
+
+    def listed(self, entry: dict, where: str) -> None:
+        for key in entry:
+            if key not in _POINT_KEYS:
+                raise SpecError(f"unknown key '{key}'{did_you_mean(key, _POINT_KEYS)}", where=where,
+                                hint=f"keys: {', '.join(_POINT_KEYS)}")
+        for key in ("model", "target"):
+            if key not in entry:
+                raise SpecError(f"missing required key '{key}'", where=where)
+        m = self.model(entry["model"], where)
+        targets = self.expand_targets(entry["target"])
+        sets = _set_items(entry.get("set", []), f"{where}: set")
+        self._check_keys([k for k, _ in sets], targets, where)
+        for t in targets:
+            schema = self._schema(t)
+            params = self.params(t, [(k, v) for k, v in sets if _has(schema, k)], where)
+            self.add(m, t, self.pipeline(entry.get("pipeline", "")), params, _batch(entry.get("batch"), where))
+
+    def add(self, m: int, t: int, pipeline: str, params, batch) -> None:
+        pid = point_id(self.models[m], self.targets[t], pipeline, params, batch, self.version)
+        if pid not in self._seen:
+            self._seen.add(pid)
+            self.points.append(Point(pid, m, t, pipeline, params, batch))
+
+    # ---------------------------------------------------------- parts
+    def model(self, entry, where: str) -> int:
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise SpecError(f"a model is a path or a table {{path = ..., input_shapes = {{...}}}}, got {entry!r}",
+                            where=where)
+        unknown = set(entry) - {"path", "input_shapes"}
+        if unknown:
+            raise SpecError(f"unknown model key '{sorted(unknown)[0]}'", where=where, hint="keys: path, input_shapes")
+        path = (self.base / entry["path"]).resolve()
+        shapes = entry.get("input_shapes", {})
+        if not isinstance(shapes, dict) or not all(
+                isinstance(v, list) and v and all(isinstance(d, int) and d > 0 for d in v) for v in shapes.values()):
+            raise SpecError("input_shapes must map input names to lists of positive dims, e.g. {input = [1, 3, 224, "
+                            "224]}", where=where)
+        key = (str(path), tuple(sorted((k, tuple(v)) for k, v in shapes.items())))
+        if key not in self._model_index:
+            if not path.is_file():
+                raise SpecError(f"model file not found: {entry['path']}", where=where,
+                                hint=f"paths are relative to the spec file ({self.base})")
+            self._model_index[key] = len(self.models)
+            self.models.append(ModelRef(str(path), entry["path"], file_sha256(path), key[1]))
+        return self._model_index[key]
+
+    def expand_targets(self, spec) -> list[int]:
+        from nvmc.backends import shipped_targets
+
+        if not isinstance(spec, str) or not spec:
+            raise SpecError(f"a target is a name, a .toml path, 'family:NAME' or '*', got {spec!r}", where=self.where)
+        if spec == "*" or spec.startswith("family:"):
+            family = spec.partition(":")[2] or None
+            found = []
+            for name in shipped_targets():
+                i = self.target(name)
+                if family is None or self.targets[i].family == family:
+                    found.append(i)
+            if not found:
+                from nvmc.backends import families
+                raise SpecError(f"no shipped target of family '{family}'{did_you_mean(family, families())}",
+                                where=self.where, hint=f"families: {', '.join(families())}")
+            return found
+        return [self.target(spec)]
+
+    def target(self, spec: str) -> int:
+        from nvmc.backends import shipped_targets
+
+        local = self.base / spec
+        if spec not in shipped_targets() and (spec.endswith(".toml") or "/" in spec) and local.is_file():
+            spec = str(local.resolve())
+        if spec not in self._target_index:
+            t = self._load_target(spec)
+            data = Path(t.path).read_bytes() if t.path else b""
+            self._target_index[spec] = len(self.targets)
+            self.targets.append(TargetRef(t.name, t.family, t.source, data, t.file_sha256, _library_sha256(t)))
+            self._loaded.append(t)
+        return self._target_index[spec]
+
+    def pipeline(self, text) -> str:
+        from nvmc.passes import parse_pipeline
+
+        if not isinstance(text, str):
+            raise SpecError(f"a pipeline is a string such as 'canonicalize,quantize{{bits=8}}', got {text!r}",
+                            where=self.where)
+        return str(parse_pipeline(text, filename=f"{self.where}: pipeline")) if text.strip() else ""
+
+    def params(self, t: int, items, where: str) -> tuple[tuple[str, Any], ...]:
+        from nvmc.backends.errors import TargetError
+
+        try:
+            checked = self._loaded[t].with_overrides(items)
+        except TargetError as e:
+            raise SpecError(f"target '{self.targets[t].name}': {e.message}", where=where, hint=e.hint) from None
+        return tuple(sorted(dict(checked.overrides).items()))
+
+    def _schema(self, t: int) -> dict:
+        from nvmc.backends import family_module
+
+        return family_module(self.targets[t].family).SCHEMA
+
+    def _check_keys(self, keys, targets: list[int], where: str) -> None:
+        known = sorted({f"{s}.{k}" for t in targets for s, ks in self._schema(t).items() for k in ks})
+        for key in keys:
+            if key not in known:
+                raise SpecError(f"parameter '{key}' belongs to none of the spec's targets{did_you_mean(key, known)}",
+                                where=where, hint=f"keys: {', '.join(known)}")
+
+
+def _library_sha256(target) -> str:
+    """A hash of the values ``nvmc explain`` lists for the target: editing a number of the
+    technology library (or a device file) changes the identity of the points it affects."""
+    from nvmc.backends import family_module
+
+    try:
+        rows = [[p.key, p.value] for p in family_module(target.family).parameters(target)]
+    except Exception as e:  # noqa: BLE001 - the points will record the error when they run
+        rows = [["error", f"{type(e).__name__}: {e}"]]
+    return hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
+
+
+def _has(schema: dict, key: str) -> bool:
+    section, _, name = key.partition(".")
+    return name in schema.get(section, {})
+
+
+def _as_list(value, key: str, where: str) -> list:
+    value = value if isinstance(value, list) else [value]
+    if not value:
+        raise SpecError(f"'{key}' is empty", where=where)
+    return value
+
+
+def _batch(value, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SpecError(f"batch must be a positive whole number, got {value!r}", where=where)
+    return value
+
+
+def _set_items(value, where: str) -> list[tuple[str, Any]]:
+    """``["k=v", ...]`` or ``{k = v}`` -> [(k, v)] (strings parsed as --set does)."""
+    from nvmc.backends.target import _split_set
+
+    if isinstance(value, dict):
+        return list(_flatten(value, where).items())
+    if isinstance(value, str):
+        value = [value]
+    out = []
+    for item in value:
+        if not isinstance(item, str):
+            raise SpecError(f"expected 'section.key=value' strings, got {item!r}", where=where)
+        try:
+            key, raw, _ = _split_set(item)
+        except NvmcError as e:
+            raise SpecError(e.message, where=where) from None
+        out.append((key, raw))
+    return out
+
+
+def _flatten(table: dict, where: str) -> dict[str, Any]:
+    """{"llc.capacity": x} or {"llc": {"capacity": x}} -> {"llc.capacity": x}."""
+    out = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and "." not in key and not (set(value) <= _RANGE_KEYS and value):
+            for sub, v in value.items():
+                out[f"{key}.{sub}"] = v
+        else:
+            out[key] = value
+        if "." not in key and not isinstance(value, dict):
+            raise SpecError(f"'{key}': keys are 'section.key', e.g. \"llc.capacity\"", where=where)
+    return out
+
+
+def _grid(table, where: str) -> dict[str, list]:
+    if not isinstance(table, dict):
+        raise SpecError("[grid] must be a table of 'section.key' = [values] or {from, to, step|num|factor}",
+                        where=where)
+    grid = {}
+    for key, value in _flatten(table, where).items():
+        values = expand_range(value, f"{where} {key}") if isinstance(value, dict) else value
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"'{key}': expected a non-empty list or a range table", where=where)
+        grid[key] = values
+    return grid
+
+
+def expand_range(r: dict, where: str) -> list:
+    """``{from, to, step}`` (inclusive), ``{from, to, num[, scale="log"]}``, ``{from, to, factor}``.
+
+    ``from``/``to`` may be capacities ("1MiB"); values then come out as whole bytes. Whole-number
+    bounds and steps give whole numbers.
+    """
+    from nvmc.backends.units import parse_capacity
+
+    unknown = set(r) - _RANGE_KEYS
+    modes = [k for k in ("step", "num", "factor") if k in r]
+    if unknown or "from" not in r or "to" not in r or len(modes) != 1:
+        raise SpecError(f"a range is {{from, to}} and one of step, num, factor; got {r!r}", where=where)
+    lo, hi, mode = r["from"], r["to"], modes[0]
+    capacity = isinstance(lo, str) or isinstance(hi, str)
+    try:
+        if capacity:
+            lo, hi = parse_capacity(lo), parse_capacity(hi)
+        for x in (lo, hi, r[mode]):
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise ValueError(f"expected numbers, got {x!r}")
+        whole = isinstance(lo, int) and isinstance(hi, int)
+        if mode == "step":
+            step = r["step"]
+            if step <= 0 or hi < lo:
+                raise ValueError("need from <= to and step > 0")
+            n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+            values = [lo + i * step for i in range(n)]
+            whole = whole and isinstance(step, int)
+        elif mode == "num":
+            n = r["num"]
+            if not isinstance(n, int) or n < 1:
+                raise ValueError("num must be a whole number >= 1")
+            scale = r.get("scale", "linear")
+            if scale not in ("linear", "log"):
+                raise ValueError("scale is 'linear' or 'log'")
+            if scale == "log":
+                if lo <= 0 or hi <= 0:
+                    raise ValueError("a log range needs positive bounds")
+                values = [lo * (hi / lo) ** (i / max(1, n - 1)) for i in range(n)]
+            else:
+                values = [lo + (hi - lo) * i / max(1, n - 1) for i in range(n)]
+        else:
+            f = r["factor"]
+            if f <= 1 or lo <= 0 or hi < lo:
+                raise ValueError("need 0 < from <= to and factor > 1")
+            values, x = [], lo
+            while x <= hi * (1 + 1e-12):
+                values.append(x)
+                x = x * f
+            whole = whole and isinstance(f, int)
+    except ValueError as e:
+        raise SpecError(f"bad range {r!r}: {e}", where=where) from None
+    if whole:
+        return [int(round(v)) for v in values]
+    return [float(f"{v:.12g}") for v in values]

@@ -1,0 +1,188 @@
+"""The results database: embedded SQLite (standard library), one row per design point.
+
+Why it survives a kill: the sweep process is the only writer; a chunk's rows go in with one
+transaction (WAL journal), so after a SIGKILL at any moment each point has either its whole
+row or none. ``point_id`` (the hash of model bytes, target, pipeline, parameters, batch and
+nvmc version; see spec.point_id) is the primary key, so a resumed sweep skips finished
+points and can never write one twice. Several sweeps may share one database: a point that
+another spec already computed is reused.
+
+Tables::
+
+    results(point_id PK, sweep, model, model_hash, target, family, target_hash, pipeline,
+            params JSON, batch, nvmc_version, status 'ok'|'not_fitting'|'error', error,
+            latency_s, energy_j, edp_js, throughput_ips, energy_per_inference_j, area_mm2, macs,
+            breakdown JSON (energy, latency, area by component; events),
+            report BLOB (the point's full nvmc.report/1 JSON, zlib-compressed: decode_report),
+            elapsed_s, host, finished_at)
+    sweeps(name PK, spec, spec_sha256, points, nvmc_version, started_at, finished_at)
+    meta(key PK, value)          -- schema = nvmc.sweepdb/1
+
+Query it with any SQLite client, e.g.
+``SELECT target, params, edp_js FROM results WHERE status='ok' ORDER BY edp_js LIMIT 5`` or
+``SELECT json_extract(breakdown, '$.energy_j.l2_read') FROM results``. The full report (per
+layer figures: tens of KiB for a 200-layer model) is compressed about tenfold.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import zlib
+from pathlib import Path
+from typing import Iterable
+
+from nvmc.ir.errors import NvmcError
+
+DB_SCHEMA = "nvmc.sweepdb/1"
+STATUSES = ("ok", "not_fitting", "error")
+COLUMNS = ("point_id", "sweep", "model", "model_hash", "target", "family", "target_hash", "pipeline", "params",
+           "batch", "nvmc_version", "status", "error", "latency_s", "energy_j", "edp_js", "throughput_ips",
+           "energy_per_inference_j", "area_mm2", "macs", "breakdown", "report", "elapsed_s", "host", "finished_at")
+
+_DDL = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    point_id TEXT PRIMARY KEY,
+    sweep TEXT NOT NULL, model TEXT NOT NULL, model_hash TEXT NOT NULL,
+    target TEXT NOT NULL, family TEXT NOT NULL, target_hash TEXT, pipeline TEXT NOT NULL,
+    params TEXT NOT NULL, batch INTEGER, nvmc_version TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN {STATUSES!r}), error TEXT,
+    latency_s REAL, energy_j REAL, edp_js REAL, throughput_ips REAL, energy_per_inference_j REAL,
+    area_mm2 REAL, macs INTEGER, breakdown TEXT,
+    report BLOB CHECK (status = 'error' OR report IS NOT NULL),
+    elapsed_s REAL, host TEXT, finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS results_by_sweep ON results (sweep, status);
+CREATE TABLE IF NOT EXISTS sweeps (
+    name TEXT PRIMARY KEY, spec TEXT, spec_sha256 TEXT, points INTEGER, nvmc_version TEXT,
+    started_at TEXT, finished_at TEXT
+);
+"""
+
+
+def encode_report(report: dict) -> bytes:
+    return zlib.compress(json.dumps(report, allow_nan=False, separators=(",", ":")).encode(), 1)
+
+
+def decode_report(blob: bytes | None) -> dict | None:
+    """The full report of a row (``None`` for a failed point)."""
+    return None if blob is None else json.loads(zlib.decompress(blob))
+
+
+class StoreError(NvmcError):
+    """The results database cannot be opened or is not an nvmc sweep database."""
+
+
+class Store:
+    def __init__(self, path: str | Path, *, create: bool = True):
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StoreError("results database not found", where=str(path),
+                             hint="run 'nvmc sweep SPEC --db PATH' first, or give the --db it used")
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process kill
+            found = self.db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+            if found and not {"results", "meta"} <= {r[0] for r in found}:
+                raise StoreError("not an nvmc results database (it has other tables)", where=str(path),
+                                 hint="give another --db path")
+            self.db.executescript(_DDL)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (DB_SCHEMA,))
+            schema = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot open the results database: {e}", where=str(path)) from None
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
+        if schema != DB_SCHEMA or not set(COLUMNS) <= have:
+            missing = ", ".join(sorted(set(COLUMNS) - have))
+            raise StoreError(f"database schema {schema!r}{' lacking ' + missing if missing else ''}; this nvmc "
+                             f"reads {DB_SCHEMA!r}", where=str(path), hint="write to a new --db")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---------------------------------------------------------- writing
+    def write(self, rows: Iterable[dict]) -> int:
+        """Insert finished points in one transaction; a point already present is left as it is."""
+        rows = [tuple(r.get(c) for c in COLUMNS) for r in rows]
+        sql = (f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+               "ON CONFLICT (point_id) DO NOTHING")
+        with self._transaction():
+            before = self.db.total_changes
+            self.db.executemany(sql, rows)
+            return self.db.total_changes - before
+
+    def forget_errors(self, ids: Iterable[str]) -> int:
+        """Delete the error rows among ``ids`` so that they run again."""
+        ids = list(ids)
+        removed = 0
+        with self._transaction():
+            for chunk in _chunks(ids, 500):
+                cur = self.db.execute(f"DELETE FROM results WHERE status='error' AND point_id IN "
+                                      f"({','.join('?' * len(chunk))})", chunk)
+                removed += cur.rowcount
+        return removed
+
+    def start_sweep(self, spec) -> None:
+        with self._transaction():
+            self.db.execute("INSERT INTO sweeps (name, spec, spec_sha256, points, nvmc_version, started_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec=excluded.spec, "
+                            "spec_sha256=excluded.spec_sha256, points=excluded.points, "
+                            "nvmc_version=excluded.nvmc_version, started_at=excluded.started_at, finished_at=NULL",
+                            (spec.name, spec.path, spec.sha256, len(spec.points), spec.version, _now()))
+
+    def finish_sweep(self, name: str) -> None:
+        with self._transaction():
+            self.db.execute("UPDATE sweeps SET finished_at=? WHERE name=?", (_now(), name))
+
+    def _transaction(self):
+        return _Tx(self.db)
+
+    # ---------------------------------------------------------- reading
+    def statuses(self, ids: Iterable[str] | None = None) -> dict[str, str]:
+        """point_id -> status, for ``ids`` (all rows when None)."""
+        if ids is None:
+            return dict(self.db.execute("SELECT point_id, status FROM results"))
+        wanted = set(ids)
+        return {pid: s for pid, s in self.db.execute("SELECT point_id, status FROM results") if pid in wanted}
+
+    def rows(self, ids: Iterable[str] | None = None, *, report: bool = False) -> list[dict]:
+        cols = [c for c in COLUMNS if report or c != "report"]
+        cur = self.db.execute(f"SELECT {', '.join(cols)} FROM results ORDER BY rowid")
+        wanted = set(ids) if ids is not None else None
+        return [dict(zip(cols, r)) for r in cur if wanted is None or r[0] in wanted]
+
+    def sweeps(self) -> list[dict]:
+        cur = self.db.execute("SELECT name, spec, points, nvmc_version, started_at, finished_at FROM sweeps "
+                              "ORDER BY started_at")
+        return [dict(zip(("name", "spec", "points", "nvmc_version", "started_at", "finished_at"), r)) for r in cur]
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, *rest):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _chunks(items: list, n: int):
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

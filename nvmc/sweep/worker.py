@@ -1,0 +1,215 @@
+"""What a worker runs: one task = a chunk of points sharing a (model, pipeline).
+
+Runs in a local worker process, a Dask worker (process or thread) or in-process. The graph
+is imported, transformed and analysed once per (model, pipeline) and kept in a small
+per-process cache, so the next chunk of the same group on this worker reuses it. A task
+carries the target files' bytes (and, for a cluster, the model's bytes), so a remote worker
+needs only nvmc installed, not the files.
+
+A failing point becomes a row with status "error" and the message; the task goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .spec import ModelRef, TargetRef, file_sha256
+from .store import encode_report
+
+_CACHE_SIZE = 8
+
+
+@dataclass
+class TaskPoint:
+    id: str
+    target: TargetRef
+    params: tuple[tuple[str, Any], ...]
+    batch: int | None
+
+
+@dataclass
+class Task:
+    """Points of one (model, pipeline) group; ``version`` is the nvmc the sweep was planned with."""
+
+    sweep: str
+    model: ModelRef
+    pipeline: str
+    points: list[TaskPoint]
+    version: str
+
+
+class _Cache:
+    """A small LRU of analysed workloads (or the error that analysis raised), per process.
+
+    Thread-safe: Dask may run several tasks of one process in threads; a per-key lock makes
+    the second thread wait for the first's analysis instead of repeating it."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+        self.key_locks: dict = {}
+
+    def get(self, key, make):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+            key_lock = self.key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self.lock:
+                if key in self.items:
+                    return self.items[key]
+            value = make()
+            with self.lock:
+                self.items[key] = value
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
+                self.key_locks.pop(key, None)
+            return value
+
+
+_WORKLOADS = _Cache(_CACHE_SIZE)
+_TARGETS = _Cache(64)
+analyses = 0  # how many (model, pipeline) analyses this process ran (tests check the reuse)
+
+
+def analyse(task: Task, model_bytes: bytes | None = None):
+    """The (workload, leading batch) of the task's model after its pipeline (or the failure),
+    through this process's cache."""
+    key = (task.model.sha256, task.model.input_shapes, task.pipeline)
+    return _WORKLOADS.get(key, lambda: _analyse(task, model_bytes))
+
+
+def evaluate(task: Task, model_bytes: bytes | None = None, analysed=None) -> list[dict]:
+    """Cost every point of ``task``; one row (a dict of the store's columns) per point.
+
+    ``analysed``: the group's ``analyse`` result when the runner computed it elsewhere (Dask)."""
+    import nvmc
+
+    host = f"{socket.gethostname()}:{os.getpid()}"
+    if task.version != nvmc.__version__:
+        message = (f"this worker runs nvmc {nvmc.__version__}, the sweep was planned with {task.version}: "
+                   "install the same nvmc on every worker")
+        return [_error_row(task, p, message, 0.0, host) for p in task.points]
+    start = time.perf_counter()
+    if analysed is None:
+        analysed = analyse(task, model_bytes)
+    shared = (time.perf_counter() - start) / max(1, len(task.points))
+    rows = []
+    for p in task.points:
+        t0 = time.perf_counter()
+        if isinstance(analysed, _Failure):
+            rows.append(_error_row(task, p, analysed.message, shared, host))
+            continue
+        workload, leading = analysed
+        try:
+            rows.append(_estimate(task, p, workload, p.batch or leading, t0 - shared, host))
+        except Exception as e:  # noqa: BLE001 - a failing point is recorded; the sweep goes on
+            rows.append(_error_row(task, p, _message(e), time.perf_counter() - t0 + shared, host))
+    return rows
+
+
+@dataclass
+class _Failure:
+    message: str
+
+
+def _analyse(task: Task, model_bytes: bytes | None):
+    """(workload, leading batch) of the task's model after its pipeline, or a _Failure."""
+    global analyses
+    import nvmc
+    from nvmc.api import _leading_dim
+    from nvmc.passes import run_pipeline
+
+    analyses += 1
+    ref = task.model
+    shapes = {k: list(v) for k, v in ref.input_shapes}
+    try:
+        if Path(ref.path).is_file() and file_sha256(ref.path) == ref.sha256:
+            graph = nvmc.load(ref.path, input_shapes=shapes)
+        elif model_bytes is not None:
+            if hashlib.sha256(model_bytes).hexdigest() != ref.sha256:
+                return _Failure(f"{ref.label}: the model bytes sent to the worker do not match the planned hash")
+            import onnx
+            graph = nvmc.load(onnx.load_model_from_string(model_bytes), input_shapes=shapes)
+        elif Path(ref.path).is_file():
+            return _Failure(f"{ref.label}: the model file changed since the sweep was planned; run the sweep again")
+        else:
+            return _Failure(f"{ref.label}: model file not found on worker {socket.gethostname()}")
+        if task.pipeline:
+            run_pipeline(graph, task.pipeline, dump=lambda text: None)
+        return nvmc.analyze(graph), _leading_dim(graph)
+    except Exception as e:  # noqa: BLE001 - every point of the group records it
+        return _Failure(_message(e))
+
+
+def _target(ref: TargetRef):
+    from nvmc.backends.target import parse_target
+
+    return _TARGETS.get((ref.sha256, ref.path), lambda: parse_target(ref.data, Path(ref.path)))
+
+
+def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: str) -> dict:
+    from nvmc.backends import family_module
+
+    target = _target(p.target).with_overrides(list(p.params))
+    est = family_module(target.family).estimate(workload, target, batch=batch)
+    est.pipeline = task.pipeline
+    report = est.to_dict()
+    report["model"] = {"path": task.model.label, "sha256": task.model.sha256, "batch": batch}
+    report["params"] = dict(p.params)
+    totals = report["totals"]
+    row = _base_row(task, p, host)
+    row.update(status="ok" if est.ok else "not_fitting", error=est.reason or None, family=target.family,
+               target_hash=target.hash, batch=batch, breakdown=json.dumps(report["breakdown"], allow_nan=False),
+               report=encode_report(report), elapsed_s=time.perf_counter() - t0)
+    row.update({k: totals.get(k) for k in METRICS})
+    return row
+
+
+METRICS = ("latency_s", "energy_j", "edp_js", "throughput_ips", "energy_per_inference_j", "area_mm2", "macs")
+
+
+def _base_row(task: Task, p: TaskPoint, host: str) -> dict:
+    return {"point_id": p.id, "sweep": task.sweep, "model": task.model.label, "model_hash": task.model.sha256,
+            "target": p.target.name, "family": p.target.family, "target_hash": None, "pipeline": task.pipeline,
+            "params": json.dumps(dict(p.params), sort_keys=True), "batch": p.batch, "nvmc_version": task.version,
+            "host": host, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **{k: None for k in METRICS}}
+
+
+def _error_row(task: Task, p: TaskPoint, message: str, elapsed: float, host: str) -> dict:
+    row = _base_row(task, p, host)
+    row.update(status="error", error=message, breakdown=None, report=None, elapsed_s=elapsed)
+    return row
+
+
+def _message(e: BaseException) -> str:
+    from nvmc.ir.errors import NvmcError
+
+    if isinstance(e, NvmcError):
+        return e.render()
+    tb = traceback.extract_tb(e.__traceback__)[-1:]
+    where = f" (at {Path(tb[0].filename).name}:{tb[0].lineno})" if tb else ""
+    return f"{type(e).__name__}: {e}{where}"
+
+
+def watch_parent(parent: int) -> None:
+    """Local pool initializer: exit when the sweep process is gone (e.g. killed with SIGKILL)."""
+    def loop():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=loop, daemon=True, name="nvmc-sweep-parent-watch").start()
