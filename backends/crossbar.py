@@ -75,7 +75,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import crossbar_noise  # noqa: F401  (registers the crossbar-noise pass)
+
 from .errors import TargetError, UnsupportedOpError
 from .estimate import Estimate
 from .target import Field, Target

@@ -24,3 +24,5 @@ __all__ += [
 from . import prune, quantize, share_weights  # noqa: E402,F401
 # HDC (issue 11): the nvmc.Bind/Permute/Bundle/Similarity ops and the hdc-recognize pass.
 from . import hdc_ops, hdc_recognize  # noqa: E402,F401
+# RRAM crossbar non-idealities (issue 8): the crossbar-noise pass.
+from . import crossbar_noise  # noqa: E402,F401

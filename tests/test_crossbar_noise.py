@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import nvmc
-from nvmc.backends.crossbar_noise import effective_weight
+from nvmc.passes.crossbar_noise import effective_weight
 from nvmc.harness import compare
 from nvmc.passes import run_pipeline, workload
 

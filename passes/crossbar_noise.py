@@ -17,7 +17,7 @@ import numpy as np
 
 from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import Annotation, TensorType
-from nvmc.passes.base import Pass, PassResult, option, register_pass
+from .base import Pass, PassResult, option, register_pass
 
 
 def effective_weight(w: np.ndarray, *, weight_bits: int, cell_bits: int, on_off: float, sigma: float,
@@ -117,7 +117,7 @@ class CrossbarNoise(Pass):
 
 def inject(graph: Graph, spec) -> PassResult:
     """The pass body (``spec``: a CrossbarNoise instance)."""
-    from nvmc.passes.compression_common import (QDQ_OPSET, OrtGraph, find_weights, measure_error, remove_if_unused,
+    from .compression_common import (QDQ_OPSET, OrtGraph, find_weights, measure_error, remove_if_unused,
                                                 sample_feeds, upgrade_opset)
 
     result = PassResult(False)
