@@ -326,6 +326,8 @@ def _traffic(workload, cfg: Config) -> dict[str, np.ndarray]:
     cap = float(cfg.llc.capacity_bytes)
     is_mac = macs > 0
     work = ~(np.isin(np.asarray(workload.ops, dtype=object), list(VIEW_OPS)) & ~is_mac)
+    if "folded" in workload.columns:  # weight decodes / precision casts fused into their readers
+        work &= workload.columns["folded"] == 0
 
     # operands of MAC nodes: A (activations) and B (weights, or a second activation)
     has_w = params > 0

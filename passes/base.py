@@ -31,7 +31,7 @@ from nvmc.ir.errors import NvmcError, did_you_mean
 from nvmc.ir.graph import Graph
 
 _KEBAB = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
-_BARE_VALUE = re.compile(r"[A-Za-z0-9_.+\-]+\Z")  # an option value a pipeline may write unquoted
+_BARE_VALUE = re.compile(r"[A-Za-z0-9_.+\-][A-Za-z0-9_.+:\-]*\Z")  # an option value a pipeline may write unquoted
 OPTION_TYPES = (bool, int, float, str)
 
 
