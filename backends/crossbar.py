@@ -11,7 +11,8 @@ figures) or the target, and ``nvmc explain`` lists them with their sources.
 Mapping (weight stationary, layer by layer, as NeuroSim's non-pipelined mode)
 ==============================================================================
 
-A node with a constant weight (Conv, Gemm, MatMul with a constant operand, ...) is the
+A node with a constant weight (Conv, Gemm, MatMul with a constant operand, an nvmc op whose
+MAC rule the workload knows, like NEON's ``nvmc.NeonApprox`` nets, ...) is the
 workload's ``gemm_batch`` x (M x N x K) GEMM. Its weight is unrolled (im2col): each of its
 ``copies`` (conv groups; 1 when a batched MatMul shares one weight) is a K x N matrix whose
 rows are array rows and whose columns take ``S = ceil(weight_bits / cell_bits)`` cells each

@@ -42,6 +42,7 @@ class Estimate:
     info: dict[str, Any] = field(default_factory=dict)             # resolved target facts (capacity, ...)
     target_file: str = ""
     pipeline: str = ""
+    carbon: dict[str, Any] = field(default_factory=dict)          # backends.carbon.carbon(...), set by the driver
 
     @classmethod
     def not_fitting(cls, target, reason: str, *, names=(), ops=(), notes=(), info=None) -> "Estimate":
@@ -137,6 +138,7 @@ class Estimate:
             "layers": self.layers(),
             "notes": list(self.notes),
             "assumptions": list(self.assumptions),
+            **({"carbon": _jsonable(self.carbon)} if self.carbon else {}),
         }
 
     def to_json(self, **kw) -> str:

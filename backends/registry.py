@@ -32,6 +32,7 @@ _BUILTIN = {
     "systolic": "nvmc.backends.systolic",
     "crossbar": "nvmc.backends.crossbar",
     "racetrack-hdc": "nvmc.backends.racetrack",
+    "sparse-engine": "nvmc.backends.eie",
 }
 ENTRY_POINT_GROUP = "nvmc.targets"
 

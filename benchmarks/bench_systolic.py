@@ -160,10 +160,11 @@ def main() -> None:
 
     target = nvmc.backends.load_target("systolic-sram-28nm", [f"array.size={ROWS}x{COLS}",
                                                               f"array.dataflow={DATAFLOW}"])
-    t_load, graph = best_of(1, lambda: nvmc.load(ZOO))
-    t_full, est = best_of(args.repeat, lambda: nvmc.compile(graph, target).estimate)
-    print(f"nvmc systolic family on the zoo ResNet-50 ({len(graph)} nodes): load {t_load:.2f} s, "
-          f"analyze + estimate {t_full * 1e3:.1f} ms")
+    t_full, est = best_of(args.repeat, lambda: nvmc.compile(nvmc.load(ZOO), target).estimate)
+    workload = nvmc.analyze(nvmc.load(ZOO))
+    t_est, _ = best_of(args.repeat, lambda: nvmc.backends.estimate(workload, target))
+    print(f"nvmc systolic family on the zoo ResNet-50 ({len(workload)} nodes): load + analyze + estimate "
+          f"{t_full * 1e3:.1f} ms, of which the estimate {t_est * 1e3:.2f} ms")
 
     live = args.scalesim_python.exists() and not args.recorded
     if live:
@@ -179,7 +180,7 @@ def main() -> None:
     print(f"SCALE-Sim 3.0.0 wall time ({how}): {ref['wall_s']:.1f} s")
     print(f"per-layer compute cycles identical: {same} ({len(ref['cycles'])} layers)")
     print(f"speed-up, cycle model:          {ref['wall_s'] / t_nvmc:12.0f}x")
-    print(f"speed-up, whole nvmc estimate:  {ref['wall_s'] / t_full:12.0f}x  (goal >= 200x)")
+    print(f"speed-up, nvmc end to end:      {ref['wall_s'] / t_full:12.0f}x  (goal >= 200x)")
     if not same:
         sys.exit(1)
 

@@ -207,6 +207,8 @@ Why nvmc's numbers differ from the paper's:
     available); the MRAM advantage grows with idle time per inference (lower rates) and with the
     leakage of the SRAM it replaces (NVSim LOP devices at 350 K here; try --roadmap lstp, whose SRAM
     barely leaks and the MRAM advantage shrinks or turns into a loss);
+  * the eye segmenter's 1-4 MB feature maps do not fit 256 KiB buffers: its DRAM traffic, the same for
+    every buffer technology, is most of its energy at 7 nm and dilutes the MRAM saving at 6 inferences/s;
   * power-gating idle SRAM removes its idle leakage but reloads the weights from DRAM every inference;
   * MRAM reads and (STT) writes cost more energy per access than SRAM in the NVSim data, so at high
     rates the dynamic energy decides; the paper's device figures (its VGSOT table) were not available,

@@ -142,13 +142,17 @@ class Compiled:
 
 def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Sequence[str], *,
             passes: str | None = None, sets: Sequence[str] = (), batch: int | None = None,
-            input_shapes: Mapping[str, Sequence[int]] | None = None) -> Compiled:
+            input_shapes: Mapping[str, Sequence[int]] | None = None, grid: str | float | None = None,
+            lifetime_years: float | None = None, utilisation: float | None = None) -> Compiled:
     """Load (or take) a model, run the pass pipeline, and cost it on one or more targets.
 
     ``target``: a shipped target name, a .toml path, a ``Target``, or a list of them;
     ``sets``: field overrides such as ``["llc.capacity=8MiB"]`` applied to every target;
     ``batch``: inferences per run (default: the leading dimension of the first input).
     A model that does not fit a target is a result (``estimate.ok`` is False), not an error.
+    Each estimate gets its carbon footprint (``estimate.carbon``, backends/carbon.py) for the
+    use-phase ``grid`` (g CO2e/kWh or an ACT region; default world), ``lifetime_years`` and
+    ``utilisation``; families that ask for measured columns get them (nvmc/calibrate.py).
 
         >>> out = compile("examples/models/tiny_cnn.onnx", ["sram", "sot-mram"], passes="fuse-conv-bn")
         >>> [e.target for e in out.estimates]
@@ -172,10 +176,16 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
     names = [target] if isinstance(target, (str, os.PathLike)) or not isinstance(target, Sequence) else target
     targets = [load_target(t, list(sets)) for t in names]
     batch = batch or _leading_dim(graph)
+    from nvmc.backends.carbon import carbon
+    from nvmc.calibrate import calibrate, requests_of
+
+    requests = requests_of(targets)
+    costed = calibrate(graph, workload, requests) if requests else workload
     estimates = []
     for t in targets:
-        est = family_module(t.family).estimate(workload, t, batch=batch)
+        est = family_module(t.family).estimate(costed, t, batch=batch)
         est.pipeline = passes or ""
+        est.carbon = carbon(est, t, grid=grid, lifetime_years=lifetime_years, utilisation=utilisation)
         estimates.append(est)
     source = "" if isinstance(model, (Graph, onnx.ModelProto)) else str(model)
     return Compiled(graph, workload, estimates, targets, source)

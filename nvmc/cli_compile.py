@@ -86,10 +86,29 @@ def _resolve_targets(names: list[str], sets: tuple[str, ...], iso: str | None):
               help="Fail (exit 3) when a target exceeds a budget, e.g. latency=5ms,energy=2mJ,area=10mm2 "
                    "(metrics: latency, energy, energy_per_inference, edp, area, throughput).")
 @click.option("-q", "--quiet", is_flag=True, help="Print no summary and no notes; errors and broken budgets only.")
+@click.option("--grid", metavar="G_PER_KWH|REGION",
+              help="Carbon: use-phase grid intensity in g CO2e/kWh or an ACT region (world, usa, europe, ...; "
+                   "default world).")
+@click.option("--lifetime", "lifetime_years", type=float, metavar="YEARS",
+              help="Carbon: years the chip is deployed (embodied carbon is shared over them; default 3).")
+@click.option("--utilisation", type=float, metavar="FRACTION",
+              help="Carbon: fraction of its lifetime the chip runs this model (default 0.5).")
+@click.option("--mode", type=click.Choice(["inference", "train"]), default=None,
+              help="train: cost one training iteration (forward, backward, update; + gradient all-reduce with "
+                   "--devices).")
+@click.option("--devices", type=int, metavar="N", help="--mode train: data-parallel devices (default 1).")
+@click.option("--parallel", type=click.Choice(["data"]), help="--mode train: parallelism (data).")
+@click.option("--interconnect", metavar="NAME[,NAME2]",
+              help="--mode train: the network (nvlink2, pcie4, 25gbe, ib-edr, aws-p3-16xlarge, ...; several: "
+                   "compared), or --set net.bandwidth=25Gbit/s --set net.latency=5us.")
+@click.option("--batch", "train_batch", type=int, metavar="B", help="--mode train: samples per device.")
 @input_shape_option
 def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: str | None, iso: str | None,
                 sets: tuple[str, ...], json_path: Path | None, csv_path: Path | None, output: Path | None, top: int,
-                html_path: Path | None, budget_spec: str | None, quiet: bool, input_shapes) -> None:
+                html_path: Path | None, budget_spec: str | None, quiet: bool, grid: str | None,
+                lifetime_years: float | None, utilisation: float | None, input_shapes, mode: str | None = None,
+                devices: int | None = None, parallel: str | None = None, interconnect: str | None = None,
+                train_batch: int | None = None) -> None:
     """Estimate latency, energy and area of MODEL on a hardware target.
 
     Exits 0 on success, 1 when the model does not fit a target (reported, not an error),
@@ -111,12 +130,17 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
             check_output_path(path, model)
     if html_path is not None and str(html_path) == "-":
         raise NvmcError("--html writes a file, not stdout", where="--html", hint="give a path, e.g. report.html")
-    targets = _resolve_targets([target_name, *_target_list(compare)], sets, iso)
+    from nvmc.backends.training import Request
+
+    training, sets = Request.from_cli(mode, devices, parallel, interconnect, train_batch, sets)
+    targets = _resolve_targets([target_name, *_target_list(compare)], tuple(sets), iso)
+    targets = training.targets(targets) if training else targets
     with progress(f"loading {model.name}", quiet=quiet):
         graph = nvmc.load(model, input_shapes=dict(input_shapes)) if quiet else load_model(model, input_shapes)
     try:
         with progress(f"costing {model.name} on {len(targets)} target(s)", quiet=quiet):
-            compiled = nvmc.compile(graph, targets, passes=pipeline)
+            compiled = nvmc.compile(graph, targets, passes=pipeline, grid=grid, lifetime_years=lifetime_years,
+                                    utilisation=utilisation)
     except UnsupportedOpError as e:
         if e.where is None:
             e.where = str(model)
@@ -124,6 +148,8 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     if not quiet:
         print_notices(compiled.workload.notices)
     graph, estimates = compiled.graph, compiled.estimates
+    if training:
+        estimates = training.apply(compiled.workload, estimates)
     checked = check_budgets(budgets, [(e.target, e.totals) for e in estimates])
     report = _report(model, graph, estimates, checked)
     if json_path is not None:
@@ -260,6 +286,10 @@ def _print_summary(out, model: Path, est, top: int) -> None:
     out.print(layers)
     for note in est.notes:
         out.print(f"[dim]note: {note}[/dim]", soft_wrap=True)
+    if est.carbon:
+        from nvmc.backends.carbon import summary_line
+
+        out.print(summary_line(est.carbon), soft_wrap=True, markup=False)
 
 
 def _compare_table(estimates) -> Table:
@@ -355,7 +385,9 @@ def explain_cmd(target_name: str, iso: str | None, sets: tuple[str, ...], as_jso
     from nvmc.backends import family_module
 
     target = _resolve_targets([target_name], sets, iso)[0]
-    params = family_module(target.family).parameters(target)
+    from nvmc.backends.carbon import node_of, parameters as carbon_parameters
+
+    params = [*family_module(target.family).parameters(target), *carbon_parameters(node_of(None, target))]
     if as_json:
         click.echo(json.dumps({"target": target.name, "family": target.family, "file": target.source,
                                "hash": target.hash,

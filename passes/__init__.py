@@ -26,3 +26,7 @@ from . import prune, quantize, share_weights  # noqa: E402,F401
 from . import hdc_ops, hdc_recognize  # noqa: E402,F401
 # RRAM crossbar non-idealities (issue 8): the crossbar-noise pass.
 from . import crossbar_noise  # noqa: E402,F401
+# Winograd F(2x2,3x3) / F(4x4,3x3) with tap-wise quantisation (issue 7).
+from . import winograd  # noqa: E402,F401
+# NEON (issue 9): the nvmc.NeonApprox op and the neon pass.
+from . import neon  # noqa: E402,F401

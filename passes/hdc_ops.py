@@ -325,16 +325,13 @@ def _count_similarity(a, node: Node, out: int) -> dict[str, int]:
 
 
 def _register_counts() -> None:
-    """Teach the workload analysis these ops' counts (module doc, "Workload counts").
+    """Teach the workload analysis these ops' counts (module doc, "Workload counts")."""
+    from .workload import register_count_rule
 
-    ``nvmc.passes.workload`` has no public hook for ops of other domains yet; its rule table
-    is keyed by the qualified op name, which is what an extension point would fill in."""
-    from . import workload
-
-    workload._NONMAC.setdefault("nvmc.Bind", _count_bind)
-    workload._NONMAC.setdefault("nvmc.Permute", {})
-    workload._NONMAC.setdefault("nvmc.Bundle", _count_bundle)
-    workload._NONMAC.setdefault("nvmc.Similarity", _count_similarity)
+    register_count_rule("nvmc.Bind", _count_bind)
+    register_count_rule("nvmc.Permute", {})
+    register_count_rule("nvmc.Bundle", _count_bundle)
+    register_count_rule("nvmc.Similarity", _count_similarity)
 
 
 _register_counts()

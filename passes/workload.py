@@ -222,7 +222,7 @@ class _Analyzer:
                     input_bytes[i] += self.numel(node, v) * stored.get(v, _elem_bytes(t))
             if total:
                 density[i] = nnz / total
-            rule = _MAC_RULES.get(node.op) if onnx_op else None
+            rule = _MAC_RULES.get(op)  # ONNX ops by name, other domains by qualified name
             if rule is not None:
                 gemm[i] = rule(self, node)
             if op in _VARIADIC:
@@ -542,3 +542,22 @@ _NONMAC: dict[str, dict[str, int] | Callable[[_Analyzer, Node, int], dict[str, i
     "QuantizeLinear": _per_elem(div=1, add=1, cmp=2), "DequantizeLinear": _per_elem(add=1, mul=1),
     "DynamicQuantizeLinear": _per_elem(div=1, add=1, cmp=4),
 }
+
+
+# ------------------------------------------------------- extension hooks
+def register_count_rule(op: str, rule: dict[str, int] | Callable[[Any, Node, int], dict[str, int]]) -> None:
+    """Teach the analysis the non-MAC counts of ``op`` (an nvmc-domain op by its qualified
+    name, e.g. ``"nvmc.Bind"``): a dict of counts per output element, or a function
+    ``(analyzer, node, output_elements) -> counts by kind`` (``analyzer.shape(node, v)`` and
+    ``analyzer.numel(node, v)`` read value shapes). Replaces any rule ``op`` had."""
+    unknown = set(rule) - set(NONMAC_KINDS) if isinstance(rule, dict) else set()
+    if unknown:
+        raise ValueError(f"count rule of '{op}': unknown kinds {sorted(unknown)} (kinds: {', '.join(NONMAC_KINDS)})")
+    _NONMAC[op] = rule
+
+
+def register_mac_rule(op: str, rule: Callable[[Any, Node], tuple[int, int, int, int]]) -> None:
+    """Teach the analysis the MACs of ``op`` as a batch of GEMMs: ``rule(analyzer, node)``
+    returns (gemm_batch, M, N, K), so ``macs = batch * M * N * K`` (see the module doc).
+    Replaces any rule ``op`` had."""
+    _MAC_RULES[op] = rule

@@ -193,3 +193,19 @@ def test_buffer_data_come_from_the_nvsim_tables():
 def test_bad_targets_are_clear_errors(sets, message):
     with pytest.raises(TargetError, match=message.replace("(", r"\(")):
         backends.explain("systolic-sram-28nm", sets=sets)
+
+
+def test_elementwise_ops_run_in_the_mac_output_path():
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 16, 16])],
+                              [numpy_helper.from_array(RNG.standard_normal((16, 8, 3, 3)).astype(np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    fused, _ = _estimate(model)
+    alone, _ = _estimate(model, "systolic-sram-28nm", "vector.fusion=none")
+    relu = fused.ops.index("Relu")
+    assert fused.node_latency[relu] == 0 and fused.events["ifmap_reads"][relu] == 0
+    assert fused.latency["vector"][0] == pytest.approx(16 * 16 * 16 / 16 / 500e6)   # Relu's slots, at the Conv
+    assert alone.events["ifmap_reads"][relu] == 16 * 16 * 16 * 4 / 32 and alone.node_latency[relu] > 0
+    assert fused.events_total()["dram_write_bytes"] == alone.events_total()["dram_write_bytes"] == 16 * 16 * 16 * 4

@@ -149,7 +149,11 @@ def _analyse(task: Task, model_bytes: bytes | None):
             return _Failure(f"{ref.label}: model file not found on worker {socket.gethostname()}")
         if task.pipeline:
             run_pipeline(graph, task.pipeline, dump=lambda text: None)
-        return nvmc.analyze(graph), _leading_dim(graph)
+        from nvmc.calibrate import calibrate, requests_of  # columns families ask for, as nvmc.compile does
+
+        workload = nvmc.analyze(graph)
+        requests = requests_of([_target(p.target).with_overrides(list(p.params)) for p in task.points])
+        return (calibrate(graph, workload, requests) if requests else workload), _leading_dim(graph)
     except Exception as e:  # noqa: BLE001 - every point of the group records it
         return _Failure(_message(e))
 

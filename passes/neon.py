@@ -1,0 +1,386 @@
+"""The ``neon`` pass and the ``nvmc.NeonApprox`` op: non-MAC ops as tiny neural networks.
+
+After NEON (shared/reference/seeds.md, paper 11): on an RRAM accelerator, the non-MAC ops
+(softmax, GELU, exp, sigmoid, ...) need digital logic beside the crossbars; NEON replaces
+each by a small network whose weights sit in crossbar arrays, so the op runs as MVMs.
+
+``nvmc.NeonApprox(x, w1, b1, w2, b2) {fn, lo, hi}`` applies, to every element of ``x``,
+``y = w2^T relu(w1^T x + b1) + b2`` (w1 [1, H], b1 [H], w2 [H, 1], b2 [1]: constants fitted
+by :mod:`nvmc.passes.neon_fit` to approximate ``fn`` on [lo, hi]). Its ONNX lowering is
+``Reshape(x, [-1, 1]) -> Gemm(w1, b1) -> Relu -> Gemm(w2, b2) -> Reshape(Shape(x))``.
+
+Workload (registered with the analysis): the two layers are a batch of 2 GEMMs of the E
+elements (M = E vectors), each an H-cell strip: ``gemm = (2, E, H, 1)``, MACs = 2 E H.
+Layer 2 is H x 1; counting it as its transpose (1 x H) keeps its cells and MACs but makes
+a crossbar model convert H columns for it instead of 1 (ADC energy errs high, against
+NEON) and lets the two layers' arrays work on consecutive elements at once (pipelined).
+Non-MAC counts: ``cmp`` = E H (the ReLUs) and ``add`` = E (H + 1) (the biases), which a
+crossbar chip runs on its digital units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nvmc.ir.errors import did_you_mean
+from nvmc.ir.graph import Graph, Node
+from nvmc.ir.ops import NVMC_OPS, register_op
+from nvmc.ir.types import TensorType
+
+from .base import Pass, PassError, PassResult, option, register_pass
+from .neon_fit import FUNCTIONS, Net, fit_net
+from .rewrite import Rewriter
+from .workload import register_count_rule, register_mac_rule
+
+DOMAIN = "nvmc"
+FLOATS = ("f32",)
+# op kind (the `ops` option) -> ONNX ops it covers
+KINDS: dict[str, tuple[str, ...]] = {
+    "softmax": ("Softmax",), "layernorm": ("LayerNormalization",), "gelu": ("Gelu", "Erf"),
+    "erf": ("Erf",), "exp": ("Exp",), "tanh": ("Tanh",), "sigmoid": ("Sigmoid",),
+    "reciprocal": ("Reciprocal",), "sqrt": ("Sqrt",),
+}
+_ELEMENTWISE = {"Erf": "erf", "Exp": "exp", "Tanh": "tanh", "Sigmoid": "sigmoid", "Reciprocal": "reciprocal",
+                "Sqrt": "sqrt", "Gelu": "gelu"}
+# non-MAC ops with transcendental work that NEON leaves alone (reported in why_not)
+_NOT_COVERED = ("Log", "Pow", "Softplus", "Mish", "Elu", "Selu", "Celu", "LogSoftmax", "Sin", "Cos",
+                "InstanceNormalization", "GroupNormalization", "LpNormalization", "LRN", "Div")
+
+
+# ------------------------------------------------------------------ the op
+def verify_neon(node: Node, graph: Graph) -> str | None:
+    if len(node.inputs) != 5 or len(node.outputs) != 1 or any(not v for v in node.inputs):
+        return "takes (x, w1, b1, w2, b2) and has one result"
+    if node.attrs.get("fn") not in FUNCTIONS:
+        return f"attribute 'fn' must be one of {', '.join(FUNCTIONS)}, not {node.attrs.get('fn')!r}"
+    for v in node.inputs[1:]:
+        if not graph.is_const(v):
+            return f"weight '%{v}' must be a constant"
+    w1, b1, w2, b2 = (graph.consts[v] for v in node.inputs[1:])
+    h = w1.shape[-1] if w1.ndim == 2 else -1
+    if w1.shape != (1, h) or b1.shape != (h,) or w2.shape != (h, 1) or b2.shape != (1,):
+        return (f"weights must be shaped [1,H], [H], [H,1], [1]; got {list(w1.shape)}, {list(b1.shape)}, "
+                f"{list(w2.shape)}, {list(b2.shape)}")
+    x, y = graph.values[node.inputs[0]].type, graph.values[node.outputs[0]].type
+    if x.dtype not in FLOATS or y.dtype != x.dtype:
+        return f"operand and result must be f32, not {x.dtype} -> {y.dtype}"
+    if x.shape is not None and y.shape is not None and tuple(x.shape) != tuple(y.shape):
+        return f"result {y} must have the operand's shape {x}"
+    return None
+
+
+def lower_neon(node: Node, graph: Graph) -> None:
+    x, w1, b1, w2, b2 = node.inputs
+    t = graph.values[x].type
+    h = graph.consts[w1].shape[1]
+    elems = t.numel()
+    meta = {"lowered_from": node.name}
+
+    def const(base: str, array: np.ndarray) -> str:
+        name = graph.fresh_name(f"{node.name}_{base}")
+        graph.add_const(name, array)
+        return name
+
+    def add(op: str, inputs: list[str], shape, attrs: dict[str, Any] | None = None, dtype: str = t.dtype) -> str:
+        name = graph.fresh_name(f"{node.name}_{op.lower()}")
+        graph.add_node(op, inputs, [name], attrs, name=name, types=[TensorType(dtype, shape)], meta=meta)
+        return name
+
+    shape = add("Shape", [x], (t.rank,) if t.rank is not None else None, dtype="i64")
+    flat = add("Reshape", [x, const("flat", np.array([-1, 1], np.int64))], (elems, 1) if elems else None)
+    hidden = add("Gemm", [flat, w1, b1], (elems, h) if elems else None)
+    act = add("Relu", [hidden], (elems, h) if elems else None)
+    out = add("Gemm", [act, w2, b2], (elems, 1) if elems else None)
+    Rewriter(graph, "lower-nvmc").replace([node], "Reshape", [out, shape])
+
+
+def _neon_gemm(a, node: Node) -> tuple[int, int, int, int]:
+    return 2, a.numel(node, node.inputs[0]), int(a.g.consts[node.inputs[1]].shape[1]), 1
+
+
+def _neon_counts(a, node: Node, out: int) -> dict[str, int]:
+    h = int(a.g.consts[node.inputs[1]].shape[1])
+    return {"cmp": out * h, "add": out * (h + 1)}
+
+
+if "NeonApprox" not in NVMC_OPS:  # importing this module twice (reload in tests) must not fail
+    register_op("NeonApprox", verify=verify_neon, lower=lower_neon,
+                doc="a scalar function `fn` applied per element by a tiny ReLU network (w1, b1, w2, b2): NEON")
+register_mac_rule("nvmc.NeonApprox", _neon_gemm)
+register_count_rule("nvmc.NeonApprox", _neon_counts)
+
+
+# ------------------------------------------------------------------ the pass
+def parse_kinds(text: str) -> list[str]:
+    """The op kinds of an ``ops`` option: 'all', or names separated by ',' or '+'."""
+    words = [w.strip() for w in text.replace("+", ",").split(",") if w.strip()]
+    if words == ["all"]:
+        return list(KINDS)
+    for w in words:
+        if w not in KINDS:
+            raise PassError(f"neon: unknown op kind '{w}'{did_you_mean(w, list(KINDS))}",
+                            hint=f"ops takes 'all' or some of {', '.join(KINDS)} joined by '+'")
+    if not words:
+        raise PassError("neon: ops is empty", hint="ops=all, or e.g. ops=softmax+gelu")
+    return words
+
+
+@register_pass("neon", exact=False)
+@dataclass(frozen=True)
+class Neon(Pass):
+    """Replace non-MAC ops by tiny ReLU networks that run on crossbar arrays (NEON).
+
+    1. Elementwise ops (Exp, Erf, Gelu, Tanh, Sigmoid, Reciprocal, Sqrt) of f32 values become
+       ``nvmc.NeonApprox`` with a 1 -> H -> 1 ReLU net fitted on the op's input range
+       (``range=auto``: min/max over seeded calibration runs of the model in onnxruntime,
+       widened by 10 %; ``range=default``: the function's stated range, nvmc.passes.neon_fit).
+    2. Softmax is decomposed: ReduceMax, Sub, NEON exp on [-s, 0] (s: 1.1 x the calibrated
+       row span, at most 16), ReduceSum, NEON reciprocal on [1, n] (n: the axis length), Mul.
+       The reductions stay digital adds.
+    3. LayerNormalization is decomposed: mean, centred square, variance (ReduceMean), NEON
+       rsqrt(var + eps) on the calibrated variance range, then scale and bias.
+    4. Left alone, with the reason in why_not: ops outside ``ops``, non-f32 values, a
+       LayerNormalization whose mean / inv-std outputs are read, a Softmax of opset < 13
+       over a non-last axis or over one element, unknown axis lengths; and other transcendental ops (Log, Pow,
+       Div, ...), which have no NEON function here.
+
+    Reports: per function the fitted net's max and mean error on its range (``error``:
+    ``<fn>.max_err``; abs functions relative to max |f|, rel functions elementwise) and, with
+    ``check``, the end-to-end numerics of the model in onnxruntime (``cosine``,
+    ``max_rel_err``); stats ``nodes_rewritten``, ``macs_added``.
+
+    Before / after (tiny_transformer.onnx: an erf-GELU's Erf, and a softmax)::
+
+        %g1 = Erf(%g0) : f32[1,16,128]  // gelu_erf
+        %s2 = Softmax(%s1) {axis=-1} : f32[1,4,16,16]  // softmax
+
+        %g1 = nvmc.NeonApprox(%g0, %gelu_erf_neon_w1, %gelu_erf_neon_b1, %gelu_erf_neon_w2,
+                              %gelu_erf_neon_b2) {fn="erf", hi=3.1, lo=-3.1} : f32[1,16,128]
+        %softmax_reducemax = ReduceMax(%s1) {axes=[3], keepdims=1} : f32[1,4,16,1]
+        %softmax_sub = Sub(%s1, %softmax_reducemax) : f32[1,4,16,16]
+        %softmax_exp = nvmc.NeonApprox(%softmax_sub, ...) {fn="exp", hi=0.0, lo=-7.1} : f32[1,4,16,16]
+        %softmax_reducesum = ReduceSum(%softmax_exp, %softmax_axes) {keepdims=1} : f32[1,4,16,1]
+        %softmax_reciprocal = nvmc.NeonApprox(%softmax_reducesum, ...) {fn="reciprocal", hi=16.0, lo=1.0}
+        %s2 = Mul(%softmax_exp, %softmax_reciprocal) : f32[1,4,16,16]
+    """
+
+    ops: str = option("all", help="op kinds: all, or some of softmax, layernorm, gelu, erf, exp, tanh, sigmoid, "
+                                  "reciprocal, sqrt joined by '+'")
+    hidden: int = option(64, min=4, max=256, help="largest hidden layer; the smallest of 8, 16, ... meeting "
+                                                  "`error` is used")
+    act: str = option("relu", choices=("relu",), help="hidden activation (piecewise-linear nets)")
+    error: float = option(1e-3, min=1e-7, max=1.0, help="target max error of each net on its range")
+    range: str = option("auto", choices=("auto", "default"),
+                        help="input ranges: calibrated on the model, or each function's default")
+    samples: int = option(2, min=1, max=64, help="calibration runs (range=auto), seeded")
+    check: bool = option(True, help="measure end-to-end numerics against the original in onnxruntime")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parse_kinds(self.ops)
+
+    def run(self, graph: Graph) -> PassResult:
+        result = PassResult(False)
+        kinds = parse_kinds(self.ops)
+        chosen = {op for k in kinds for op in KINDS[k]}
+        todo: list[Node] = []
+        for node in graph.topo_nodes():
+            if node.domain not in ("", "ai.onnx"):
+                continue
+            if node.op in chosen:
+                why = self._why_not(node, graph)
+                if why:
+                    result.why_not.append((node.name, why))
+                else:
+                    todo.append(node)
+            elif node.op in _NOT_COVERED or any(node.op in ops for ops in KINDS.values()):
+                why = (f"{node.op} has no NEON function (functions: {', '.join(FUNCTIONS)})"
+                       if node.op in _NOT_COVERED else f"{node.op} is not among ops={self.ops}")
+                result.why_not.append((node.name, why))
+        if not todo:
+            return result
+        original = graph.copy() if self.check else None
+        stats = self._calibrate(graph, todo, result) if self.range == "auto" else {}
+        rw = Rewriter(graph, self.name)
+        nets: dict[str, Net] = {}
+        macs = 0
+        for node in todo:
+            macs += self._rewrite(node, graph, rw, stats, nets)
+        for fn, net in sorted(nets.items()):
+            result.error[f"{fn}.max_err"] = net.max_err
+            result.error[f"{fn}.mean_err"] = net.mean_err
+            result.stats[f"{fn}.hidden"] = net.hidden
+        result.changed = rw.rewrites > 0
+        result.stats["nodes_rewritten"] = len(todo)
+        result.stats["macs_added"] = macs
+        if original is not None:
+            from nvmc.harness import compare
+            from nvmc.ir.errors import NvmcError
+
+            try:
+                report = compare(original, graph, seed=0)
+            except NvmcError as e:  # the rewrite stands; only its measurement failed
+                result.why_not.append(("numerics", f"not measured: {e}"))
+            else:
+                result.error["cosine"] = report.cosine
+                result.error["max_rel_err"] = report.max_rel_err
+        return result
+
+    # ------------------------------------------------------------ checks
+    def _why_not(self, node: Node, graph: Graph) -> str | None:
+        x = graph.values[node.inputs[0]].type
+        if x.dtype not in FLOATS:
+            return f"operand '%{node.inputs[0]}' is {x.dtype}; NEON nets are fitted in f32"
+        if node.op == "Softmax":
+            opset = graph.opsets.get("", 17)
+            axis = int(node.attrs.get("axis", -1 if opset >= 13 else 1))
+            if x.rank is None or x.shape is None:
+                return "the operand's rank is unknown"
+            if opset < 13 and axis % x.rank != x.rank - 1:
+                return f"opset {opset} Softmax over axis {axis} flattens the trailing axes; only the last is handled"
+            if not isinstance(x.shape[axis % x.rank], int):
+                return f"the length of axis {axis} is unknown (it bounds the reciprocal's range)"
+            if x.shape[axis % x.rank] < 2:
+                return f"axis {axis} has one element: the softmax is 1 (canonicalize folds it)"
+        if node.op == "LayerNormalization":
+            if any(o and (graph.users(o) or o in graph.outputs) for o in node.outputs[1:]):
+                return "its mean / inv-std results are read"
+            if x.rank is None:
+                return "the operand's rank is unknown"
+        return None
+
+    # ------------------------------------------------------------ ranges
+    def _calibrate(self, graph: Graph, todo: list[Node], result: PassResult) -> dict[str, tuple[float, float]]:
+        """Per rewritten node, the range its NEON function sees, from seeded runs."""
+        from nvmc.harness import _Runner, random_inputs
+        from nvmc.ir.errors import NvmcError
+
+        g = graph.copy()
+        wanted = list(dict.fromkeys(n.inputs[0] for n in todo))
+        g.outputs = list(g.outputs) + [v for v in wanted if v not in g.outputs and v not in g.inputs]
+        try:
+            runner = _Runner(g, "calibration")
+            rng = np.random.default_rng(0)
+            seen: dict[str, list[np.ndarray]] = {v: [] for v in wanted}
+            for _ in range(self.samples):
+                feeds = random_inputs(runner.inputs, rng, {})
+                outs = dict(zip(runner.output_names, runner.run(feeds)))
+                for v in wanted:
+                    seen[v].append(np.asarray(feeds[v] if v in feeds else outs[v], dtype=np.float64))
+        except NvmcError as e:
+            result.why_not.append(("calibration", f"{e}; default ranges used"))
+            return {}
+        ranges = {}
+        for node in todo:
+            arrays = seen[node.inputs[0]]
+            rank = arrays[0].ndim
+            if node.op == "Softmax":
+                axis = int(node.attrs.get("axis", -1)) % rank
+                span = max(float(np.max(a.max(axis=axis) - a.min(axis=axis))) for a in arrays)
+                ranges[node.name] = (-min(16.0, max(1.0, 1.1 * span)), 0.0)
+            elif node.op == "LayerNormalization":
+                axes = tuple(range(int(node.attrs.get("axis", -1)) % rank, rank))
+                var = [a.var(axis=axes) + float(node.attrs.get("epsilon", 1e-5)) for a in arrays]
+                lo, hi = min(float(v.min()) for v in var), max(float(v.max()) for v in var)
+                ranges[node.name] = (lo / 2.0, hi * 2.0)
+            else:
+                lo = min(float(a.min()) for a in arrays)
+                hi = max(float(a.max()) for a in arrays)
+                pad = 0.1 * max(hi - lo, 1e-3)
+                lo, hi = lo - pad, hi + pad
+                if FUNCTIONS[_ELEMENTWISE[node.op]].error_kind == "rel":  # positive domains
+                    lo = max(lo, hi * 1e-3) if hi > 0 else FUNCTIONS[_ELEMENTWISE[node.op]].default_range[0]
+                    hi = max(hi, lo * 2.0)
+                ranges[node.name] = (lo, hi)
+        return ranges
+
+    # ------------------------------------------------------------ rewrites
+    def _net(self, fn: str, rng: tuple[float, float] | None, nets: dict[str, Net]) -> Net:
+        lo, hi = rng if rng else (None, None)
+        net = fit_net(fn, lo, hi, hidden=self.hidden, error=self.error)
+        old = nets.get(fn)
+        if old is None or net.max_err > old.max_err:
+            nets[fn] = net
+        return net
+
+    def _approx(self, graph: Graph, x: str, fn: str, rng, nets, base: str, *, rw: Rewriter | None = None,
+                node: Node | None = None) -> tuple[str, int]:
+        """A NeonApprox of ``x`` (a new value, or with ``rw`` the replacement of ``node``)."""
+        net = self._net(fn, rng, nets)
+        ws = [graph.fresh_name(f"{base}_neon_{k}") for k in ("w1", "b1", "w2", "b2")]
+        for name, array in zip(ws, (net.w1, net.b1, net.w2, net.b2)):
+            graph.add_const(name, array)
+        attrs = {"fn": fn, "lo": float(net.lo), "hi": float(net.hi)}
+        t = graph.values[x].type
+        macs = 2 * net.hidden * (t.numel() or 0)
+        if rw is not None:
+            rw.replace([node], "NeonApprox", [x, *ws], attrs, domain=DOMAIN)
+            return node.outputs[0], macs
+        name = graph.fresh_name(f"{base}_{fn}")
+        graph.add_node("NeonApprox", [x, *ws], [name], attrs, name=name, domain=DOMAIN, types=[t],
+                       meta={"rewritten_by": [self.name], "neon_of": base})
+        return name, macs
+
+    def _rewrite(self, node: Node, graph: Graph, rw: Rewriter, ranges, nets) -> int:
+        graph.opsets.setdefault(DOMAIN, 1)
+        rng = ranges.get(node.name)
+        if node.op in _ELEMENTWISE:
+            return self._approx(graph, node.inputs[0], _ELEMENTWISE[node.op], rng, nets, node.name, rw=rw,
+                                node=node)[1]
+        x = node.inputs[0]
+        t = graph.values[x].type
+        opset = graph.opsets.get("", 17)
+        add = _Adder(graph, node, self.name)
+        if node.op == "Softmax":
+            axis = int(node.attrs.get("axis", -1)) % t.rank
+            kept = tuple(1 if i == axis else d for i, d in enumerate(t.shape))
+            m = add.reduce("ReduceMax", x, [axis], TensorType(t.dtype, kept), opset)
+            d = add("Sub", [x, m], t)
+            e, m1 = self._approx(graph, d, "exp", rng, nets, node.name)
+            s = add.reduce("ReduceSum", e, [axis], TensorType(t.dtype, kept), opset)
+            r, m2 = self._approx(graph, s, "reciprocal", (1.0, float(t.shape[axis])), nets, node.name)
+            rw.replace([node], "Mul", [e, r])
+            return m1 + m2
+        # LayerNormalization
+        axis = int(node.attrs.get("axis", -1)) % t.rank
+        axes = list(range(axis, t.rank))
+        kept = TensorType(t.dtype, tuple(1 if i >= axis else dim for i, dim in enumerate(t.shape)))
+        mean = add.reduce("ReduceMean", x, axes, kept, opset)
+        d = add("Sub", [x, mean], t)
+        var = add.reduce("ReduceMean", add("Mul", [d, d], t), axes, kept, opset)
+        eps = add.const("eps", np.array(float(node.attrs.get("epsilon", 1e-5)), np.float32))
+        r, macs = self._approx(graph, add("Add", [var, eps], kept), "rsqrt", rng, nets, node.name)
+        y = add("Mul", [add("Mul", [d, r], t), node.inputs[1]], t)
+        if len(node.inputs) > 2 and node.inputs[2]:
+            rw.replace([node], "Add", [y, node.inputs[2]], outputs=node.outputs[:1])
+        else:
+            rw.replace([node], "Identity", [y], outputs=node.outputs[:1])
+        return macs
+
+
+class _Adder:
+    """Adds the ONNX nodes of a decomposition, named after the node they stand for."""
+
+    def __init__(self, graph: Graph, node: Node, pass_name: str):
+        self.graph, self.node = graph, node
+        self.meta = {"rewritten_by": [pass_name], "neon_of": node.name}
+
+    def const(self, base: str, array: np.ndarray) -> str:
+        name = self.graph.fresh_name(f"{self.node.name}_{base}")
+        self.graph.add_const(name, array)
+        return name
+
+    def __call__(self, op: str, inputs: list[str], t: TensorType, attrs: dict[str, Any] | None = None) -> str:
+        name = self.graph.fresh_name(f"{self.node.name}_{op.lower()}")
+        self.graph.add_node(op, inputs, [name], attrs, name=name, types=[t], meta=dict(self.meta))
+        return name
+
+    def reduce(self, op: str, x: str, axes: list[int], t: TensorType, opset: int) -> str:
+        """A keepdims reduction over ``axes`` (as an input from opset 18, ReduceSum from 13)."""
+        as_input = opset >= (13 if op == "ReduceSum" else 18)
+        if as_input:
+            return self(op, [x, self.const("axes", np.array(axes, np.int64))], t, {"keepdims": 1})
+        return self(op, [x], t, {"axes": axes, "keepdims": 1})
