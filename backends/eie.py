@@ -22,8 +22,9 @@ its entries of that column. Per MAC node (a Conv is the same SpMV once per outpu
 
 Measured inputs (nvmc/calibrate.py, through :func:`calibration`): ``activation_density``
 (onnxruntime on seeded inputs), ``pe_entries_max_P`` / ``pe_entries_sum_P`` (from the actual
-weights), ``weight_index_bits``, ``csc_rel_bits``. Without them (a bare ``analyze``
-workload) the density is ``[sparsity] activation_density`` and the load is assumed
+weights), ``weight_nonzeros``, ``weight_index_bits``, ``csc_rel_bits``. Without them (a bare
+``analyze`` workload) the density is ``[sparsity] activation_density``, the non-zeros are
+params x weight density (bias included) and the load is assumed
 balanced with no padding; ``info["activation_sparsity"]`` and the notes say which.
 No leakage and no activation I/O to the host are modelled. Area: PEs x the paper's PE area.
 """
@@ -132,7 +133,10 @@ def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
 
     reps = np.where(mac, c["gemm_m"].astype(f), 0.0)
     columns = np.where(mac, (c["gemm_k"] * c["gemm_batch"]).astype(f), 0.0)
-    nnz = np.where(mac, c["params"].astype(f) * c["weight_density"].astype(f), 0.0)
+    if "weight_nonzeros" in c:
+        nnz = np.where(mac, c["weight_nonzeros"].astype(f), 0.0)
+    else:  # params include a bias: close enough when not measured
+        nnz = np.where(mac, c["params"].astype(f) * c["weight_density"].astype(f), 0.0)
     measured_act = "activation_density" in c
     act = c["activation_density"].astype(f) if measured_act else np.full(n, np.nan)
     measured = mac & np.isfinite(act)

@@ -122,13 +122,16 @@ class Target:
         """A copy with ``section.key=value`` overrides applied and checked."""
         from .registry import family_module
 
-        schema = family_module(self.family).SCHEMA
+        module = family_module(self.family)
+        schema = module.SCHEMA
+        aliases = getattr(module, "SET_ALIASES", {})  # short spellings, e.g. systolic's 'array=128x128'
         values, origins, applied = dict(self.values), dict(self.origins), list(self.overrides)
         for item in sets:
             if isinstance(item, tuple):
                 key, raw, text = item[0], item[1], f"{item[0]}={item[1]}"
             else:
                 key, raw, text = _split_set(item)
+            key = aliases.get(key, key)
             section, _, name = key.partition(".")
             known = [f"{s}.{k}" for s, keys in schema.items() for k in keys]
             if section not in schema or name not in schema[section]:

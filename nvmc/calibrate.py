@@ -13,6 +13,7 @@ every target on the calibrated workload. The channel and its columns:
 * ``weight_index_bits``: bits per stored weight entry: the ``#codebook`` index bits of a
   shared weight, else the weight's element bits.
 * ``csc_rel_bits``: the ``#codebook`` relative-index bits (EIE: 4; 4 when not annotated).
+* ``weight_nonzeros``: non-zeros of a MAC node's weight matrix (bias excluded).
 * for a request ``{"pes": P}``: ``pe_entries_max_P`` and ``pe_entries_sum_P``: a MAC node's
   weight as EIE stores it over P PEs (output row r on PE r mod P, each PE holding its rows
   in compressed sparse columns with relative row indices and padding entries): the largest
@@ -79,6 +80,8 @@ def calibrate(graph: Graph, workload: Workload, requests: Sequence[Mapping], *, 
         array = graph.consts[w.const]
         matrices[i] = np.moveaxis(array, w.out_axis, 0).reshape(array.shape[w.out_axis], -1)
     columns["weight_index_bits"] = bits
+    columns["weight_nonzeros"] = np.array([np.count_nonzero(matrices[i]) if i in matrices else 0 for i in range(n)],
+                                          dtype=np.float64)
     columns["csc_rel_bits"] = rel
     for pes in sorted({int(r["pes"]) for r in requests if r.get("pes")}):
         top, total = np.zeros(n), np.zeros(n)

@@ -87,8 +87,20 @@ analyses = 0  # how many (model, pipeline) analyses this process ran (tests chec
 def analyse(task: Task, model_bytes: bytes | None = None):
     """The (workload, leading batch) of the task's model after its pipeline (or the failure),
     through this process's cache."""
-    key = (task.model.sha256, task.model.input_shapes, task.pipeline)
-    return _WORKLOADS.get(key, lambda: _analyse(task, model_bytes))
+    requests = _requests(task)
+    key = (task.model.sha256, task.model.input_shapes, task.pipeline, repr(requests))
+    return _WORKLOADS.get(key, lambda: _analyse(task, model_bytes, requests))
+
+
+def _requests(task: Task) -> list[dict]:
+    """Workload columns the task's targets ask to be measured (nvmc/calibrate.py), as nvmc.compile does."""
+    from nvmc.calibrate import requests_of
+
+    try:
+        return sorted(requests_of([_target(p.target).with_overrides(list(p.params)) for p in task.points]),
+                      key=repr)
+    except Exception:  # noqa: BLE001 - a bad target is reported by its own point
+        return []
 
 
 def evaluate(task: Task, model_bytes: bytes | None = None, analysed=None) -> list[dict]:
@@ -125,7 +137,7 @@ class _Failure:
     message: str
 
 
-def _analyse(task: Task, model_bytes: bytes | None):
+def _analyse(task: Task, model_bytes: bytes | None, requests: list[dict] = ()):
     """(workload, leading batch) of the task's model after its pipeline, or a _Failure."""
     global analyses
     import nvmc
@@ -149,10 +161,9 @@ def _analyse(task: Task, model_bytes: bytes | None):
             return _Failure(f"{ref.label}: model file not found on worker {socket.gethostname()}")
         if task.pipeline:
             run_pipeline(graph, task.pipeline, dump=lambda text: None)
-        from nvmc.calibrate import calibrate, requests_of  # columns families ask for, as nvmc.compile does
+        from nvmc.calibrate import calibrate
 
         workload = nvmc.analyze(graph)
-        requests = requests_of([_target(p.target).with_overrides(list(p.params)) for p in task.points])
         return (calibrate(graph, workload, requests) if requests else workload), _leading_dim(graph)
     except Exception as e:  # noqa: BLE001 - every point of the group records it
         return _Failure(_message(e))
