@@ -77,7 +77,8 @@ from functools import lru_cache
 import numpy as np
 
 
-from .errors import TargetError, UnsupportedOpError
+from .support import check_supported
+from .errors import TargetError
 from .estimate import Estimate
 from .target import Field, Target
 from .techlib import DATA_DIR, DataFile, Param, library, load_data_file
@@ -147,7 +148,6 @@ SCHEMA: dict[str, dict[str, Field]] = {
 
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape", "Size",
                       "Constant", "Optional", "OptionalGetElement"})
-CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 _SIMPLE = ("add", "cmp", "other")
 _TRANSCENDENTAL = ("exp", "log", "sqrt", "pow", "tanh", "erf")
 ENERGY_COMPONENTS = ("crossbar", "adc", "dac", "shift_add", "buffer", "interconnect", "digital", "write")
@@ -441,18 +441,6 @@ def parameters(target: Target) -> list[Param]:
 
 
 # ---------------------------------------------------------------- the model
-def check_supported(workload, target: Target) -> None:
-    macs = workload.columns["macs"]
-    for i, op in enumerate(workload.ops):
-        if op in CONTROL_FLOW:
-            why = f"its subgraph is not costed by family '{FAMILY}'"
-        elif "." in op and macs[i] == 0:
-            why = f"ops of domain '{op.rsplit('.', 1)[0]}' without a MAC count have no cost rule in family '{FAMILY}'"
-        else:
-            continue
-        raise UnsupportedOpError(f"node '{workload.names[i]}' ({op}) is not supported by target '{target.name}': {why}",
-                                 hint="lower or remove the op before compiling, or choose another target")
-
 
 @dataclass
 class Layers:
@@ -583,7 +571,7 @@ def crossbar_read(cfg: Config, vectors: np.ndarray, cycles: np.ndarray, drives: 
 
 def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
     cfg = resolve(target)
-    check_supported(workload, target)
+    check_supported(workload, target, FAMILY)
     names, ops = list(workload.names), list(workload.ops)
     n_nodes = len(names)
     f = np.float64

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import TargetError, UnsupportedOpError
+from .errors import TargetError
 from .target import Target
 from .techlib import DataFile, Param, library
 
@@ -39,7 +39,6 @@ MOVE_OPS = frozenset({"Transpose", "Concat", "Split", "Slice", "Gather", "Gather
                       "Expand", "Cast", "CastLike", "DepthToSpace", "SpaceToDepth", "ConstantOfShape", "Range",
                       "ScatterND", "ScatterElements", "Resize", "Upsample", "NonZero", "OneHot", "Where", "Trilu",
                       "EyeLike", "Compress", "ReverseSequence"})
-CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 MATMUL_OPS = frozenset({"Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"})
 RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
 ONE_OP_ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Relu", "Max", "Min", "Abs", "Neg", "And", "Or", "Xor", "Not",
@@ -122,19 +121,6 @@ def node_kinds(workload) -> dict[str, np.ndarray]:
     return {"mac": is_mac, "view": view, "move": move & ~free, "folded": folded,
             "nonmac": ~is_mac & ~free & ~move, "work": ~free}
 
-
-def check_supported(workload, target: Target, family: str) -> None:
-    """Control flow and ops of unknown domains without a MAC count cannot be costed."""
-    macs = workload.columns["macs"]
-    for i, op in enumerate(workload.ops):
-        if op in CONTROL_FLOW:
-            why = f"its subgraph is not costed by family '{family}'"
-        elif "." in op and macs[i] == 0:
-            why = f"ops of domain '{op.rsplit('.', 1)[0]}' without a MAC count have no cost rule in family '{family}'"
-        else:
-            continue
-        raise UnsupportedOpError(f"node '{workload.names[i]}' ({op}) is not supported by target '{target.name}': {why}",
-                                 hint="lower or remove the op before compiling, or choose another target")
 
 
 def snap_bits(bits: np.ndarray) -> np.ndarray:

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dram_pim import Knobs, check_supported, device, node_kinds
+from .support import check_supported
+from .dram_pim import Knobs, device, node_kinds
 from .estimate import Estimate
 from .target import Field, Target
 from .techlib import Param

@@ -71,7 +71,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import TargetError, UnsupportedOpError
+from .support import check_supported
+from .errors import TargetError
 from .estimate import Estimate
 from .target import Field, Target
 from .techlib import ArrayPoint, Param, library
@@ -110,7 +111,6 @@ SCHEMA: dict[str, dict[str, Field]] = {
 
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape", "Size",
                       "Constant", "Optional", "OptionalGetElement"})
-CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 _TRANSCENDENTAL = ("div", "exp", "log", "sqrt", "pow", "tanh", "erf")
 _SIMPLE = ("add", "mul", "cmp", "other")
 LLC_COMPONENTS = ("l2_read", "l2_write", "l2_leakage")
@@ -261,26 +261,13 @@ def parameters(target: Target) -> list[Param]:
 
 
 # ---------------------------------------------------------------- the model
-def check_supported(workload, target: Target) -> None:
-    ops = workload.ops
-    macs = workload.columns["macs"]
-    for i, op in enumerate(ops):
-        if op in CONTROL_FLOW:
-            why = f"its subgraph is not costed by family '{FAMILY}'"
-        elif "." in op and macs[i] == 0:
-            why = f"ops of domain '{op.rsplit('.', 1)[0]}' without a MAC count have no cost rule in family '{FAMILY}'"
-        else:
-            continue
-        raise UnsupportedOpError(f"node '{workload.names[i]}' ({op}) is not supported by target '{target.name}': {why}",
-                                 hint="lower or remove the op before compiling, or choose another target")
-
 
 def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
     try:
         cfg = resolve(target)
     except _NoFit as e:
         return Estimate.not_fitting(target, str(e), names=workload.names, ops=workload.ops)
-    check_supported(workload, target)
+    check_supported(workload, target, FAMILY)
     names, ops = workload.names, workload.ops
     c = workload.columns
     footprint = float(c["weight_bytes"].sum() + (c["input_bytes"] + c["output_bytes"]).max(initial=0.0))

@@ -58,7 +58,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dram_pim import RECURRENT_OPS, Knobs, check_supported, device, gemm_dims, node_kinds, nonmac_counts, precisions
+from .support import check_supported
+from .dram_pim import RECURRENT_OPS, Knobs, device, gemm_dims, node_kinds, nonmac_counts, precisions
 from .estimate import Estimate
 from .systolic_map import compute_cycles, operand_accesses
 from .target import Field, Target

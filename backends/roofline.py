@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dram_pim import Knobs, check_supported, device, node_kinds, precision_class, precisions, tech
+from .support import check_supported
+from .dram_pim import Knobs, device, node_kinds, precision_class, precisions, tech
 from .estimate import Estimate
 from .target import Field, Target
 from .techlib import Param

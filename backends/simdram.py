@@ -57,7 +57,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dram_pim import Knobs, check_supported, device, gemm_dims, node_kinds, precision_class, precisions, tech
+from .support import check_supported
+from .dram_pim import Knobs, device, gemm_dims, node_kinds, precision_class, precisions, tech
 from .errors import TargetError
 from .estimate import Estimate
 from .target import Field, Target

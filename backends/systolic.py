@@ -96,11 +96,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .support import check_supported
 from . import systolic_map as smap
-from .errors import TargetError, UnsupportedOpError
+from .errors import TargetError
 from .estimate import Estimate
 from .systolic_data import NodeScaling, buffer_spec, buffer_table, capacity_range_text, word_widths
-from .systolic_traffic import BUFFERS, CONTROL_FLOW, PRECISIONS, busy_times, traffic
+from .systolic_traffic import BUFFERS, PRECISIONS, busy_times, traffic
 from .target import Field, Target
 from .techlib import Param, TechLibError, library
 from .units import format_capacity
@@ -383,22 +384,10 @@ def parameters(target: Target) -> list[Param]:
 
 
 # ------------------------------------------------------------------ the model
-def check_supported(workload, target: Target) -> None:
-    macs = workload.columns["macs"]
-    for i, op in enumerate(workload.ops):
-        if op in CONTROL_FLOW:
-            why = f"its subgraph is not costed by family '{FAMILY}'"
-        elif "." in op and macs[i] == 0:
-            why = f"ops of domain '{op.rsplit('.', 1)[0]}' without a MAC count have no cost rule in family '{FAMILY}'"
-        else:
-            continue
-        raise UnsupportedOpError(f"node '{workload.names[i]}' ({op}) is not supported by target '{target.name}': {why}",
-                                 hint="lower or remove the op before compiling, or choose another target")
-
 
 def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
     cfg = resolve(target)
-    check_supported(workload, target)
+    check_supported(workload, target, FAMILY)
     t = traffic(workload, cfg)
     busy, latency = busy_times(cfg, t)
     bufs = cfg.buffers

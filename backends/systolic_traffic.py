@@ -17,7 +17,6 @@ if TYPE_CHECKING:  # pragma: no cover
 BUFFERS = ("ifmap", "filter", "ofmap")
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape", "Size",
                       "Constant", "Optional", "OptionalGetElement"})
-CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 MATMUL_OPS = ("MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul")
 GEMM_OPS = (*MATMUL_OPS, "Gemm")
 TRANSPOSED_CONV = ("ConvTranspose",)

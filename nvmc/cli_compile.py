@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 import numpy as np
 from rich.table import Table
 
@@ -285,7 +286,7 @@ def _print_summary(out, model: Path, est, top: int) -> None:
                        f"{100 * lat[i] / total_t:.1f}%", si(node_e[i], "J"), bound)
     out.print(layers)
     for note in est.notes:
-        out.print(f"[dim]note: {note}[/dim]", soft_wrap=True)
+        out.print(f"[dim]note: {escape(note)}[/dim]", soft_wrap=True)
     if est.carbon:
         from nvmc.backends.carbon import summary_line
 
@@ -410,8 +411,9 @@ def explain_cmd(target_name: str, iso: str | None, sets: tuple[str, ...], as_jso
         key = p.key.split(":")[-1]
         kind = "ASSUMED" if p.kind == "assumed" else p.kind
         note = _short(p.note) + (f"  [formula: {p.formula}]" if p.formula else "")
-        out.print(f"  {key:<{width}}  {_fmt_param(key, p.value):<22} [{styles.get(p.kind, 'default')}]{kind:<8}[/]"
-                  f" {note}", soft_wrap=True, markup=True, highlight=False)
+        out.print(f"  {escape(key):<{width}}  {escape(_fmt_param(key, p.value)):<22} "
+                  f"[{styles.get(p.kind, 'default')}]{kind:<8}[/] {escape(note)}",
+                  soft_wrap=True, markup=True, highlight=False)
     counts = {k: sum(1 for p in params if p.kind == k) for k in ("source", "derived", "assumed")}
     other = len(params) - sum(counts.values())
     out.print(f"\n{len(params)} parameters: {counts['source']} cited, {counts['derived']} derived, "

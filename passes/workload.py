@@ -381,7 +381,7 @@ def _count_nonzero(array: np.ndarray) -> int:
 
 # ------------------------------------------------------------- MAC rules
 def _conv(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
-    x, w = node.inputs[0], node.inputs[3 if node.op == "QLinearConv" else 1]
+    w = node.inputs[3 if node.op == "QLinearConv" else 1]
     out = a.shape(node, node.outputs[0])
     wshape = a.shape(node, w)
     group = int(node.attrs.get("group", 1))

@@ -1,0 +1,21 @@
+"""What every cost-model family refuses the same way: ops it has no rule for."""
+
+from __future__ import annotations
+
+from .errors import UnsupportedOpError
+
+CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
+
+
+def check_supported(workload, target, family: str) -> None:
+    """Control flow and ops of unknown domains without a MAC count cannot be costed."""
+    macs = workload.columns["macs"]
+    for i, op in enumerate(workload.ops):
+        if op in CONTROL_FLOW:
+            why = f"its subgraph is not costed by family '{family}'"
+        elif "." in op and macs[i] == 0:
+            why = f"ops of domain '{op.rsplit('.', 1)[0]}' without a MAC count have no cost rule in family '{family}'"
+        else:
+            continue
+        raise UnsupportedOpError(f"node '{workload.names[i]}' ({op}) is not supported by target '{target.name}': {why}",
+                                 hint="lower or remove the op before compiling, or choose another target")
