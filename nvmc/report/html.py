@@ -101,8 +101,6 @@ def esc(value: Any) -> str:
 def render_html(report: Mapping[str, Any], parameters: Mapping[str, list] | None = None, *,
                 max_layers: int = MAX_LAYERS, top: int = TOP_LAYERS, generated: str | None = None) -> str:
     """The page as a string. ``parameters``: target name -> rows as ``nvmc explain --json`` lists them."""
-    from plotly.offline import get_plotlyjs
-
     estimates = [dict(report), *report.get("compare", [])]
     model = report.get("model", {})
     names = [e["target"]["name"] for e in estimates]
@@ -141,21 +139,34 @@ def render_html(report: Mapping[str, Any], parameters: Mapping[str, list] | None
     sections.append(("notes", "Notes and assumptions", _notes(estimates)))
 
     title = f"nvmc report: {model.get('name') or model.get('path', 'model')} on {', '.join(names)}"
-    payload = {"figures": figures}
-    data_json = _script_json(payload)
+    header = "".join(f"<p>{m}</p>" for m in [
+        f"model <code>{esc(model.get('path', ''))}</code> ({esc(model.get('nodes', '?'))} nodes, "
+        f"batch {esc(report.get('batch', 1))})",
+        f"pipeline <code>{esc(report.get('pipeline') or '(none)')}</code>",
+        "targets " + ", ".join(f"<code>{esc(n)}</code> ({esc(e['target'].get('family', ''))}, sha256 "
+                               f"{esc(str(e['target'].get('hash', ''))[:12])})" for n, e in zip(names, estimates))])
+    footer = (f"(schema {esc(report.get('schema', ''))}). The same figures as <code>nvmc compile --json</code>; "
+              "every number of a target is listed with its source under \"Parameters\".")
+    return page(title, header, sections, footer, figures, generated=generated)
+
+
+def page(title: str, header_html: str, sections: Sequence[tuple[str, str, str]], footer_html: str,
+         figures: list[dict], *, generated: str | None = None) -> str:
+    """A self-contained HTML page: plotly.js inline, a CSP that admits only its own two scripts.
+
+    ``header_html`` and ``footer_html`` are trusted HTML (escape model strings with ``esc``);
+    ``sections`` are (id, title, trusted HTML content); ``figures`` are drawn into the
+    ``_div`` placeholders by the page's init script."""
+    from plotly.offline import get_plotlyjs
+
+    from nvmc import __version__
+
     plotly_js = get_plotlyjs()
     csp = ("default-src 'none'; "
            f"script-src {_sha256(plotly_js)} {_sha256(_INIT_JS)}; "
            "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; connect-src 'none'; "
            "base-uri 'none'; form-action 'none'")
-    from nvmc import __version__
-
     when = generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    meta = [f"model <code>{esc(model.get('path', ''))}</code> ({esc(model.get('nodes', '?'))} nodes, "
-            f"batch {esc(report.get('batch', 1))})",
-            f"pipeline <code>{esc(report.get('pipeline') or '(none)')}</code>",
-            "targets " + ", ".join(f"<code>{esc(n)}</code> ({esc(e['target'].get('family', ''))}, sha256 "
-                                   f"{esc(str(e['target'].get('hash', ''))[:12])})" for n, e in zip(names, estimates))]
     nav = " ".join(f'<a href="#{sid}">{esc(stitle)}</a>' for sid, stitle, _ in sections)
     body = "\n".join(f'<section id="{sid}"><h2>{esc(stitle)}</h2>\n{content}\n</section>'
                      for sid, stitle, content in sections)
@@ -171,16 +182,14 @@ def render_html(report: Mapping[str, Any], parameters: Mapping[str, list] | None
 </head>
 <body>
 <header><h1>{esc(title)}</h1>
-{''.join(f'<p>{m}</p>' for m in meta)}
+{header_html}
 </header>
 <main>
 <nav>{nav}</nav>
 {body}
 </main>
-<footer>nvmc {esc(__version__)} (schema {esc(report.get('schema', ''))}), generated {esc(when)}. The same
-figures as <code>nvmc compile --json</code>; every number of a target is listed with its source under
-"Parameters".</footer>
-<script id="nvmc-data" type="application/json">{data_json}</script>
+<footer>nvmc {esc(__version__)}, generated {esc(when)}. {footer_html}</footer>
+<script id="nvmc-data" type="application/json">{_script_json({"figures": figures})}</script>
 <script>{plotly_js}</script>
 <script>{_INIT_JS}</script>
 </body>

@@ -135,12 +135,7 @@ def write_html(rows: list[dict], path: Path | str, *, title: str) -> None:
 
 
 def render_html(rows: list[dict], *, title: str, generated: str | None = None) -> str:
-    from datetime import datetime, timezone
-
-    from plotly.offline import get_plotlyjs
-
-    from nvmc import __version__
-    from nvmc.report.html import _CSS, _INIT_JS, _caption, _div, _script_json, _sha256, esc
+    from nvmc.report.html import _caption, _div, esc, page
 
     mark_pareto(rows)
     done = [r for r in rows if r["status"] == "ok"]
@@ -162,42 +157,11 @@ def render_html(rows: list[dict], *, title: str, generated: str | None = None) -
         items = "".join(f"<li><code>{esc(label_of(r))}</code>: {esc((r['error'] or '').splitlines()[0])}</li>"
                         for r in failed[:50])
         sections.append(("failed", f"Failed points ({len(failed)})", f"<ul>{items}</ul>"))
-    plotly_js = get_plotlyjs()
-    csp = ("default-src 'none'; "
-           f"script-src {_sha256(plotly_js)} {_sha256(_INIT_JS)}; "
-           "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; connect-src 'none'; "
-           "base-uri 'none'; form-action 'none'")
-    when = generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    nav = " ".join(f'<a href="#{sid}">{esc(stitle)}</a>' for sid, stitle, _ in sections)
-    body = "\n".join(f'<section id="{sid}"><h2>{esc(stitle)}</h2>\n{content}\n</section>'
-                     for sid, stitle, content in sections)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="nvmc {esc(__version__)}">
-<title>{esc(title)}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<header><h1>{esc(title)}</h1>
-<p>{len(rows)} points: {counts['ok']} ok, {counts['not_fitting']} not fitting, {counts['error']} failed;
-{sum(r['pareto'] for r in rows)} Pareto-optimal over latency, energy per inference and area (lower is better)</p>
-</header>
-<main>
-<nav>{nav}</nav>
-{body}
-</main>
-<footer>nvmc {esc(__version__)}, generated {esc(when)}. Every point's full report is in the database
-(<code>nvmc results DB --json - --reports</code>).</footer>
-<script id="nvmc-data" type="application/json">{_script_json({"figures": figures})}</script>
-<script>{plotly_js}</script>
-<script>{_INIT_JS}</script>
-</body>
-</html>
-"""
+    header = (f"<p>{len(rows)} points: {counts['ok']} ok, {counts['not_fitting']} not fitting, {counts['error']} "
+              f"failed; {sum(r['pareto'] for r in rows)} Pareto-optimal over latency, energy per inference and "
+              "area (lower is better)</p>")
+    footer = "Every point's full report is in the database (<code>nvmc results DB --json - --reports</code>)."
+    return page(title, header, sections, footer, figures, generated=generated)
 
 
 def label_of(r: dict) -> str:
