@@ -25,17 +25,10 @@ from rich.table import Table
 from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument
 from nvmc.ir.errors import NvmcError
 from nvmc.render import binary, console, err_console, print_notices, si
+from nvmc.report import METRICS
 
 EXIT_NOT_FITTING = 1
 
-_METRICS = (  # totals key, label, unit, lower is better
-    ("latency_s", "latency", "s"),
-    ("throughput_ips", "throughput", "inf/s"),
-    ("energy_j", "energy", "J"),
-    ("energy_per_inference_j", "energy / inference", "J"),
-    ("edp_js", "EDP", "J·s"),
-    ("area_mm2", "area (modelled memories)", "mm²"),
-)
 
 
 def _target_list(value: str | None) -> list[str]:
@@ -251,7 +244,7 @@ def _print_summary(out, model: Path, est, top: int) -> None:
     table = Table(show_header=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, label, unit in _METRICS:
+    for key, label, unit in METRICS:
         table.add_row(label, _fmt_metric(key, totals[key], unit))
     table.add_row("MACs", si(totals["macs"], "MAC"))
     out.print(table)
@@ -302,7 +295,7 @@ def _compare_table(estimates) -> Table:
         table.add_column(e.target, justify="right")
     for e in estimates[1:]:
         table.add_column(f"{e.target} ÷ {base.target}", justify="right")
-    rows = [*_METRICS, ("macs", "MACs", "MAC")]
+    rows = [*METRICS, ("macs", "MACs", "MAC")]
     for key, label, unit in rows:
         values = [e.totals[key] for e in estimates]
         ratios = _ratios_row(values)

@@ -34,7 +34,7 @@ popcount). A cost model recovers each node's geometry from these and the byte co
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from onnx import helper
@@ -42,6 +42,8 @@ from onnx import helper
 from nvmc.ir.graph import Graph, Node
 from nvmc.ir.ops import NVMC_OPS, register_op
 from nvmc.ir.types import Dim, TensorType, numpy_dtype
+
+from .rewrite import Lowering
 
 DOMAIN = "nvmc"
 COUNT_TYPES = ("i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64")
@@ -211,34 +213,14 @@ def verify_similarity(node: Node, graph: Graph) -> str | None:
 
 
 # ------------------------------------------------------------------ lowering
-class _Lowering:
-    """Adds the ONNX nodes of one nvmc node's lowering; ``finish`` makes the last one define
-    the nvmc node's result (same value name, type and metadata) and removes the nvmc node."""
-
-    def __init__(self, node: Node, graph: Graph):
-        self.node, self.graph = node, graph
-        self.opset = graph.opsets.get("", 17)
-
-    def const(self, base: str, array: np.ndarray) -> str:
-        name = self.graph.fresh_name(f"{self.node.name}_{base}")
-        self.graph.add_const(name, array)
-        return name
-
-    def add(self, op: str, inputs: Sequence[str], type: TensorType, attrs: dict[str, Any] | None = None) -> str:
-        name = self.graph.fresh_name(f"{self.node.name}_{op.lower()}")
-        self.graph.add_node(op, inputs, [name], attrs, name=name, types=[type], meta={"lowered_from": self.node.name})
-        return name
+class _Lowering(Lowering):
+    """Lowering with ReduceSum spelled for the graph's opset."""
 
     def reduce_sum(self, x: str, axis: int, keepdims: int) -> tuple[str, list[str], dict]:
         """ReduceSum's (op, inputs, attrs) for the graph's opset (axes an input from opset 13)."""
         if self.opset >= 13:
             return "ReduceSum", [x, self.const("axes", np.array([axis], dtype=np.int64))], {"keepdims": keepdims}
         return "ReduceSum", [x], {"axes": [axis], "keepdims": keepdims}
-
-    def finish(self, op: str, inputs: Sequence[str], attrs: dict[str, Any] | None = None) -> None:
-        from .rewrite import Rewriter  # the rewriter keeps the result's name, type and metadata
-
-        Rewriter(self.graph, "lower-nvmc").replace([self.node], op, list(inputs), attrs)
 
 
 def lower_bind(node: Node, graph: Graph) -> None:

@@ -327,3 +327,29 @@ class PatternPass(Pass):
         result.changed = rw.rewrites > 0
         result.stats["nodes_rewritten"] = rw.rewrites
         return result
+
+
+class Lowering:
+    """Builds the ONNX nodes of one nvmc node's lowering (an op's ``lower`` function, see
+    nvmc.ir.ops). ``finish`` makes the last node define the nvmc node's result -- same value
+    name, type and metadata, through the Rewriter -- and removes the nvmc node."""
+
+    def __init__(self, node: Node, graph: Graph):
+        self.node, self.graph = node, graph
+        self.opset = graph.opsets.get("", 17)
+
+    def const(self, base: str, array: np.ndarray) -> str:
+        name = self.graph.fresh_name(f"{self.node.name}_{base}")
+        self.graph.add_const(name, array)
+        return name
+
+    def i64(self, base: str, values: Sequence[int]) -> str:
+        return self.const(base, np.array(values, dtype=np.int64))
+
+    def add(self, op: str, inputs: Sequence[str], type: TensorType, attrs: dict[str, Any] | None = None) -> str:
+        name = self.graph.fresh_name(f"{self.node.name}_{op.lower()}")
+        self.graph.add_node(op, inputs, [name], attrs, name=name, types=[type], meta={"lowered_from": self.node.name})
+        return name
+
+    def finish(self, op: str, inputs: Sequence[str], attrs: dict[str, Any] | None = None) -> None:
+        Rewriter(self.graph, "lower-nvmc").replace([self.node], op, list(inputs), attrs)

@@ -62,7 +62,7 @@ from nvmc.ir.types import TensorType
 
 from . import workload
 from .base import OptionError, PassResult, option, register_pass
-from .rewrite import Const, Match, Op, PatternPass, Rewriter, Var
+from .rewrite import Const, Lowering, Match, Op, PatternPass, Rewriter, Var
 
 DOMAIN = "nvmc"
 QUANT_MODES = ("none", "tensor", "tapwise")
@@ -236,25 +236,12 @@ def verify_winograd(node: Node, graph: Graph) -> str | None:
 
 
 # ---------------------------------------------------------------- lowering
-class _Lowering:
-    def __init__(self, node: Node, graph: Graph):
-        self.node, self.graph = node, graph
-        self.opset = graph.opsets.get("", 17)
+class _Lowering(Lowering):
+    """Lowering of float tensors given by shape, with Pad/Slice/ReduceMax spelled per opset."""
 
-    def const(self, base: str, array: np.ndarray) -> str:
-        name = self.graph.fresh_name(f"{self.node.name}_{base}")
-        self.graph.add_const(name, array)
-        return name
-
-    def add(self, op: str, inputs: Sequence[str], shape: Sequence[int] | None,
+    def add(self, op: str, inputs: Sequence[str], shape: Sequence[int] | None,  # type: ignore[override]
             attrs: dict[str, Any] | None = None, dtype: str = "f32") -> str:
-        name = self.graph.fresh_name(f"{self.node.name}_{op.lower()}")
-        t = TensorType(dtype, tuple(shape) if shape is not None else None)
-        self.graph.add_node(op, inputs, [name], attrs, name=name, types=[t], meta={"lowered_from": self.node.name})
-        return name
-
-    def i64(self, base: str, values: Sequence[int]) -> str:
-        return self.const(base, np.array(values, dtype=np.int64))
+        return super().add(op, inputs, TensorType(dtype, tuple(shape) if shape is not None else None), attrs)
 
     def reshape(self, x: str, shape: Sequence[int]) -> str:
         return self.add("Reshape", [x, self.i64("shape", shape)], shape)
@@ -275,9 +262,6 @@ class _Lowering:
         if self.opset >= 18:
             return self.add("ReduceMax", [x, self.i64("axes", axes)], shape, {"keepdims": 1})
         return self.add("ReduceMax", [x], shape, {"axes": list(axes), "keepdims": 1})
-
-    def finish(self, op: str, inputs: Sequence[str], attrs: dict[str, Any] | None = None) -> None:
-        Rewriter(self.graph, "lower-nvmc").replace([self.node], op, list(inputs), attrs)
 
 
 def lower_winograd(node: Node, graph: Graph) -> None:

@@ -22,6 +22,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+# The totals a report shows, in order: key, label, unit (lower is better, but throughput).
+METRICS = (
+    ("latency_s", "latency", "s"),
+    ("throughput_ips", "throughput", "inf/s"),
+    ("energy_j", "energy", "J"),
+    ("energy_per_inference_j", "energy / inference", "J"),
+    ("edp_js", "EDP", "J·s"),
+    ("area_mm2", "area (modelled memories)", "mm²"),
+)
+
 if TYPE_CHECKING:
     from nvmc.backends import Estimate, Target
     from nvmc.budget import BudgetResult

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from nvmc.render import si
+from nvmc.report import METRICS
 
 MAX_LAYERS = 200       # layers drawn in the per-layer plots (the costliest, in graph order)
 TICK_LABELS = 60       # up to this many layers, the x axis names them
@@ -38,15 +39,6 @@ TOP_LAYERS = 20        # rows of the layer table
 _PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF",
             "#FECB52", "#8C564B", "#7F7F7F", "#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#E377C2",
             "#BCBD22", "#17BECF", "#393B79", "#637939", "#843C39", "#7B4173")
-_METRICS = (  # totals key, label, unit
-    ("latency_s", "latency", "s"),
-    ("throughput_ips", "throughput", "inf/s"),
-    ("energy_j", "energy", "J"),
-    ("energy_per_inference_j", "energy / inference", "J"),
-    ("edp_js", "EDP", "J·s"),
-    ("area_mm2", "area (modelled memories)", "mm²"),
-    ("macs", "MACs", "MAC"),
-)
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"),
              (1e-12, "p"), (1e-15, "f"))
 
@@ -264,7 +256,7 @@ def _summary_table(estimates: list[Mapping[str, Any]], ratios: Mapping[str, Mapp
     head = ["metric", *(e["target"]["name"] for e in estimates), *(f"{e['target']['name']} ÷ {base}"
                                                                    for e in estimates[1:])]
     rows = []
-    for key, label, unit in _METRICS:
+    for key, label, unit in (*METRICS, ("macs", "MACs", "MAC")):
         cells = [_fmt(key, e["totals"].get(key), unit) for e in estimates]
         for e in estimates[1:]:
             r = ratios.get(e["target"]["name"], {}).get(key)
@@ -279,11 +271,11 @@ def _summary_table(estimates: list[Mapping[str, Any]], ratios: Mapping[str, Mapp
 
 
 def _budget_table(budgets: Sequence[Mapping[str, Any]]) -> str:
-    from nvmc.budget import METRICS
+    from nvmc.budget import METRICS as BUDGET_METRICS
 
     rows = []
     for b in budgets:
-        spec = METRICS.get(b["metric"])
+        spec = BUDGET_METRICS.get(b["metric"])
         unit = spec.unit if spec else ""
         bound = "≤" if b.get("bound") == "max" else "≥"
         state = "ok" if b["ok"] else ("does not fit" if b.get("value") is None else "EXCEEDED")
@@ -426,7 +418,7 @@ def _component_figure(estimates: list[Mapping[str, Any]], key: str, unit: str, t
 
 
 def _ratio_figure(estimates: list[Mapping[str, Any]], ratios: Mapping[str, Mapping[str, Any]]) -> dict | None:
-    keys = [(k, label) for k, label, _ in _METRICS if k != "macs"]
+    keys = [(k, label) for k, label, _ in METRICS]
     data = []
     for i, e in enumerate(estimates[1:], start=1):
         r = ratios.get(e["target"]["name"], {})
