@@ -7,6 +7,7 @@ own ``nvmc/cli_*.py`` modules and register on the same group.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from nvmc.ir.errors import NvmcError
 from nvmc.render import console, err_console, print_notices, workload_table
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE (sysexits.h)
 
 
 class InputShape(click.ParamType):
@@ -167,9 +169,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as e:  # a bug in nvmc, not in the user's input: still one clear message
+        if os.environ.get("NVMC_DEBUG"):
+            raise
+        err_console().print(f"internal error: {type(e).__name__}: {e}\n"
+                            "  this is a bug in nvmc; rerun with NVMC_DEBUG=1 for the traceback and report it",
+                            markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_INTERNAL_ERROR)
     sys.exit(code if isinstance(code, int) else 0)
-
-
 
 
 from nvmc import cli_compile  # noqa: E402,F401
