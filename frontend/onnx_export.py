@@ -8,13 +8,13 @@ exports to a model whose onnxruntime outputs are bit-identical to the original's
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import onnx
 from onnx import helper
 
-from nvmc.ir.errors import ModelError, VerifyError
+from nvmc.ir.errors import VerifyError
+from nvmc.ir.files import atomic_write
 from nvmc.ir.graph import NVMC_DOMAIN, Graph
 from nvmc.ir.ops import NVMC_OPS
 
@@ -73,18 +73,14 @@ def to_onnx(graph: Graph, *, value_infos: bool = True, large_consts_as_inputs: i
 
 
 def save_onnx(graph: Graph, path: str | os.PathLike) -> None:
-    """Write the graph as ONNX; writes to a temporary file first, then renames."""
+    """Write the graph as ONNX; writes to a temporary file first, then renames (ir/files.py).
+
+    Models over protobuf's 2 GB limit keep their weights in ``<name>.data`` beside the file."""
     model = to_onnx(graph)
     path = Path(path)
-    large = model.ByteSize() > 1_800_000_000 if hasattr(model, "ByteSize") else False
-    fd, tmp = tempfile.mkstemp(prefix=".nvmc-", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        if large:
-            onnx.save_model(model, tmp, save_as_external_data=True, location=path.name + ".data")
-        else:
-            onnx.save_model(model, tmp)
-        os.replace(tmp, path)
-    except Exception as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise ModelError(f"cannot write ONNX file: {e}", where=str(path)) from None
+    if model.ByteSize() <= 1_800_000_000:
+        atomic_write(path, model.SerializeToString())
+        return
+    def write(f) -> None:
+        onnx.save_model(model, f.name, save_as_external_data=True, location=path.name + ".data")
+    atomic_write(path, write)

@@ -33,8 +33,10 @@ from .onnx_types import attr_from_proto, to_array, type_from_proto
 InputShapes = Mapping[str, Sequence[int]]
 
 
-def read_model(path: str | os.PathLike) -> onnx.ModelProto:
-    """Read an ONNX file with its external data, turning every failure into a ModelError."""
+def read_model(path: str | os.PathLike, files: list[Path] | None = None) -> onnx.ModelProto:
+    """Read an ONNX file with its external data, turning every failure into a ModelError.
+
+    ``files``, when given, receives the paths read (the model and its external-data files)."""
     path = Path(path)
     if not path.exists():
         raise ModelError("file not found", where=str(path), hint="check the path")
@@ -52,14 +54,17 @@ def read_model(path: str | os.PathLike) -> onnx.ModelProto:
     if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
         raise ModelError("not a valid ONNX model (no graph in it)", where=str(path),
                          hint="the file is truncated or is not ONNX; re-export it")
-    _load_external_data(model, path)
+    external = _load_external_data(model, path)
+    if files is not None:
+        files += [path, *external]
     return model
 
 
-def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
+def _load_external_data(model: onnx.ModelProto, path: Path) -> list[Path]:
     from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
     base = path.parent.resolve()
+    targets: list[Path] = []
     for tensor in _get_all_tensors(model):
         if not uses_external_data(tensor):
             continue
@@ -71,18 +76,23 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
         if not target.exists():
             raise ModelError(f"external data file '{location}' of tensor '{tensor.name}' is missing",
                              where=str(path), hint="copy the data file next to the model")
+        targets.append(target)
+    if not targets:
+        return []
     try:
         onnx.load_external_data_for_model(model, str(base))
     except Exception as e:
         raise ModelError(f"external data cannot be loaded: {e}", where=str(path)) from None
+    return sorted(set(targets))
 
 
 def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: InputShapes | None = None,
                  *, source: str | None = None) -> Graph:
     """Import an ONNX model (proto or path) into a Graph."""
+    files: list[Path] = []
     if not isinstance(model, onnx.ModelProto):
         source = source or str(model)
-        model = read_model(model)
+        model = read_model(model, files)
     source = source or model.graph.name or "model"
     _check_ops_known(model, source)  # before the checker, whose message names no node
     model, weights = _without_weights(model)
@@ -104,6 +114,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Input
     graph.analysis_cache["onnx-types"] = (graph.version, True)
     graph.meta["notices"] = notices
     graph.meta["source"] = source
+    graph.meta["files"] = [str(f) for f in files]  # what a save must not overwrite (ir/files.py)
     return graph
 
 

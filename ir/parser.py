@@ -48,7 +48,11 @@ def parse_text(text: str, *, filename: str = "<text>",
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedInput as e:
         raise _syntax_error(e, text, filename) from None
-    return _Builder(text, filename, _loader(sidecar, filename)).build(tree)
+    load = _loader(sidecar, filename)
+    graph = _Builder(text, filename, load).build(tree)
+    # What a later save must not overwrite (ir/files.py): this file and the sidecars it read.
+    graph.meta["files"] = [filename, *map(str, getattr(load, "read", ()))] if filename != "<text>" else []
+    return graph
 
 
 def _syntax_error(e: lark.exceptions.UnexpectedInput, text: str, filename: str) -> ParseError:
@@ -86,8 +90,10 @@ def _loader(sidecar, filename: str) -> SidecarLoader:
             if base.resolve() not in path.parents and path.parent != base.resolve():
                 raise KeyError(f"sidecar '{file}' lies outside {base}")
             opened[file] = np.load(path, allow_pickle=False)
+            load.read.append(path)
         return opened[file][key]
 
+    load.read = []  # type: ignore[attr-defined]
     return load
 
 

@@ -22,6 +22,7 @@ import onnx
 
 from nvmc.frontend import import_model, save_onnx, to_onnx, verify_types
 from nvmc.ir import Graph, ModelError, parse_text, print_graph, verify_structure
+from nvmc.ir.files import atomic_write, check_not_input
 from nvmc.passes.workload import Workload, analyze
 
 from dataclasses import dataclass, field
@@ -68,10 +69,12 @@ def load_text(path: str | os.PathLike) -> Graph:
     return parse_text(text, filename=str(path), sidecar=path.parent)
 
 
-def save(graph: Graph, path: str | os.PathLike) -> list[Path]:
+def save(graph: Graph, path: str | os.PathLike, *, overwrite_inputs: bool = False) -> list[Path]:
     """Write ``graph`` as .onnx or as .nvir (+ a sidecar .npz for large constants).
 
-    Returns the files written. Files are written under temporary names, then renamed.
+    Returns the files written. Files are written under temporary names, then renamed, and
+    never over a file the graph was loaded from (its model, external data or sidecar)
+    unless ``overwrite_inputs``.
 
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
@@ -79,26 +82,27 @@ def save(graph: Graph, path: str | os.PathLike) -> list[Path]:
         ['cnn.nvir', 'cnn.npz']
         >>> load(folder / "cnn.nvir").name
         'tiny_cnn'
+        >>> save(load(folder / "cnn.nvir"), folder / "cnn.npz")
+        Traceback (most recent call last):
+        nvmc.ir.errors.NvmcError: error: ...cnn.npz: the output would overwrite the input '...cnn.npz'
+          hint: choose another -o path
     """
     path = Path(path)
+    inputs = [] if overwrite_inputs else graph.meta.get("files", [])
     if path.suffix == ".nvir":
         sidecar = path.with_suffix(".npz")
         text, arrays = print_graph(graph, sidecar=sidecar.name)
-        written = [path]
+        written = [path, sidecar] if arrays else [path]
+        for out in written:
+            check_not_input(out, inputs)
         if arrays:
-            _atomic_write(sidecar, lambda f: np.savez(f, **arrays))
-            written.append(sidecar)
-        _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+            atomic_write(sidecar, lambda f: np.savez(f, **arrays))
+        atomic_write(path, text)
         return written
+    for out in (path, path.with_name(path.name + ".data")):
+        check_not_input(out, inputs)
     save_onnx(graph, path)
     return [path]
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
 
 
 def verify(graph: Graph, *, types: bool = True) -> None:

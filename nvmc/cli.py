@@ -16,6 +16,7 @@ import click
 import nvmc
 from nvmc import __version__
 from nvmc.ir.errors import NvmcError
+from nvmc.ir.files import atomic_write, check_not_input
 from nvmc.render import console, err_console, print_notices, workload_table
 
 EXIT_USER_ERROR = 2
@@ -55,11 +56,18 @@ def load_model(model: Path, input_shapes=()):
     return graph
 
 
-def check_output_path(out: Path, *inputs: Path) -> None:
-    """Never overwrite what the user gave us."""
-    for p in inputs:
-        if p.exists() and out.exists() and out.resolve() == p.resolve():
-            raise NvmcError("the output would overwrite the input", where=str(out), hint="choose another -o path")
+def check_output_path(out: Path | None, *inputs: Path | str | None, option: str = "-o") -> None:
+    """Never overwrite what the user gave us (also through a link); see nvmc/ir/files.py."""
+    if out is not None:
+        check_not_input(out, inputs, option=option)
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a report: '-' is stdout, anything else a file written atomically."""
+    if str(path) == "-":
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        atomic_write(path, text if text.endswith("\n") else text + "\n")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,15 +106,15 @@ def ir_cmd(model: Path, output: Path | None, input_shapes) -> None:
 @input_shape_option
 def analyze_cmd(model: Path, json_path: Path | None, csv_path: Path | None, top: int, input_shapes) -> None:
     """Count MACs, non-MAC ops, parameters and bytes per node of MODEL."""
+    for path, option in ((json_path, "--json"), (csv_path, "--csv")):
+        check_output_path(path, model, option=option)
     graph = load_model(model, input_shapes)
     workload = nvmc.analyze(graph)
     print_notices(workload.notices)
     if json_path is not None:
-        text = workload.to_json(indent=1)
+        write_output(json_path, workload.to_json(indent=1))
         if str(json_path) == "-":
-            click.echo(text)
             return
-        json_path.write_text(text)
     if csv_path is not None:
         write_workload_csv(workload, csv_path)
     console().print(workload_table(workload, title=model.name, top=top))
@@ -114,18 +122,20 @@ def analyze_cmd(model: Path, json_path: Path | None, csv_path: Path | None, top:
 
 def write_workload_csv(workload, path: Path) -> None:
     import csv
+    import io
 
     from nvmc.passes.workload import NONMAC_KINDS
 
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["name", "op", "macs", "params", "weight_bytes", "input_bytes", "output_bytes",
-                    "weight_density", *NONMAC_KINDS])
-        c = workload.columns
-        for i, (name, op) in enumerate(zip(workload.names, workload.ops)):
-            w.writerow([name, op, int(c["macs"][i]), int(c["params"][i]), float(c["weight_bytes"][i]),
-                        float(c["input_bytes"][i]), float(c["output_bytes"][i]), float(c["weight_density"][i]),
-                        *(int(c[k][i]) for k in NONMAC_KINDS)])
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    w.writerow(["name", "op", "macs", "params", "weight_bytes", "input_bytes", "output_bytes",
+                "weight_density", *NONMAC_KINDS])
+    c = workload.columns
+    for i, (name, op) in enumerate(zip(workload.names, workload.ops)):
+        w.writerow([name, op, int(c["macs"][i]), int(c["params"][i]), float(c["weight_bytes"][i]),
+                    float(c["input_bytes"][i]), float(c["output_bytes"][i]), float(c["weight_density"][i]),
+                    *(int(c[k][i]) for k in NONMAC_KINDS)])
+    write_output(path, f.getvalue())
 
 
 @cli.command("export")

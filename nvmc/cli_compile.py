@@ -12,6 +12,7 @@ Registered on the ``cli`` group of nvmc/cli.py (imported at its end). User error
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import sys
@@ -22,7 +23,7 @@ from rich.markup import escape
 import numpy as np
 from rich.table import Table
 
-from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument
+from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
 from nvmc.ir.errors import NvmcError
 from nvmc.render import binary, console, err_console, print_notices, si
 from nvmc.report import METRICS
@@ -118,10 +119,9 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     if output is not None:
         if output.suffix != ".onnx":
             raise NvmcError("-o writes an .onnx file", where=str(output))
-        check_output_path(output, model)
-    for path in (json_path, csv_path, html_path):
-        if path is not None and str(path) != "-":
-            check_output_path(path, model)
+    given = [model, target_name, *_target_list(compare)]  # target TOML files are inputs too
+    for path, option in ((output, "-o"), (json_path, "--json"), (csv_path, "--csv"), (html_path, "--html")):
+        check_output_path(path, *given, option=option)
     if html_path is not None and str(html_path) == "-":
         raise NvmcError("--html writes a file, not stdout", where="--html", hint="give a path, e.g. report.html")
     from nvmc.backends.training import Request
@@ -147,11 +147,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     checked = check_budgets(budgets, [(e.target, e.totals) for e in estimates])
     report = _report(model, graph, estimates, checked)
     if json_path is not None:
-        text = json.dumps(report, indent=1, allow_nan=False)
-        if str(json_path) == "-":
-            click.echo(text)
-        else:
-            json_path.write_text(text + "\n")
+        write_output(json_path, json.dumps(report, indent=1, allow_nan=False))
     if csv_path is not None:
         _write_csv(estimates, csv_path)
     if output is not None:
@@ -198,23 +194,20 @@ def _write_csv(estimates, path: Path) -> None:
     components = sorted({k for e in estimates for k in e.energy})
     lat_components = sorted({k for e in estimates for k in e.latency})
     events = sorted({k for e in estimates for k in e.events})
-    stream = sys.stdout if str(path) == "-" else open(path, "w", newline="")
-    try:
-        w = csv.writer(stream)
-        w.writerow(["target", "name", "op", "macs", "latency_s", "energy_j",
-                    *(f"latency_{k}_s" for k in lat_components), *(f"energy_{k}_j" for k in components), *events])
-        for e in estimates:
-            if not e.ok:
-                continue
-            energy = e.node_energy
-            for i, name in enumerate(e.names):
-                w.writerow([e.target, name, e.ops[i], int(e.macs[i]), f"{e.node_latency[i]:.6e}", f"{energy[i]:.6e}",
-                            *(f"{e.latency[k][i]:.6e}" if k in e.latency else "" for k in lat_components),
-                            *(f"{e.energy[k][i]:.6e}" if k in e.energy else "" for k in components),
-                            *(f"{e.events[k][i]:.6g}" if k in e.events else "" for k in events)])
-    finally:
-        if stream is not sys.stdout:
-            stream.close()
+    stream = io.StringIO(newline="")
+    w = csv.writer(stream)
+    w.writerow(["target", "name", "op", "macs", "latency_s", "energy_j",
+                *(f"latency_{k}_s" for k in lat_components), *(f"energy_{k}_j" for k in components), *events])
+    for e in estimates:
+        if not e.ok:
+            continue
+        energy = e.node_energy
+        for i, name in enumerate(e.names):
+            w.writerow([e.target, name, e.ops[i], int(e.macs[i]), f"{e.node_latency[i]:.6e}", f"{energy[i]:.6e}",
+                        *(f"{e.latency[k][i]:.6e}" if k in e.latency else "" for k in lat_components),
+                        *(f"{e.energy[k][i]:.6e}" if k in e.energy else "" for k in components),
+                        *(f"{e.events[k][i]:.6g}" if k in e.events else "" for k in events)])
+    write_output(path, stream.getvalue())
 
 
 # ------------------------------------------------------------------ rendering

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument
+from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
 from nvmc.ir.errors import NvmcError
 from nvmc.render import binary, console, err_console
 
@@ -58,6 +58,7 @@ def opt_cmd(model: Path, pipeline: str, output: Path | None, verify_each: bool, 
         if output.suffix not in OUTPUT_SUFFIXES:
             raise NvmcError(f"opt writes .onnx or .nvir, not '{output.suffix or output.name}'", where=str(output))
         check_output_path(output, model)
+    check_output_path(json_path, model, option="--json")
     if json_path is not None and str(json_path) == "-" and output is None:
         raise NvmcError("--json - needs -o: stdout already carries the IR", where="--json")
     graph = load_model(model, input_shapes)
@@ -74,10 +75,7 @@ def opt_cmd(model: Path, pipeline: str, output: Path | None, verify_each: bool, 
         err_console().print(str(report), markup=False, highlight=False)
     if json_path is not None:
         text = json.dumps(result.to_dict(), indent=1, default=float)
-        if str(json_path) == "-":
-            click.echo(text)
-        else:
-            json_path.write_text(text + "\n")
+        write_output(json_path, text)
     if output is None:
         from nvmc.ir import print_graph
         from nvmc.render import print_notices
@@ -205,6 +203,7 @@ def check_cmd(original: Path, transformed: Path, inputs_path: Path | None, seed:
     """
     from nvmc.harness import compare
 
+    check_output_path(json_path, original, transformed, inputs_path, option="--json")
     for path in (original, transformed):
         if path.suffix not in OUTPUT_SUFFIXES:
             raise NvmcError(f"check compares .onnx or .nvir models, not '{path.suffix or path.name}'", where=str(path))
@@ -214,10 +213,7 @@ def check_cmd(original: Path, transformed: Path, inputs_path: Path | None, seed:
                      input_shapes=dict(input_shapes))
     if json_path is not None:
         text = json.dumps(report.to_dict(), indent=1, default=float)
-        if str(json_path) == "-":
-            click.echo(text)
-        else:
-            json_path.write_text(text + "\n")
+        write_output(json_path, text)
     if json_path is None or str(json_path) != "-":
         console().print(_report_table(report, f"{original.name} vs {transformed.name}"))
     if rtol is not None and not report.within(rtol):

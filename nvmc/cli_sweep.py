@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from nvmc.cli import cli
+from nvmc.cli import check_output_path, cli
 from nvmc.ir.errors import NvmcError
 from nvmc.render import console, err_console, si
 
@@ -53,6 +53,7 @@ def sweep_cmd(spec: Path, db: Path | None, scheduler: str | None, workers: int |
 
     plan = load_spec(spec)
     db = db or _default_db(spec)
+    check_output_path(db, spec, *(m.path for m in plan.models), option="--db")
     if status_only:
         summary = Summary(len(plan.points), 0, 0, 0.0)
         if db.is_file():
@@ -184,10 +185,8 @@ def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path:
             raise NvmcError("--db goes with a spec; SOURCE is already a database", where=str(source))
         db = source
         title = f"sweep results {source.name}"
-    for path in (csv_path, json_path, html_path):
-        if path is not None and str(path) != "-" and path.exists() and path.resolve() in (source.resolve(),
-                                                                                           db.resolve()):
-            raise NvmcError("the output would overwrite the input", where=str(path))
+    for path, option in ((csv_path, "--csv"), (json_path, "--json"), (html_path, "--html")):
+        check_output_path(path, source, db, option=option)
     with Store(db, create=False) as store:
         rows = store.rows(ids, report=reports and json_path is not None)
         sweeps = store.sweeps()

@@ -22,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from nvmc.ir.files import atomic_write
+
 # The totals a report shows, in order: key, label, unit (lower is better, but throughput).
 METRICS = (
     ("latency_s", "latency", "s"),
@@ -114,7 +116,4 @@ def write_html(path: str | os.PathLike, report: Mapping[str, Any], parameters: M
     """Write the HTML page to ``path`` (under a temporary name, then renamed); returns the path."""
     path = Path(path)
     text = render_html(report, parameters, **kw)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, text)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nvmc.ir.files import atomic_write
 from nvmc.render import si
 
 from .store import COLUMNS, decode_report
@@ -122,7 +123,7 @@ def _write(path, text: str) -> None:
         import click
         click.echo(text, nl=False)
     else:
-        Path(path).write_text(text)
+        atomic_write(path, text)
 
 
 # ------------------------------------------------------------------ HTML
@@ -131,7 +132,7 @@ def write_html(rows: list[dict], path: Path | str, *, title: str) -> None:
 
     Built with the report page's machinery (nvmc/report/html.py: styles, escaping, figures
     in a JSON block drawn by plotly.js, a Content-Security-Policy that allows no request)."""
-    Path(path).write_text(render_html(rows, title=title))
+    atomic_write(path, render_html(rows, title=title))
 
 
 def render_html(rows: list[dict], *, title: str, generated: str | None = None) -> str:
