@@ -56,6 +56,14 @@ change at run time (attention's Q K^T and A V) runs on the digital MAC lanes
 (``"reprogram"``: cells x write energy, rows x write pulse, one write per cell per
 inference against the endurance) and then read as a crossbar layer.
 
+Where the digital units sit (``digital.placement``): ``tile`` (default) puts them beside
+every tile's arrays, as ISAAC, at no extra data movement; ``chip`` makes them one block at
+the chip's edge with the same lanes, as designs that offload non-MAC ops, so every digital
+node's operands cross the tile mesh to it and back through one link of
+``digital.link_bits`` per cycle (see :func:`remote_digital`). NEON's nets
+(``PERIPHERY_NETS``) need no digital unit: their biases ride on an always-driven row and
+their ReLUs are a sign test on the shift-and-add output, costed as shift-and-add ops.
+
 Time: busy time by unit; a node takes ``max(crossbar + adc, buffer, interconnect,
 digital) + write``. Energy by component: crossbar (cells), adc, dac, shift_add, buffer,
 interconnect, digital, write. Area by component: the arrays' cells, ADCs, DACs,
@@ -133,6 +141,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "dynamic_matmul": Field("choice", "products of two run-time operands (attention): digital MAC lanes, or "
                                           "reprogram the second operand into arrays", default="digital",
                                 choices=("digital", "reprogram")),
+    },
+    "digital": {
+        "placement": Field("choice", "where the non-MAC digital units sit: tile (beside every tile's arrays, "
+                                     "no extra data movement) or chip (one shared block at the chip's edge with "
+                                     "the same lanes: every operand crosses the tile mesh to it and back)",
+                           default="tile", choices=("tile", "chip")),
+        "link_bits": Field("int", "bits per cycle of the link into a chip-level digital block (default: one "
+                                  "router port, ISAAC's 256)", minimum=1),
     },
     "run": {
         "mode": Field("choice", "inference, or train (forward + backward + weight update per step)",
@@ -230,6 +246,8 @@ class Config:
     digital_macs_per_cycle: float
     digital_area_um2: float                  # per tile
     params: list[Param] = field(default_factory=list)
+    digital_placement: str = "tile"
+    digital_link_bits: float = 256.0
 
     @property
     def arrays_per_tile(self) -> int:
@@ -286,7 +304,8 @@ class Config:
         return {"node_nm": self.node_nm, "array": f"{self.rows}x{self.cols}", "cell_bits": self.cell_bits,
                 "adc": self.adc, "adc_bits": self.adc_bits, "cols_per_adc": self.cols_per_adc,
                 "lossless_adc_bits": self.lossless_adc_bits, "weight_bits": self.weight_bits,
-                "input_bits": self.input_bits, "mode": self.mode,
+                "input_bits": self.input_bits, "mode": self.mode, "digital_placement": self.digital_placement,
+                **({"digital_link_bits": self.digital_link_bits} if self.digital_placement == "chip" else {}),
                 **({"algorithm": self.algorithm} if self.mode == "train" else {})}
 
 
@@ -424,6 +443,9 @@ def resolve(target: Target) -> Config:
                  mean_level, sar, sar_cycle, vref, isaac_adc, isaac_rate, adc_area, dac_e, dac_a, sa_e, sa_a,
                  edram_e / edram_bits, edram_bits, edram_a, router_e / router_bits, router_bits, router_a, add_e,
                  mult_e, mac_e, exp_slots, div_slots, ops_cycle, macs_cycle, digital_a, r.params)
+    cfg.digital_placement = r.knob("digital.placement")
+    if cfg.digital_placement == "chip":
+        cfg.digital_link_bits = float(r.knob("digital.link_bits", (isaac, "router.access_bits")))
     r.derived("array.t_conv_s", cfg.t_conv, "ADC conversion time: (adc_bits + 1) x 1 ns (NeuroSim SAR) or 1 / "
               "sample rate (ISAAC)")
     r.derived("array.t_step_s", cfg.t_step, "one input-bit cycle: read pulse + cols_per_adc conversions")
@@ -528,20 +550,47 @@ def replicas(single_latency: np.ndarray, arrays: np.ndarray, vectors: np.ndarray
     return r
 
 
+# Nets whose per-element ReLU and bias run in the arrays' periphery (NEON's simplified
+# microarchitecture, paper 11): the bias as one always-driven row, the ReLU as a sign test
+# on the shift-and-add output; costed as shift-and-add ops, not on the digital units.
+PERIPHERY_NETS = frozenset({"nvmc.NeonApprox"})
+
+
 def _nonmac_cost(workload, cfg: Config, lay: Layers, tiles: int) -> dict[str, np.ndarray]:
-    """Digital units: energy and time of the non-MAC ops of every node."""
+    """Digital units: energy and time of the non-MAC ops of every node, and what the
+    periphery of the arrays does instead (``PERIPHERY_NETS``)."""
     c = workload.columns
     f = np.float64
     simple = sum(c[k].astype(f) for k in _SIMPLE)
     mul = c["mul"].astype(f)
     trans = sum(c[k].astype(f) for k in _TRANSCENDENTAL)
     div = c["div"].astype(f)
+    in_periphery = np.isin(np.asarray(workload.ops, dtype=object), list(PERIPHERY_NETS))
+    periphery = np.where(in_periphery, simple, 0.0)
+    simple = np.where(in_periphery, 0.0, simple)
     heavy_slots = trans * cfg.exp_slots + div * cfg.div_slots
     energy = simple * cfg.add_energy + mul * cfg.mult_energy + heavy_slots * cfg.mac_energy
     slots = simple + mul + heavy_slots
     rate = cfg.digital_ops_per_cycle * cfg.clock_hz * max(tiles, 1)
     work = lay.work.astype(f)
-    return {"energy": energy * work, "time": slots / rate * work}
+    return {"energy": energy * work, "time": slots / rate * work, "ops": slots * work,
+            "periphery_ops": periphery * work}
+
+
+def remote_digital(cfg: Config, lay: Layers, digital: dict[str, np.ndarray], tiles: int) -> dict[str, np.ndarray]:
+    """Operand traffic to a chip-level digital block (``digital.placement = "chip"``).
+
+    Every node with digital work sends its input elements to the block and gets its output
+    back, at ``input_bits`` per element, over the tile mesh: a sqrt(T) x sqrt(T) mesh with
+    the block at the middle of one edge is on average k/4 hops across plus k/2 hops deep
+    (k = sqrt(T)), plus one hop into the block. All of it enters through the block's one
+    link (``digital.link_bits`` per cycle; default one ISAAC router port, 256 bits), so the
+    link's rate bounds the time; energy is the router's per-bit energy per hop."""
+    on = digital["ops"] > 0
+    bits = np.where(on, (lay.in_elems + lay.out_elems) * cfg.input_bits, 0.0)
+    hops = 0.75 * math.sqrt(max(tiles, 1)) + 1.0
+    return {"bits": bits, "hops": np.full_like(bits, hops), "energy": bits * hops * cfg.router_bit_energy,
+            "time": bits / (cfg.digital_link_bits * cfg.clock_hz)}
 
 
 def crossbar_read(cfg: Config, vectors: np.ndarray, cycles: np.ndarray, drives: np.ndarray, reads: np.ndarray,
@@ -623,6 +672,11 @@ def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
                            np.where(lay.work, (lay.in_elems + lay.out_elems) * bits_el, 0.0))
     ic_bits = np.where(lay.xbar | dyn_digital, lay.out_elems * bits_el, 0.0)
     layer_tiles = np.where(lay.xbar, np.maximum(1.0, np.ceil(lay.arrays * r / apt)), float(tiles))
+    ic_energy = ic_bits * cfg.router_bit_energy
+    ic_time = ic_bits / (cfg.router_bits * cfg.clock_hz * layer_tiles)
+    if cfg.digital_placement == "chip":
+        remote = remote_digital(cfg, lay, digital, tiles)
+        ic_energy, ic_time = ic_energy + remote["energy"], ic_time + remote["time"]
 
     # reprogrammed dynamic operands: written before every use
     reprog = lay.xbar & lay.dynamic
@@ -633,9 +687,9 @@ def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
         "crossbar": fwd["crossbar"],
         "adc": fwd["adc"],
         "dac": fwd["dac"],
-        "shift_add": fwd["shift_add"] + accumulate * cfg.sa_energy,
+        "shift_add": fwd["shift_add"] + (accumulate + digital["periphery_ops"]) * cfg.sa_energy,
         "buffer": buffer_bits * cfg.edram_bit_energy,
-        "interconnect": ic_bits * cfg.router_bit_energy,
+        "interconnect": ic_energy,
         "digital": digital["energy"] + dyn_energy,
         "write": write_cells * cfg.write_energy,
     }
@@ -643,7 +697,7 @@ def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
         "crossbar": fwd["t_crossbar"],
         "adc": fwd["t_adc"],
         "buffer": buffer_bits / (cfg.edram_bits * cfg.clock_hz * layer_tiles),
-        "interconnect": ic_bits / (cfg.router_bits * cfg.clock_hz * layer_tiles),
+        "interconnect": ic_time,
         "digital": digital["time"] + dyn_time,
         "write": write_time,
     }
