@@ -138,10 +138,14 @@ class Neon(Pass):
        (``range=auto``: min/max over seeded calibration runs of the model in onnxruntime,
        widened by 10 %; ``range=default``: the function's stated range, nvmc.passes.neon_fit).
     2. Softmax is decomposed: ReduceMax, Sub, NEON exp on [-s, 0] (s: 1.1 x the calibrated
-       row span, at most 16), ReduceSum, NEON reciprocal on [1, n] (n: the axis length), Mul.
-       The reductions stay digital adds.
-    3. LayerNormalization is decomposed: mean, centred square, variance (ReduceMean), NEON
+       row span, at most 16), a row sum, NEON reciprocal on [1, n] (n: the axis length), Mul.
+    3. LayerNormalization is decomposed: mean, centred square, variance (two means), NEON
        rsqrt(var + eps) on the calibrated variance range, then scale and bias.
+       The sums and means stay ReduceSum / ReduceMean (``reduce=digital``, default); with
+       ``reduce=crossbar`` those over the last axis become MatMuls with a constant column of
+       ones (or 1/n), so they too run on crossbar arrays (on nvmc's crossbar model a row sum
+       read bit-serially is slower than the digital units' adds, hence not the default).
+       ReduceMax, the subtractions and the products of two run-time tensors stay digital.
     4. Left alone, with the reason in why_not: ops outside ``ops``, non-f32 values, a
        LayerNormalization whose mean / inv-std outputs are read, a Softmax of opset < 13
        over a non-last axis or over one element, unknown axis lengths; and other transcendental ops (Log, Pow,
@@ -175,6 +179,9 @@ class Neon(Pass):
     error: float = option(1e-3, min=1e-7, max=1.0, help="target max error of each net on its range")
     range: str = option("auto", choices=("auto", "default"),
                         help="input ranges: calibrated on the model, or each function's default")
+    reduce: str = option("digital", choices=("digital", "crossbar"),
+                         help="softmax / layer-norm sums and means over the last axis: MatMul with a constant "
+                              "column (crossbar) or ReduceSum / ReduceMean (digital)")
     samples: int = option(2, min=1, max=64, help="calibration runs (range=auto), seeded")
     check: bool = option(True, help="measure end-to-end numerics against the original in onnxruntime")
 
@@ -333,7 +340,7 @@ class Neon(Pass):
         x = node.inputs[0]
         t = graph.values[x].type
         opset = graph.opsets.get("", 17)
-        add = _Adder(graph, node, self.name)
+        add = _Adder(graph, node, self.name, self.reduce == "crossbar")
         if node.op == "Softmax":
             axis = int(node.attrs.get("axis", -1)) % t.rank
             kept = tuple(1 if i == axis else d for i, d in enumerate(t.shape))
@@ -364,9 +371,10 @@ class Neon(Pass):
 class _Adder:
     """Adds the ONNX nodes of a decomposition, named after the node they stand for."""
 
-    def __init__(self, graph: Graph, node: Node, pass_name: str):
+    def __init__(self, graph: Graph, node: Node, pass_name: str, matmul_reduce: bool = False):
         self.graph, self.node = graph, node
         self.meta = {"rewritten_by": [pass_name], "neon_of": node.name}
+        self.matmul_reduce = matmul_reduce
 
     def const(self, base: str, array: np.ndarray) -> str:
         name = self.graph.fresh_name(f"{self.node.name}_{base}")
@@ -379,7 +387,17 @@ class _Adder:
         return name
 
     def reduce(self, op: str, x: str, axes: list[int], t: TensorType, opset: int) -> str:
-        """A keepdims reduction over ``axes`` (as an input from opset 18, ReduceSum from 13)."""
+        """A keepdims reduction over ``axes`` (as an input from opset 18, ReduceSum from 13), or
+        a MatMul with a constant [n, 1] column when it sums or averages the last axis only."""
+        rank = len(t.shape)
+        if self.matmul_reduce and op in ("ReduceSum", "ReduceMean") and axes == [rank - 1]:
+            n = int(self.graph.values[x].type.shape[-1])
+            column = np.full((n, 1), 1.0 if op == "ReduceSum" else 1.0 / n, np.float32)
+            kind = "rowsum" if op == "ReduceSum" else "rowmean"
+            name = self.graph.fresh_name(f"{self.node.name}_{kind}")
+            self.graph.add_node("MatMul", [x, self.const("ones" if op == "ReduceSum" else "mean", column)], [name],
+                                name=name, types=[t], meta=dict(self.meta))
+            return name
         as_input = opset >= (13 if op == "ReduceSum" else 18)
         if as_input:
             return self(op, [x, self.const("axes", np.array(axes, np.int64))], t, {"keepdims": 1})

@@ -197,6 +197,20 @@ def test_crossbar_costs_nets_on_arrays_and_originals_on_digital_units():
     assert en.energy["shift_add"][erf_n] >= periphery * cfg.sa_energy
 
 
+def test_reduce_crossbar_turns_row_sums_into_constant_matmuls():
+    base = nvmc.load(TRANSFORMER)
+    g = base.copy()
+    run_pipeline(g, "neon{reduce=crossbar,check=false}")
+    sums = [n for n in g.nodes if n.op == "MatMul" and n.name.endswith(("_rowsum", "_rowmean"))]
+    assert {n.name.rsplit("_", 1)[1] for n in sums} == {"rowsum", "rowmean"}
+    assert not any(n.op in ("ReduceSum", "ReduceMean") for n in g.nodes)
+    assert all(n.inputs[1] in g.consts for n in sums)
+    report = compare(base, g, samples=2)
+    assert report.cosine >= 0.999
+    est = backends.estimate(analyze(g), backends.load_target("rram-pim"))
+    assert all(est.events["arrays"][est.names.index(n.name)] > 0 for n in sums)
+
+
 def test_chip_level_digital_block_pays_the_operands_trip():
     """digital.placement=chip: a digital node's operands cross the mesh through the block's link."""
     g = nvmc.load(TRANSFORMER)
