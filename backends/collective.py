@@ -285,9 +285,7 @@ def parse_bandwidth(text: str) -> float:
     if not m:
         raise ValueError(f"bandwidth '{text}' needs a unit: write e.g. 25Gbit/s, 100Gbps or 12.5GB/s")
     value = float(m.group(1)) * _PREFIX[m.group(2)] / (1.0 if m.group(3) == "B" else 8.0)
-    if value <= 0:
-        raise ValueError(f"bandwidth must be positive, got '{text}'")
-    return value
+    return _bounded(value, text, "bandwidth", 1.0, 1e18, "B/s")
 
 
 def parse_latency(text: str) -> float:
@@ -295,7 +293,8 @@ def parse_latency(text: str) -> float:
     m = _TIME.match(str(text))
     if not m:
         raise ValueError(f"latency '{text}' needs a unit: write e.g. 5us, 0.5ms or 2e-6s")
-    return float(m.group(1)) * {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}[m.group(2)]
+    value = float(m.group(1)) * {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}[m.group(2)]
+    return _bounded(value, text, "latency", 0.0, 1e3, "s", zero=True)
 
 
 def parse_energy_per_bit(text: str) -> float:
@@ -303,7 +302,15 @@ def parse_energy_per_bit(text: str) -> float:
     m = _EBIT.match(str(text))
     if not m:
         raise ValueError(f"energy per bit '{text}' needs a unit: write e.g. 100pJ")
-    return float(m.group(1)) * {"J": 1.0, "mJ": 1e-3, "uJ": 1e-6, "nJ": 1e-9, "pJ": 1e-12, "fJ": 1e-15}[m.group(2)]
+    value = float(m.group(1)) * {"J": 1.0, "mJ": 1e-3, "uJ": 1e-6, "nJ": 1e-9, "pJ": 1e-12, "fJ": 1e-15}[m.group(2)]
+    return _bounded(value, text, "energy per bit", 0.0, 1.0, "J", zero=True)
+
+
+def _bounded(value: float, text: str, what: str, lo: float, hi: float, unit: str, *, zero: bool = False) -> float:
+    """Refuse what no network has (and what would turn an estimate into inf or NaN)."""
+    if not math.isfinite(value) or not (lo <= value <= hi) or (value == 0 and not zero) or 0 < value < 1e-30:
+        raise ValueError(f"{what} '{text}' is out of range: expected {lo:g} .. {hi:g} {unit}")
+    return value
 
 
 # ------------------------------------------------------------------ bucketing and overlap

@@ -85,7 +85,7 @@ from functools import lru_cache
 import numpy as np
 
 
-from .support import check_supported
+from .support import check_supported, op_mask
 from .errors import TargetError
 from .estimate import Estimate
 from .target import Field, Target
@@ -499,7 +499,7 @@ def map_layers(workload, cfg: Config) -> Layers:
     static = is_mac & (params > 0)
     dynamic = is_mac & ~static
     xbar = static | (dynamic & (cfg.dynamic == "reprogram"))
-    views = np.isin(ops, list(VIEW_OPS)) & ~is_mac
+    views = op_mask(ops, list(VIEW_OPS)) & ~is_mac
     work = ~folded & ~views
 
     copies = np.where(static, np.clip(np.floor(params / (gk * gn)), 1.0, gb), gb)
@@ -565,7 +565,7 @@ def _nonmac_cost(workload, cfg: Config, lay: Layers, tiles: int) -> dict[str, np
     mul = c["mul"].astype(f)
     trans = sum(c[k].astype(f) for k in _TRANSCENDENTAL)
     div = c["div"].astype(f)
-    in_periphery = np.isin(np.asarray(workload.ops, dtype=object), list(PERIPHERY_NETS))
+    in_periphery = op_mask(np.asarray(workload.ops, dtype=object), list(PERIPHERY_NETS))
     periphery = np.where(in_periphery, simple, 0.0)
     simple = np.where(in_periphery, 0.0, simple)
     heavy_slots = trans * cfg.exp_slots + div * cfg.div_slots

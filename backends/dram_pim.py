@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import TargetError
+from .support import op_mask
 from .target import Target
 from .techlib import DataFile, Param, library
 
@@ -115,8 +116,8 @@ def node_kinds(workload) -> dict[str, np.ndarray]:
     macs = c["macs"].astype(np.float64)
     folded = c["folded"].astype(bool) if "folded" in c else np.zeros(len(ops), dtype=bool)
     is_mac = (macs > 0) & ~folded
-    view = np.isin(ops, list(VIEW_OPS)) & ~is_mac
-    move = np.isin(ops, list(MOVE_OPS)) & ~is_mac
+    view = op_mask(ops, list(VIEW_OPS)) & ~is_mac
+    move = op_mask(ops, list(MOVE_OPS)) & ~is_mac
     free = view | folded
     return {"mac": is_mac, "view": view, "move": move & ~free, "folded": folded,
             "nonmac": ~is_mac & ~free & ~move, "work": ~free}
@@ -145,7 +146,7 @@ def precisions(workload, kinds: dict[str, np.ndarray], conv_activation_bits: flo
     w_bits = np.where(has_w, 8.0 * w_bytes / np.maximum(params, 1.0), np.nan)
     a_el = np.where(has_w, gb * gm * gk, gb * gm * gk + gb * gk * gn)
     a_exact = 8.0 * inp / a_el
-    matmul = np.isin(ops, list(MATMUL_OPS))
+    matmul = op_mask(ops, list(MATMUL_OPS))
     other_mac = is_mac & ~matmul
     fallback = conv_activation_bits if conv_activation_bits > 0 else np.nan
     a_bits = np.where(matmul & (inp > 0), a_exact, np.where(other_mac, fallback, np.nan))
@@ -161,7 +162,7 @@ def precisions(workload, kinds: dict[str, np.ndarray], conv_activation_bits: flo
     inherited = np.where(last_mac >= 0, out_bits[np.maximum(last_mac, 0)], before)
     ops_count = sum(c[k].astype(f) for k in ("add", "mul", "div", "cmp", "exp", "log", "sqrt", "pow", "tanh", "erf",
                                                "other"))
-    one_op = np.isin(ops, list(ONE_OP_ELEMENTWISE)) & (ops_count > 0) & ~is_mac
+    one_op = op_mask(ops, list(ONE_OP_ELEMENTWISE)) & (ops_count > 0) & ~is_mac
     own = snap_bits(np.where(one_op, 8.0 * out / np.maximum(ops_count, 1.0), np.nan))
     bits = np.where(is_mac, np.maximum(w_bits, a_bits), np.where(one_op, own, inherited))
     return {"w_bits": np.where(is_mac, w_bits, bits), "a_bits": np.where(is_mac, a_bits, bits),
@@ -194,6 +195,6 @@ def gemm_dims(workload, kinds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     params = c["params"].astype(f)
     ops = np.asarray(workload.ops, dtype=object)
     shared = kinds["mac"] & (params > 0) & (gb > 1) & (gb * gk * gn > 1.5 * params) \
-        & ~np.isin(ops, list(RECURRENT_OPS))
+        & ~op_mask(ops, list(RECURRENT_OPS))
     return np.where(shared, 1.0, gb), np.where(shared, gb * gm, gm), gn, gk
 

@@ -71,7 +71,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .support import check_supported
+from .support import check_supported, op_mask
 from .errors import TargetError
 from .estimate import Estimate
 from .target import Field, Target
@@ -312,7 +312,7 @@ def _traffic(workload, cfg: Config) -> dict[str, np.ndarray]:
     gb, gm, gn, gk = (np.maximum(c[k].astype(f), 1.0) for k in ("gemm_batch", "gemm_m", "gemm_n", "gemm_k"))
     cap = float(cfg.llc.capacity_bytes)
     is_mac = macs > 0
-    work = ~(np.isin(np.asarray(workload.ops, dtype=object), list(VIEW_OPS)) & ~is_mac)
+    work = ~(op_mask(np.asarray(workload.ops, dtype=object), list(VIEW_OPS)) & ~is_mac)
     if "folded" in workload.columns:  # weight decodes / precision casts fused into their readers
         work &= workload.columns["folded"] == 0
 

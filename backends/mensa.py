@@ -58,7 +58,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .support import check_supported
+from .support import check_supported, op_mask
+from .errors import TargetError
 from .dram_pim import RECURRENT_OPS, Knobs, device, gemm_dims, node_kinds, nonmac_counts, precisions
 from .estimate import Estimate
 from .systolic_map import compute_cycles, operand_accesses
@@ -155,6 +156,10 @@ def resolve(target: Target) -> Config:
     soc_bw = k("memory.soc_bandwidth_bytes_per_s", dev, "memory.soc_bandwidth_bytes_per_s")
     soc_j = k.lib(dev, "memory.soc_energy_per_bit_j")
     names = ACCELERATORS if rule == "mensa" else ACCELERATORS[:1]
+    if rule == "mensa" and "memory.stack_energy_per_bit_j" not in dev.params:
+        raise TargetError(f"partition.rule = 'mensa' needs in-memory accelerators, and device '{dev.name}' has no "
+                          "3D-stacked memory (memory.stack_bandwidth_bytes_per_s)", where=target.where("partition.rule"),
+                          hint="use the 'mensa' target, whose device has stacked memory")
     if rule == "mensa":
         stack_bw = k("memory.stack_bandwidth_bytes_per_s", dev, "memory.stack_bandwidth_bytes_per_s")
         stack_j = k.lib(dev, "memory.stack_energy_per_bit_j")
@@ -257,7 +262,7 @@ def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
     narrow = mac & (c["gemm_n"].astype(f) < cfg.min_cols * cfg.accels[0].cols)
     place = np.zeros(n, dtype=np.int64)
     if cfg.rule == "mensa":
-        recurrent = mac & np.isin(np.asarray(ops, dtype=object), list(RECURRENT_OPS))
+        recurrent = mac & op_mask(np.asarray(ops, dtype=object), list(RECURRENT_OPS))
         low = mac & ~recurrent & ((intensity < cfg.threshold * ridge) | narrow)
         place = np.where(recurrent, 1, np.where(low, 2, 0))
         idx = np.arange(n)

@@ -72,6 +72,7 @@ import numpy as np
 
 from .errors import TargetError, UnsupportedOpError
 from .estimate import Estimate
+from .support import op_mask
 from .target import Field, Target
 from .techlib import Param, library
 
@@ -237,7 +238,7 @@ def check_supported(workload, target: Target) -> None:
     """Refuse, naming the first node, anything that is not an HDC op or its glue."""
     ops = np.asarray(workload.ops, dtype=object)
     c = workload.columns
-    known = np.isin(ops, list(HDC_OPS) + list(VIEW_OPS | LOOKUP_OPS | SELECT_OPS)) | (_folded(workload) > 0)
+    known = op_mask(ops, list(HDC_OPS) + list(VIEW_OPS | LOOKUP_OPS | SELECT_OPS)) | (_folded(workload) > 0)
     bad = np.flatnonzero(~known | (c["macs"] > 0))
     if not bad.size:
         return
@@ -269,8 +270,8 @@ def _geometry(workload) -> dict[str, np.ndarray]:
     live = _folded(workload) == 0
     g = {name: live & (ops == op) for name, op in (("bind", "nvmc.Bind"), ("permute", "nvmc.Permute"),
                                                    ("bundle", "nvmc.Bundle"), ("similarity", "nvmc.Similarity"))}
-    g["gather"] = live & np.isin(ops, list(LOOKUP_OPS))
-    g["select"] = live & np.isin(ops, list(SELECT_OPS))
+    g["gather"] = live & op_mask(ops, list(LOOKUP_OPS))
+    g["select"] = live & op_mask(ops, list(SELECT_OPS))
     safe = lambda x: np.maximum(x, 1.0)  # noqa: E731
     g["bits"] = np.where(g["bind"] | g["permute"] | g["gather"], out, 0.0)
     g["operands"] = np.where(g["bind"], np.rint(other / safe(out)) + 1.0, 0.0)

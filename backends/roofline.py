@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .support import check_supported
+from .errors import TargetError
 from .dram_pim import Knobs, device, node_kinds, precision_class, precisions, tech
 from .estimate import Estimate
 from .target import Field, Target
@@ -104,6 +105,11 @@ def resolve(target: Target) -> Config:
     extras = device(target, "device.extras") if target["device.extras"] else dev
     kind = target["device.kind"]
     keys = _KEYS[kind]
+    if keys["cores"] not in dev.params:
+        other = next((k for k, v in _KEYS.items() if v["cores"] in dev.params), None)
+        raise TargetError(f"device.kind = '{kind}' does not match device '{dev.name}'"
+                          + (f", which is a {other}" if other else ""), where=target.where("device.kind"),
+                          hint=f"name a {kind} device with device.name (data/devices/), or keep the target's kind")
     k = Knobs(target)
     k("device.name")
     k("device.kind")

@@ -102,7 +102,7 @@ from .errors import TargetError
 from .estimate import Estimate
 from .systolic_data import NodeScaling, buffer_spec, buffer_table, capacity_range_text, word_widths
 from .systolic_traffic import BUFFERS, PRECISIONS, busy_times, traffic
-from .target import Field, Target
+from .target import MAX_COUNT, Field, Target
 from .techlib import Param, TechLibError, library
 from .units import format_capacity
 
@@ -237,10 +237,12 @@ def parse_size(text: str, where: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[xX*]\s*(\d+)\s*", str(text))
     if not m:
         raise TargetError(f"array.size = {text!r}: expected ROWSxCOLS, e.g. '128x128'", where=where)
-    rows, cols = int(m.group(1)), int(m.group(2))
+    rows, cols = (int(g) if len(g) <= 9 else MAX_COUNT + 1 for g in m.groups())  # 5000 digits: no int()
     if rows <= 0 or cols <= 0:
         raise TargetError(f"array.size = {text!r}: the array needs at least one row and one column", where=where,
                           hint="e.g. --set array.size=32x32")
+    if max(rows, cols) > MAX_COUNT:
+        raise TargetError(f"array.size = {text[:40]!r}: at most {MAX_COUNT} rows and columns", where=where)
     return rows, cols
 
 
@@ -273,7 +275,7 @@ def resolve(target: Target) -> Config:
     knob("array.device")
     rows, cols = int(knob("array.rows", "array.rows")), int(knob("array.cols", "array.cols"))
     if target["array.size"] is not None:
-        rows, cols = parse_size(knob("array.size"), where)
+        rows, cols = parse_size(knob("array.size"), target.where("array.size"))
     dataflow = knob("array.dataflow")
     clock = knob("array.clock_hz", "array.clock_hz")
     node = float(knob("array.node_nm"))

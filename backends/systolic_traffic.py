@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import systolic_map as smap
+from .support import op_mask
 
 if TYPE_CHECKING:  # pragma: no cover
     from .systolic import Config
@@ -55,7 +56,7 @@ def precisions(workload, is_mac: np.ndarray, gb, gm, gn, gk) -> dict[str, np.nda
         a_known = is_mac
     else:
         a_bits = np.where(has_w, 8.0 * inp / np.maximum(a_el, 1.0), 8.0 * inp / np.maximum(a_el + b_el, 1.0))
-        a_known = is_mac & (np.isin(ops, GEMM_OPS) | ~has_w)
+        a_known = is_mac & (op_mask(ops, GEMM_OPS) | ~has_w)
     a_class = np.where(a_known, _nearest_class(a_bits), w_class)
     mac_class = np.where(has_w, np.maximum(w_class, a_class), a_class)
     mac_class = np.where(is_mac, mac_class, 0)
@@ -84,7 +85,7 @@ def fusion(ops, work, is_mac, inp, out) -> np.ndarray:
     if idx.size < 2:
         return owner
     cand = np.zeros(idx.size, dtype=bool)
-    cand[1:] = (np.isin(ops[idx[1:]], list(ELEMENTWISE)) & ~is_mac[idx[1:]]
+    cand[1:] = (op_mask(ops[idx[1:]], list(ELEMENTWISE)) & ~is_mac[idx[1:]]
                 & np.isclose(inp[idx[1:]], out[idx[:-1]]) & (inp[idx[1:]] > 0))
     pos = np.arange(idx.size)
     head = idx[np.maximum.accumulate(np.where(cand, 0, pos))]   # the chain's first node
@@ -101,12 +102,12 @@ def traffic(workload, cfg: "Config") -> dict[str, np.ndarray]:
     ops = np.asarray(workload.ops, dtype=object)
     macs = c["macs"].astype(f)
     folded = c["folded"].astype(bool) if "folded" in c else np.zeros(n, dtype=bool)
-    work = ~folded & ~(np.isin(ops, list(VIEW_OPS)) & (macs == 0))
+    work = ~folded & ~(op_mask(ops, list(VIEW_OPS)) & (macs == 0))
     is_mac = work & (macs > 0)
     w, inp, out, params = (c[k].astype(f) for k in ("weight_bytes", "input_bytes", "output_bytes", "params"))
     gb, gm, gn, gk = (np.where(is_mac, c[k], 0).astype(f) for k in ("gemm_batch", "gemm_m", "gemm_n", "gemm_k"))
     # a weight shared by every GEMM of a batched MatMul: one GEMM of batch x M rows
-    shared = is_mac & np.isin(ops, MATMUL_OPS) & (params > 0) & (gb > 1) & (params < gb * gk * gn)
+    shared = is_mac & op_mask(ops, MATMUL_OPS) & (params > 0) & (gb > 1) & (params < gb * gk * gn)
     gm, gb = np.where(shared, gb * gm, gm), np.where(shared, 1.0, gb)
     prec = precisions(workload, is_mac, gb, gm, gn, gk)
     bits = _CLASS_BITS
@@ -120,7 +121,7 @@ def traffic(workload, cfg: "Config") -> dict[str, np.ndarray]:
     last = np.full(n, -1)
     np.maximum.at(last, owner[fused], np.flatnonzero(fused))
     out = np.where(last >= 0, out[np.maximum(last, 0)], out)
-    transposed = is_mac & np.isin(ops, TRANSPOSED_CONV)
+    transposed = is_mac & op_mask(ops, TRANSPOSED_CONV)
     o_el = np.where(transposed, psum, np.clip(out / np.maximum(gb * gm * gn, 1.0), 0.5, psum))
 
     R, C, df = cfg.rows, cfg.cols, cfg.dataflow

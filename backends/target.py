@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -35,6 +36,14 @@ from .errors import TargetError
 from .units import format_capacity, parse_capacity
 
 TARGET_SCHEMA = "nvmc.target/1"
+# Sanity bounds for numbers a schema leaves open: beyond them a cost model overflows (inf,
+# NaN, int64 wrap-around) or allocates per-unit arrays of absurd size, and no real hardware
+# lies there. A field's own ``maximum`` takes precedence.
+MAX_COUNT = 1 << 20            # whole numbers (array rows, PEs, banks, ...)
+MAX_MAGNITUDE = 1e30           # |x| of a real number (Hz, B/s, J, s, ...)
+MIN_MAGNITUDE = 1e-30          # |x| of a non-zero real number
+MAX_CAPACITY = 1 << 60         # bytes (1 EiB)
+MAX_NAME = 200                 # characters of a string value (a device, a technology)
 TARGETS_DIR = Path(__file__).resolve().parent / "targets"
 _TOP_KEYS = ("schema", "name", "family", "description")
 
@@ -45,8 +54,10 @@ class Field:
 
     ``kind`` is one of "str", "int", "float", "capacity" (bytes; "4MiB" strings accepted),
     "choice" (a string from ``choices``). Numbers must be > 0 unless ``minimum`` says
-    otherwise; ``maximum`` bounds them from above. ``default=None`` and not ``required``
-    means the family fills the value in (e.g. from the device in the technology library).
+    otherwise; ``maximum`` bounds them from above. Every number is finite and inside nvmc's
+    range (MAX_COUNT, MAX_MAGNITUDE, MIN_MAGNITUDE, MAX_CAPACITY), so no estimate overflows.
+    ``default=None`` and not ``required`` means the family fills the value in (e.g. from the
+    device in the technology library).
     """
 
     kind: str
@@ -63,6 +74,9 @@ class Field:
         if self.kind == "str":
             if not isinstance(value, str) or not value:
                 raise ValueError(f"expected a non-empty string, got {value!r}")
+            if len(value) > MAX_NAME or not value.isprintable():  # names of data files, sizes: never longer
+                raise ValueError(f"expected a name of at most {MAX_NAME} printable characters, got {value[:40]!r}"
+                                 + ("..." if len(value) > 40 else ""))
             return value
         if self.kind == "choice":
             if not isinstance(value, str) or value not in self.choices:
@@ -70,14 +84,24 @@ class Field:
                 raise ValueError(f"expected one of {', '.join(map(repr, self.choices))}, got {value!r}{hint}")
             return value
         if self.kind == "capacity":
-            return parse_capacity(value)
+            nbytes = parse_capacity(value)
+            if nbytes > MAX_CAPACITY:
+                raise ValueError(f"{nbytes} bytes is beyond nvmc's range (at most 1 EiB = {MAX_CAPACITY} bytes)")
+            return nbytes
         if self.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"expected a whole number, got {value!r}")
+            if self.maximum is None and value > MAX_COUNT:
+                raise ValueError(f"must be <= {MAX_COUNT} (nvmc's range for a count), got {value}")
         elif self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"expected a number, got {value!r}")
+            if abs(value) > MAX_MAGNITUDE or not math.isfinite(value):  # abs first: a huge int has no float
+                raise ValueError(f"expected a finite number of magnitude at most {MAX_MAGNITUDE:g}, got {value!r}")
             value = float(value)
+            if value and abs(value) < MIN_MAGNITUDE:
+                raise ValueError(f"{value!r} is too small for nvmc (a non-zero magnitude is at least "
+                                 f"{MIN_MAGNITUDE:g})")
         else:  # pragma: no cover - a schema bug
             raise AssertionError(self.kind)
         if self.minimum is None and value <= 0:
@@ -118,6 +142,10 @@ class Target:
     def source(self) -> str:
         return str(self.path) if self.path else "<memory>"
 
+    def where(self, key: str) -> str:
+        """Where ``key``'s value came from, for an error message: ``--set key=value`` or the file."""
+        return f"--set {key}={self.describe(key)}" if self.origins.get(key) == "--set" else self.source
+
     def with_overrides(self, sets: Iterable[str | tuple[str, Any]]) -> "Target":
         """A copy with ``section.key=value`` overrides applied and checked."""
         from .registry import family_module
@@ -137,8 +165,11 @@ class Target:
             if section not in schema or name not in schema[section]:
                 raise TargetError(f"unknown key '{key}' for family '{self.family}'{did_you_mean(key, known)}",
                                   where=f"--set {text}", hint=f"keys: {', '.join(known)}")
+            field = schema[section][name]
+            if field.kind in ("str", "choice") and not isinstance(item, tuple) and not isinstance(raw, str):
+                raw = text.partition("=")[2].strip()  # a name is text even when it reads as TOML (0x4, 1e3)
             try:
-                values[key] = schema[section][name].check(raw)
+                values[key] = field.check(raw)
             except ValueError as e:
                 raise TargetError(f"{key}: {e}", where=f"--set {text}") from None
             origins[key] = "--set"
@@ -163,7 +194,7 @@ def _parse_value(raw: str) -> Any:
     """A TOML value when it parses as one (8, 0.5, true, "x"), else the bare string (8MiB, sot-mram)."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # TOMLDecodeError, or an integer of more than 4300 digits
         return raw
 
 
@@ -209,7 +240,7 @@ def parse_target(data: bytes, path: Path) -> Target:
         doc = tomllib.loads(text)
     except UnicodeDecodeError:
         raise TargetError("not a UTF-8 text file", where=where) from None
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:  # TOMLDecodeError, or an integer of more than 4300 digits
         raise TargetError(f"not valid TOML: {e}", where=where) from None
     loc = _Locator(text, where)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import math
 import operator
 import re
 import tomllib
@@ -98,7 +99,7 @@ def load_data_file(path: Path) -> DataFile:
     where = _display(path)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError, an integer of more than 4300 digits
         raise TechLibError(f"not valid TOML: {e}", where=where) from None
     schema = doc.pop("schema", None)
     if schema not in _SCHEMAS:
@@ -132,6 +133,8 @@ def load_data_file(path: Path) -> DataFile:
                 value = raw.get("value")
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise TechLibError(f"{dotted}: 'value' must be a number, got {value!r}", where=where)
+                if abs(value) > 1e300 or not math.isfinite(value):  # abs first: a huge int has no float
+                    raise TechLibError(f"{dotted}: 'value' must be a finite number, got {value!r}", where=where)
                 params[dotted] = Param(dotted, value, kinds[0], str(raw[kinds[0]]), where)
             elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
                 raise TechLibError(f"{dotted} = {raw}: a number without a source", where=where,
@@ -156,8 +159,10 @@ def _evaluate_formulas(formulas: dict[str, dict], params: dict[str, Param], wher
                 value = _eval(raw["formula"], params)
             except KeyError:
                 continue
-            except (SyntaxError, TypeError, ValueError, ZeroDivisionError) as e:
+            except (SyntaxError, TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
                 raise TechLibError(f"{key}: cannot evaluate formula {raw['formula']!r}: {e}", where=where) from None
+            if not math.isfinite(value):
+                raise TechLibError(f"{key}: formula {raw['formula']!r} gives {value}", where=where)
             written = raw.get("value")
             if written is not None and abs(written - value) > 5e-3 * abs(value):
                 raise TechLibError(f"{key}: value {written} disagrees with its formula {raw['formula']!r} = "

@@ -32,6 +32,8 @@ def parse_capacity(value) -> int:
     if not m:
         raise ValueError(f"'{value}' is not a capacity: write e.g. '4MiB', '2816KiB' or a number of bytes")
     nbytes = float(m.group(1)) * _FACTORS[m.group(2)]
+    if nbytes == float("inf"):  # more digits than a float holds
+        raise ValueError(f"'{value[:40]}...' is too large a capacity")
     if nbytes <= 0:
         raise ValueError(f"must be positive, got '{value}'")
     if abs(nbytes - round(nbytes)) > 1e-6 * nbytes:

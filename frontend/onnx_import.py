@@ -25,7 +25,8 @@ from google.protobuf.message import DecodeError
 from onnx import helper
 
 from nvmc.ir.errors import ModelError
-from nvmc.ir.graph import Graph
+from nvmc.ir.graph import Graph, gc_paused
+from nvmc.ir.verify import MAX_ELEMENTS
 from nvmc.ir.types import TensorType
 
 from .onnx_types import attr_from_proto, to_array, type_from_proto
@@ -69,6 +70,9 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> list[Path]:
         if not uses_external_data(tensor):
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        if not location or "\x00" in location:
+            raise ModelError(f"tensor '{tensor.name}' has external data at {location!r}, which is not a file name",
+                             where=str(path), hint="re-export the model with its weights inside or beside it")
         target = (base / location).resolve()
         if base not in target.parents:
             raise ModelError(f"tensor '{tensor.name}' points at external data '{location}' outside "
@@ -101,14 +105,21 @@ def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Input
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0]
         raise ModelError(f"the model is not valid ONNX: {first}", where=source) from None
+    except UnicodeError as e:  # the checker's own message quotes text of the model that is not UTF-8
+        raise ModelError(f"the model is not valid ONNX: it holds text that is not UTF-8 ({e.reason})", where=source,
+                         hint="the file is damaged; re-export the model") from None
     notices = _bind_inputs(model, input_shapes or {}, source, set(weights))
     _drop_initializer_inputs(model)
     try:
-        model = onnx.shape_inference.infer_shapes(model, check_type=True, data_prop=True)
+        # strict: a node whose declared types contradict inference is an error here, not a
+        # graph that `verify` would later reject after the import claimed its types checked
+        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"ONNX shape inference failed: {first}", where=source) from None
-    graph = _build(model, source, weights)
+    model = _resolve_shape_arithmetic(model)
+    with gc_paused():  # 100k nodes: the collector's full passes would make this superlinear
+        graph = _build(model, source, weights)
     # Every type came from ONNX's own inference: until the graph changes, verify_types need
     # not run it again.
     graph.analysis_cache["onnx-types"] = (graph.version, True)
@@ -171,21 +182,133 @@ def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str, weigh
         dims = vi.type.tensor_type.shape.dim
         if name in shapes:
             want = list(shapes[name])
+            if not all(isinstance(v, (int, np.integer)) and 1 <= v <= MAX_ELEMENTS for v in want):
+                raise ModelError(f"--input-shape {name}={'x'.join(map(str, want))}: dimensions must be integers "
+                                 f"from 1 to 2**40", where=source)
             if len(want) != len(dims):
                 raise ModelError(f"--input-shape {name} has {len(want)} dimensions but the input has {len(dims)}",
                                  where=source)
             for d, value in zip(dims, want):
-                if d.HasField("dim_value") and d.dim_value != value:
+                if d.HasField("dim_value") and d.dim_value >= 0 and d.dim_value != value:  # -1: dynamic
                     raise ModelError(f"--input-shape {name}: dimension fixed at {d.dim_value} by the model, "
                                      f"not {value}", where=source)
                 d.Clear()
                 d.dim_value = int(value)
-        elif dims and not dims[0].HasField("dim_value"):
+        elif dims and (not dims[0].HasField("dim_value") or dims[0].dim_value < 0):
             label = dims[0].dim_param or "?"
             dims[0].Clear()
             dims[0].dim_value = 1
+            for d in dims[1:]:  # some exporters write -1 for a dynamic dimension: unbound, not negative
+                if d.HasField("dim_value") and d.dim_value < 0:
+                    d.Clear()
             notices.append(f"input '{name}': batch dimension '{label}' bound to 1 (set it with --input-shape)")
+    for vi in list(model.graph.output) + list(model.graph.value_info):  # -1 (paddle2onnx): dynamic; inference fills it
+        for d in vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else ():
+            if d.HasField("dim_value") and d.dim_value < 0:
+                d.Clear()
     return notices
+
+
+def _resolve_shape_arithmetic(model: onnx.ModelProto, limit: int = 4096, rounds: int = 4) -> onnx.ModelProto:
+    """Types ONNX inference left unknown although every graph input is static.
+
+    Exporters compute shapes at run time (TorchScript: Shape -> Gather -> Div -> Concat ->
+    Reshape; torch's F.pad: ConstantOfShape -> Slice -> Transpose -> Pad), and ONNX's data
+    propagation does not follow every op. Here the nodes whose inputs are all small
+    constants or Shape/Size of a static value are evaluated once (onnx's reference
+    evaluator), a copy with those results as initializers is inferred again, and its types
+    fill the unknown ones (again, up to ``rounds`` times, while that resolves more). The
+    graph itself is not changed; on any failure the types stay.
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    g = model.graph
+
+    def static(tp: onnx.TypeProto) -> bool:
+        tt = tp.tensor_type
+        return (tp.HasField("tensor_type") and tt.HasField("shape")
+                and all(d.HasField("dim_value") and d.dim_value >= 0 for d in tt.shape.dim))
+
+    infos = {vi.name: vi for vi in list(g.input) + list(g.value_info) + list(g.output)}
+    if not all(static(vi.type) for vi in g.input) or all(static(vi.type) for vi in infos.values()):
+        return model
+    local = {(f.domain, f.name) for f in model.functions}
+    known = {t.name for t in g.initializer if math.prod(t.dims) <= limit}
+    evaluate: list[onnx.NodeProto] = []
+    for node in g.node:
+        if node.domain not in ("", "ai.onnx") or (node.domain, node.op_type) in local or any(
+                a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            continue
+        source_info = infos.get(node.input[0]) if node.input else None
+        if node.op_type in ("Shape", "Size") and source_info is not None and static(source_info.type):
+            dims = [d.dim_value for d in source_info.type.tensor_type.shape.dim]
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            value = (np.array(dims[attrs.get("start", 0):attrs.get("end", len(dims))], np.int64)
+                     if node.op_type == "Shape" else np.array(math.prod(dims), np.int64))
+            evaluate.append(helper.make_node("Constant", [], [node.output[0]],
+                                             value=onnx.numpy_helper.from_array(value)))
+        elif node.op_type.startswith("Random") or not all(not i or i in known for i in node.input):
+            continue
+        else:
+            evaluate.append(node)
+        known.update(o for o in node.output if o)
+    results: dict[str, np.ndarray] = {}
+    for t in g.initializer:
+        if t.name in known:
+            try:
+                results[t.name] = onnx.numpy_helper.to_array(t)
+            except Exception:  # a bad payload is reported where the graph is built
+                continue
+
+    def small(name: str, op: str) -> bool:  # never materialise a large result
+        vi = infos.get(name)
+        if vi is not None and static(vi.type):
+            return math.prod(d.dim_value for d in vi.type.tensor_type.shape.dim) <= limit
+        return op not in ("ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "OneHot")
+
+    for node in evaluate:  # one by one: a node the evaluator cannot run only loses what it feeds
+        ready = all(not i or i in results for i in node.input)
+        if not ready or not all(small(o, node.op_type) for o in node.output):
+            continue
+        try:
+            sub = helper.make_model(
+                helper.make_graph([node], "shape", [], [helper.make_empty_tensor_value_info(o) for o in node.output],
+                                  [onnx.numpy_helper.from_array(np.asarray(results[i]), i)
+                                   for i in set(node.input) if i]),
+                opset_imports=list(model.opset_import), ir_version=model.ir_version)
+            results.update(zip(node.output, ReferenceEvaluator(sub).run(list(node.output), {})))
+        except Exception:
+            continue
+    outputs = {o for n in evaluate for o in n.output if o and o in results}
+    if not outputs:
+        return model
+    try:
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        folded = {o for o in outputs if isinstance(results[o], np.ndarray) and results[o].size <= limit}
+        kept = [n for n in probe.graph.node if not any(o in folded for o in n.output)]
+        del probe.graph.node[:]
+        probe.graph.node.extend(kept)
+        probe.graph.initializer.extend(onnx.numpy_helper.from_array(np.asarray(results[o]), o) for o in folded)
+        del probe.graph.value_info[:]
+        probe = onnx.shape_inference.infer_shapes(probe, check_type=True, data_prop=True)
+    except Exception:
+        return model
+    better = {vi.name: vi for vi in list(probe.graph.value_info) + list(probe.graph.output) if static(vi.type)}
+    resolved = 0
+    for vi in list(g.value_info) + list(g.output):
+        if not static(vi.type):
+            if vi.name in better:
+                vi.type.CopyFrom(better[vi.name].type)
+                resolved += 1
+            elif vi.name in folded and vi.type.HasField("tensor_type"):
+                vi.type.tensor_type.shape.CopyFrom(
+                    helper.make_tensor_type_proto(1, list(np.shape(results[vi.name]))).tensor_type.shape)
+                resolved += 1
+    missing = [vi for name, vi in better.items() if name not in infos]  # values inference had no type for
+    g.value_info.extend(missing)
+    resolved += len(missing)
+    return _resolve_shape_arithmetic(model, limit, rounds - 1) if resolved and rounds > 1 else model
 
 
 def _drop_initializer_inputs(model: onnx.ModelProto) -> None:
@@ -199,8 +322,15 @@ def _drop_initializer_inputs(model: onnx.ModelProto) -> None:
 
 def _check_ops_known(model: onnx.ModelProto, source: str) -> None:
     opsets = {o.domain or "": o.version for o in model.opset_import}
+    for domain, version in opsets.items():  # onnx.defs takes a C int
+        if not 0 <= version < 2**31:
+            raise ModelError(f"opset_import of domain {domain or 'ai.onnx'!r} has version {version}, "
+                             f"which is no opset version", where=source, hint="the file is damaged; re-export the model")
     known = {(f.domain, f.name) for f in model.functions}  # model-local functions, then ops seen
     for i, node in enumerate(model.graph.node):
+        if not isinstance(node.op_type, str) or not isinstance(node.domain, str):  # not UTF-8 in the file
+            raise ModelError(f"node #{i} ('{node.name}') has an op type or domain that is not UTF-8 text: "
+                             f"{node.op_type!r}", where=source, hint="the file is damaged; re-export the model")
         domain = node.domain if node.domain != "ai.onnx" else ""
         if (domain, node.op_type) in known:
             continue
@@ -291,7 +421,14 @@ def _fold_constant(g: Graph, node: onnx.NodeProto, attrs: dict) -> bool:
         return True
     if node.op_type == "ConstantOfShape" and node.input and g.is_const(node.input[0]):
         shape = tuple(int(d) for d in g.consts[node.input[0]].reshape(-1))
-        fill = attrs.get("value", np.zeros(1, np.float32)).reshape(-1)[:1]
+        fill = np.asarray(attrs.get("value", np.zeros(1, np.float32))).reshape(-1)
+        where = f"{_where(node, 0)} makes a constant of shape {list(shape)}"
+        if any(d < 0 for d in shape) or math.prod(shape) > MAX_ELEMENTS:
+            raise ModelError(f"{where}: {'a negative dimension' if min(shape, default=0) < 0 else 'more than 2**40 elements'}",
+                             hint="fix the shape tensor that feeds it")
+        if fill.size != 1:
+            raise ModelError(f"{where} from a 'value' of {fill.size} elements; it needs exactly one")
+        # a broadcast view: zero memory until exported
         g.add_const(node.output[0], np.broadcast_to(fill.reshape(()), shape))
         return True
     return False

@@ -10,10 +10,26 @@ from __future__ import annotations
 import onnx
 
 from nvmc.ir.errors import VerifyError
-from nvmc.ir.graph import Graph
+from nvmc.ir.graph import Graph, gc_paused
 
 from .onnx_export import lower_nvmc_ops, to_onnx
-from .onnx_types import type_from_proto
+from .onnx_types import _schema_attr_type, type_from_proto
+
+_LIST_KINDS = {onnx.AttributeProto.INTS, onnx.AttributeProto.FLOATS, onnx.AttributeProto.STRINGS,
+               onnx.AttributeProto.TENSORS, onnx.AttributeProto.GRAPHS}
+
+
+def _check_empty_lists(graph: Graph) -> None:
+    """An empty list takes its ONNX kind from the op's schema: one given for a scalar
+    attribute (``alpha=[]``) cannot be written (onnx.helper asserts)."""
+    for node in graph.nodes:
+        for key, value in node.attrs.items():
+            if isinstance(value, list) and not value:
+                opset = graph.opsets.get(node.domain, graph.opsets.get("", 17))
+                if _schema_attr_type(node.op, node.domain, opset, key) not in _LIST_KINDS:
+                    raise VerifyError(f"node '{node.name}' ({node.qualified_op}): attribute '{key}' is an empty "
+                                      f"list, but the op takes a single value there",
+                                      hint="give it a value or leave it out")
 
 
 def verify_types(graph: Graph) -> None:
@@ -21,8 +37,10 @@ def verify_types(graph: Graph) -> None:
     if cached and cached[0] == graph.version:
         return
     lowered = lower_nvmc_ops(graph)
+    _check_empty_lists(lowered)
     # Weights are passed as typed inputs: inference needs their types, not their data.
-    model = to_onnx(lowered, value_infos=False, large_consts_as_inputs=64)
+    with gc_paused():  # 100k protobuf messages: the collector's full passes would add ~30 %
+        model = to_onnx(lowered, value_infos=False, large_consts_as_inputs=64)
     for out in model.graph.output:  # let ONNX infer these too, so a mismatch names the value
         out.type.tensor_type.ClearField("shape")
     try:

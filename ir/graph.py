@@ -15,8 +15,10 @@ methods and every one of them bumps the version.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import networkx as nx
 import numpy as np
@@ -120,6 +122,7 @@ class Graph:
         self._users: dict[str, dict[Node, int]] = {}
         self._version = 0
         self._nx_cache: tuple[int, nx.DiGraph] | None = None
+        self._topo_cache: tuple[int, list[Node]] | None = None
         self._counter = itertools.count()
         self.analysis_cache: dict[str, tuple[int, Any]] = {}
 
@@ -178,14 +181,28 @@ class Graph:
 
     def topo_nodes(self) -> list[Node]:
         """Nodes in a topological order, stable: insertion order wherever that is valid."""
+        if self._topo_cache is not None and self._topo_cache[0] == self._version:
+            return list(self._topo_cache[1])
         nodes = self.nodes
+        producer, seen = self._producer, set()
+        for n in nodes:  # insertion order is valid when every producer comes first
+            for v in n.uses:
+                p = producer.get(v)
+                if p is not None and p not in seen:
+                    break
+            else:
+                seen.add(n)
+                continue
+            break
+        if len(seen) == len(nodes):
+            self._topo_cache = (self._version, nodes)
+            return list(nodes)
         position = {n.name: i for i, n in enumerate(nodes)}
-        if all(position[p.name] < i for i, n in enumerate(nodes)
-               for p in (self._producer.get(v) for v in n.uses) if p is not None):
-            return nodes
         try:
             order = nx.lexicographical_topological_sort(self.nx(), key=position.__getitem__)
-            return [self._nodes[name] for name in order]
+            nodes = [self._nodes[name] for name in order]
+            self._topo_cache = (self._version, nodes)
+            return list(nodes)
         except nx.NetworkXUnfeasible:
             cycle = nx.find_cycle(self.nx())
             raise VerifyError(f"graph has a cycle through nodes {[e[0] for e in cycle]}") from None
@@ -350,6 +367,20 @@ class Graph:
         return print_graph(self, sidecar=sidecar, inline_limit=inline_limit)[0]
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a large graph is built: each of its full
+    collections walks every live object, so building 100k nodes with it on costs ~20 % more
+    per node than building 1k. Reference counting still frees memory; cycles wait."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _copy_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in attrs.items():
@@ -362,11 +393,15 @@ def _copy_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _subgraphs(attrs: dict[str, Any]) -> list[Any]:
+    if not attrs:
+        return []
     return [v for v in attrs.values() if type(v).__name__ == "GraphProto"]
 
 
 def _outer_refs(attrs: dict[str, Any]) -> tuple[str, ...]:
     """Names a subgraph (ONNX GraphProto, nested ones included) reads but does not define."""
+    if not attrs or not _subgraphs(attrs):
+        return ()
     found: dict[str, None] = {}
 
     def walk(g, outer_defined: set[str]) -> None:

@@ -7,15 +7,17 @@ line and a caret. Values must be defined before they are used (one block, SSA).
 from __future__ import annotations
 
 import json
+import zipfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import lark
 import numpy as np
 
+from . import nvir_fast
 from .errors import ParseError, SourceSpan, did_you_mean
-from .graph import Graph
+from .graph import Graph, gc_paused
 from .types import Annotation, TensorType, numpy_dtype
 
 _READABLE = {
@@ -24,7 +26,7 @@ _READABLE = {
     "FLOAT": "float", "STRING": "string", "NODE_NAME": "// node name", "_NL": "end of line",
     "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'",
     "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "MORETHAN": "'>'", "LESSTHAN": "'<'",
-    "HOLE": "'_'", "BOOL": "true/false", "$END": "end of file",
+    "HOLE": "'_'", "BOOL": "true/false", "$END": "end of file", "QMARK": "'?'", "STAR": "'*'",
 }
 
 
@@ -44,15 +46,31 @@ def parse_text(text: str, *, filename: str = "<text>",
     ``sidecar`` resolves ``@file:key`` references: a mapping key -> array, a callable
     (file, key) -> array, or a directory in which the named .npz files are opened.
     """
-    try:
-        tree = _parser().parse(text)
-    except lark.exceptions.UnexpectedInput as e:
-        raise _syntax_error(e, text, filename) from None
     load = _loader(sidecar, filename)
-    graph = _Builder(text, filename, load).build(tree)
+    with gc_paused():
+        graph = _parse_fast(text, filename, load)
+    if graph is None:
+        try:
+            tree = _parser().parse(text)
+        except lark.exceptions.UnexpectedInput as e:
+            raise _syntax_error(e, text, filename) from None
+        graph = _Builder(text, filename, load).build(tree)
     # What a later save must not overwrite (ir/files.py): this file and the sidecars it read.
     graph.meta["files"] = [filename, *map(str, getattr(load, "read", ()))] if filename != "<text>" else []
     return graph
+
+
+def _parse_fast(text: str, filename: str, load: SidecarLoader) -> Graph | None:
+    """The graph, reading the printer's plain node and const lines without the grammar
+    (ir/nvir_fast.py); None when anything goes wrong: the grammar then reads the whole
+    text and reports the error."""
+    skeleton, actions = nvir_fast.split(text)
+    if not actions:
+        return None
+    try:
+        return _Builder(text, filename, load, actions).build(_parser().parse(skeleton))
+    except Exception:
+        return None
 
 
 def _syntax_error(e: lark.exceptions.UnexpectedInput, text: str, filename: str) -> ParseError:
@@ -88,7 +106,12 @@ def _loader(sidecar, filename: str) -> SidecarLoader:
         if file not in opened:
             path = (base / file).resolve()
             if base.resolve() not in path.parents and path.parent != base.resolve():
-                raise KeyError(f"sidecar '{file}' lies outside {base}")
+                raise ValueError(f"it lies outside {base}")
+            if not path.is_file():  # a folder, a pipe (which would block), a missing file
+                raise FileNotFoundError("no such file")
+            with open(path, "rb") as f:  # else np.load tries it as a pickle and says so
+                if f.read(4) != b"PK\x03\x04":
+                    raise ValueError("not an .npz archive")
             opened[file] = np.load(path, allow_pickle=False)
             load.read.append(path)
         return opened[file][key]
@@ -102,11 +125,12 @@ def _unquote(name: str) -> str:
 
 
 class _Builder:
-    def __init__(self, text: str, filename: str, load: SidecarLoader):
+    def __init__(self, text: str, filename: str, load: SidecarLoader, fast: Sequence[Callable] = ()):
         self.lines = text.splitlines()
         self.filename = filename
         self.load = load
         self.g = Graph()
+        self.fast = fast  # statements read by ir/nvir_fast.py: they come first, in order
 
     def error(self, tok: lark.Token, msg: str, hint: str | None = None) -> ParseError:
         line = getattr(tok, "line", 1) or 1
@@ -125,6 +149,8 @@ class _Builder:
         self.g.name = _unquote(str(name_tok)[1:])
         for value_tok, t in self._params(ins):
             self.g.add_input(self._name(value_tok), t)
+        for apply in self.fast:
+            apply(self.g, self.load)
         returned: list[lark.Token] | None = None
         for stmt in stmts:
             if stmt.data == "const_stmt":
@@ -288,8 +314,9 @@ class _Builder:
     def _fetch(self, tok: lark.Token, file: str, key: str) -> np.ndarray:
         try:
             return np.asarray(self.load(file, key))
-        except (KeyError, FileNotFoundError, OSError, ValueError) as e:
-            raise self.error(tok, f"cannot read tensor '{key}' from sidecar '{file}': {e}",
+        except (KeyError, IndexError, OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            reason = e.args[0] if isinstance(e, KeyError) and e.args else e  # KeyError's str() adds quotes
+            raise self.error(tok, f"cannot read tensor '{key}' from sidecar '{file}': {reason}",
                              "keep the .npz written beside the .nvir file") from None
 
     def _payload(self, payload, t: TensorType, tok) -> np.ndarray:
@@ -304,4 +331,10 @@ class _Builder:
         if len(items) != t.numel():
             where = tok if tok is not None else next(payload.scan_values(lambda x: isinstance(x, lark.Token)), None)
             raise self.error(where, f"constant of type {t} needs {t.numel()} elements, got {len(items)}")
-        return np.array(items, dtype=numpy_dtype(t.dtype)).reshape(t.shape)
+        try:
+            with np.errstate(over="raise", invalid="raise"):
+                return np.array(items, dtype=numpy_dtype(t.dtype)).reshape(t.shape)
+        except (ValueError, TypeError, OverflowError, FloatingPointError) as e:
+            where = tok if tok is not None else next(payload.scan_values(lambda x: isinstance(x, lark.Token)), None)
+            raise self.error(where, f"the values of this constant do not fit {t.dtype}: {e}",
+                             f"write {t.dtype} values in range, or change the element type") from None

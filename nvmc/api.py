@@ -22,6 +22,7 @@ import onnx
 
 from nvmc.frontend import import_model, save_onnx, to_onnx, verify_types
 from nvmc.ir import Graph, ModelError, parse_text, print_graph, verify_structure
+from nvmc.ir.errors import NvmcError
 from nvmc.ir.files import atomic_write, check_not_input
 from nvmc.passes.workload import Workload, analyze
 
@@ -45,16 +46,21 @@ def load(source: str | os.PathLike | onnx.ModelProto, *,
         >>> g.name, len(g), g.nodes[0].op
         ('tiny_cnn', 13, 'Conv')
     """
-    if isinstance(source, onnx.ModelProto):
-        graph = import_model(source, input_shapes)
-    else:
-        path = Path(source)
-        if path.suffix == ".nvir":
-            graph = load_text(path)
+    try:
+        if isinstance(source, onnx.ModelProto):
+            graph = import_model(source, input_shapes)
         else:
-            graph = import_model(path, input_shapes, source=str(path))
-    if verify_graph:
-        verify_structure(graph)
+            path = Path(source)
+            if path.suffix == ".nvir":
+                graph = load_text(path)
+            else:
+                graph = import_model(path, input_shapes, source=str(path))
+        if verify_graph:  # types too: a .nvir file's are as written (an import's are ONNX's: cached)
+            verify(graph)
+    except NvmcError as e:  # an error deep in the import still names the file it is about
+        if e.where is None and not isinstance(source, onnx.ModelProto):
+            e.where = str(source)
+        raise
     return graph
 
 
@@ -67,6 +73,9 @@ def load_text(path: str | os.PathLike) -> Graph:
     except UnicodeDecodeError:
         raise ModelError("not a text file (.nvir must be UTF-8 text)", where=str(path)) from None
     return parse_text(text, filename=str(path), sidecar=path.parent)
+
+
+MAX_SAVED_CONST_BYTES = 2**32
 
 
 def save(graph: Graph, path: str | os.PathLike, *, overwrite_inputs: bool = False) -> list[Path]:
@@ -88,6 +97,11 @@ def save(graph: Graph, path: str | os.PathLike, *, overwrite_inputs: bool = Fals
           hint: choose another -o path
     """
     path = Path(path)
+    for name, array in graph.consts.items():  # a filled constant is a view: writing it materialises it
+        if array.nbytes > MAX_SAVED_CONST_BYTES:
+            raise ModelError(f"constant '%{name}' ({list(array.shape)}, {array.dtype}) would take "
+                             f"{array.nbytes / 2**30:.0f} GiB written out; nvmc writes constants of up to 4 GiB",
+                             where=str(path), hint="check the shape that makes it (a ConstantOfShape?)")
     inputs = [] if overwrite_inputs else graph.meta.get("files", [])
     if path.suffix == ".nvir":
         sidecar = path.with_suffix(".npz")

@@ -130,6 +130,9 @@ def parse_budgets(text: str) -> list[Budget]:
                             hint=f"{name} takes {_unit_list(spec)}, e.g. {name}={_example(spec)}")
         if number <= 0:
             raise NvmcError(f"'{part}': a budget must be positive", where="--budget")
+        if not math.isfinite(number * spec.units[unit]):  # more digits than a float holds
+            raise NvmcError(f"'{part[:60]}': the number is too large", where="--budget",
+                            hint=f"e.g. {name}={_example(spec)}")
         budgets.append(Budget(name, number * spec.units[unit], part))
     return budgets
 

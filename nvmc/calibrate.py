@@ -27,12 +27,14 @@ family fall back to assumptions it must state.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import onnx
 
-from nvmc.ir import Graph
-from nvmc.passes.workload import Workload, csc_entries
+from nvmc.ir import Graph, NvmcError
+from nvmc.ir.graph import gc_paused
+from nvmc.passes.workload import Workload
 
 DEFAULT_SAMPLES = 4
 
@@ -58,7 +60,12 @@ def calibrate(graph: Graph, workload: Workload, requests: Sequence[Mapping], *, 
     n = len(workload)
     index = {name: i for i, name in enumerate(workload.names)}
     columns = dict(workload.columns)
-    columns["activation_density"] = activation_density(graph, workload, samples=samples, seed=seed)
+    notices = list(workload.notices)
+    try:
+        columns["activation_density"] = activation_density(graph, workload, samples=samples, seed=seed)
+    except NvmcError as e:  # onnxruntime cannot run it (opset <= 6, out-of-range random indices, ...)
+        columns["activation_density"] = np.full(n, math.nan)  # the family's stated assumption applies
+        notices.append(f"activation density not measured ({e.message}); the target's assumed density is used")
     bits = np.zeros(n)
     rel = np.full(n, 4.0)
     weights, _ = find_weights(graph)
@@ -85,26 +92,63 @@ def calibrate(graph: Graph, workload: Workload, requests: Sequence[Mapping], *, 
     columns["csc_rel_bits"] = rel
     for pes in sorted({int(r["pes"]) for r in requests if r.get("pes")}):
         top, total = np.zeros(n), np.zeros(n)
-        for i, m in matrices.items():
-            per_pe = pe_entries(m, pes, int(rel[i]))
+        for i, per_pe in _pe_entries_batched(matrices, rel, pes).items():
             top[i], total[i] = per_pe.max(), per_pe.sum()
         columns[f"pe_entries_max_{pes}"], columns[f"pe_entries_sum_{pes}"] = top, total
-    return Workload(list(workload.names), list(workload.ops), columns, list(workload.notices))
+    return Workload(list(workload.names), list(workload.ops), columns, notices)
 
 
 def pe_entries(matrix: np.ndarray, pes: int, rel_bits: int) -> np.ndarray:
     """CSC entries (non-zeros + padding) of each PE when the [outputs, inputs] ``matrix``'s
-    row r lives on PE r mod ``pes`` (EIE's interleaving)."""
-    out = np.zeros(pes, dtype=np.int64)
-    for p in range(min(pes, matrix.shape[0])):
-        out[p] = csc_entries(matrix[p::pes], 0, rel_bits)[0]
+    row r lives on PE r mod ``pes`` (EIE's interleaving): per PE, ``csc_entries`` of its rows."""
+    return _pe_entries_stack(np.asarray(matrix)[None], pes, rel_bits)[0]
+
+
+def _pe_entries_stack(stack: np.ndarray, pes: int, rel_bits: int) -> np.ndarray:
+    """``pe_entries`` of K same-shape matrices [K, outputs, inputs] at once -> [K, pes], in
+    one vectorised pass: per matrix, PE and column, the non-zeros in local-row order, each
+    charging ``gap >> rel_bits`` padding entries (the zeros since the previous one)."""
+    k, col, row = np.nonzero(stack.transpose(0, 2, 1))  # by matrix, column, then row
+    count = stack.shape[0] * pes
+    if row.size == 0:
+        return np.zeros((stack.shape[0], pes), dtype=np.int64)
+    group, local = k * pes + row % pes, row // pes
+    key = group * stack.shape[2] + col
+    order = np.argsort(key, kind="stable")
+    key, group, local = key[order], group[order], local[order]
+    gap = local.copy()  # the first non-zero of a (matrix, PE, column): the zeros above it
+    same = key[1:] == key[:-1]
+    gap[1:][same] = local[1:][same] - local[:-1][same] - 1
+    entries = np.bincount(group, minlength=count) + np.bincount(group, weights=gap >> rel_bits,
+                                                                minlength=count).astype(np.int64)
+    return entries.reshape(stack.shape[0], pes)
+
+
+def _pe_entries_batched(matrices: Mapping[int, np.ndarray], rel: np.ndarray, pes: int,
+                        batch_elements: int = 1 << 14) -> dict[int, np.ndarray]:
+    """``pe_entries`` of every matrix (node index -> matrix): a dense one (no zeros, so no
+    gaps) holds one entry per element, rows dealt round-robin to the PEs; sparse ones are
+    stacked by shape, in batches that stay in cache."""
+    groups: dict[tuple, list[int]] = {}
+    out: dict[int, np.ndarray] = {}
+    for i, m in matrices.items():
+        rows, cols = m.shape
+        if np.count_nonzero(m) == m.size:
+            out[i] = (rows // pes + (np.arange(pes) < rows % pes)).astype(np.int64) * cols
+        else:
+            groups.setdefault((m.shape, int(rel[i])), []).append(i)
+    for (shape, rel_bits), members in groups.items():
+        step = max(1, batch_elements // max(1, math.prod(shape)))
+        for s in range(0, len(members), step):
+            chunk = members[s:s + step]
+            out.update(zip(chunk, _pe_entries_stack(np.stack([matrices[i] for i in chunk]), pes, rel_bits)))
     return out
 
 
 def activation_density(graph: Graph, workload: Workload, *, samples: int = DEFAULT_SAMPLES,
                        seed: int = 0) -> np.ndarray:
     """Per node: the measured non-zero fraction of the activation it reads (NaN: none)."""
-    from nvmc.passes.compression_common import OrtGraph, find_weights, sample_feeds
+    from nvmc.passes.compression_common import find_weights, sample_feeds
 
     node_of = {nd.name: nd for nd in graph.nodes}
     weighted = {w.node.name: w.index for w in find_weights(graph)[0]}
@@ -123,18 +167,105 @@ def activation_density(graph: Graph, workload: Workload, *, samples: int = DEFAU
     if not read:
         return out
     wanted = sorted(set(read.values()))
-    session = OrtGraph(graph, [v for v in wanted if v not in graph.inputs])
+    with gc_paused():
+        pieces = _pieces(graph, wanted)
     nonzero = dict.fromkeys(wanted, 0)
     size = dict.fromkeys(wanted, 0)
     for feeds in sample_feeds(graph, samples, seed):
-        values = {**feeds, **session.run(feeds)}
-        for v in wanted:
-            a = values.get(v)
-            if a is None:
-                continue
-            nonzero[v] += int(np.count_nonzero(a))
-            size[v] += int(np.asarray(a).size)
+        values, seen = dict(feeds), set()
+        for step in [None, *pieces]:
+            if step is not None:
+                inputs, session, done = step
+                got = session.run({v: values[v] for v in inputs})
+                values.update(got)
+            for v, a in (feeds if step is None else got).items():
+                if v in nonzero and v not in seen:
+                    seen.add(v)
+                    nonzero[v] += int(np.count_nonzero(a))
+                    size[v] += int(np.asarray(a).size)
+            for v in () if step is None else done:  # no later piece reads it
+                values.pop(v, None)
     for i, v in read.items():
         if size[v]:
             out[i] = nonzero[v] / size[v]
     return out
+
+
+PIECE_NODES = 2048  # onnxruntime's session start and many-output runs grow faster than linearly
+
+
+def _pieces(graph: Graph, wanted: Sequence[str]) -> list[tuple[list[str], Any, list[str]]]:
+    """The graph as onnxruntime sessions over consecutive runs of at most PIECE_NODES nodes
+    (in topological order): [(values it reads, session, values no later piece reads)]. A graph
+    of up to PIECE_NODES nodes (or with subgraphs) is one session on the graph itself, exposing
+    the ``wanted`` values. A piece reads values of earlier pieces, graph inputs and large
+    constants; it returns those later pieces read, the graph's outputs and the ``wanted`` ones.
+    The graph is exported to ONNX once; the pieces are slices of its node list."""
+    from nvmc.frontend import lower_nvmc_ops, to_onnx
+    from nvmc.frontend.onnx_types import value_info
+    from nvmc.passes.compression_common import OrtGraph
+
+    if len(graph) <= PIECE_NODES or any(n.implicit_inputs for n in graph.nodes):
+        return [(list(graph.inputs), OrtGraph(graph, [v for v in wanted if v not in graph.inputs]), [])]
+    lowered = lower_nvmc_ops(graph)
+    model = to_onnx(lowered, large_consts_as_inputs=OrtGraph.INLINE)
+    nodes = model.graph.node
+    fixed = {n: np.ascontiguousarray(a) for n, a in lowered.consts.items() if a.size > OrtGraph.INLINE}
+    inits = {t.name: t for t in model.graph.initializer}
+    infos = {vi.name: vi for vi in model.graph.value_info}
+    want = set(wanted) | set(lowered.outputs)
+    last_use: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for v in node.input:
+            last_use[v] = i
+    out = []
+    for start in range(0, len(nodes), PIECE_NODES):
+        part, end = nodes[start:start + PIECE_NODES], start + PIECE_NODES
+        made = list(dict.fromkeys(o for node in part for o in node.output if o))
+        made_set = set(made)
+        reads = list(dict.fromkeys(v for node in part for v in node.input if v and v not in made_set))
+        outputs = [o for node in part for o in node.output if o and (o in want or last_use.get(o, -1) >= end)]
+        if not outputs:  # a piece nothing reads (dead code) is not run
+            continue
+        returned = set(outputs)
+        inputs = [v for v in reads if v not in inits]
+        piece = onnx.helper.make_graph(
+            part, f"{model.graph.name}_{start}", [value_info(v, lowered.values[v].type) for v in inputs],
+            [value_info(o, lowered.values[o].type) for o in outputs], [inits[v] for v in reads if v in inits],
+            value_info=[infos[o] for o in made if o in infos and o not in returned])
+        proto = onnx.helper.make_model(piece, opset_imports=model.opset_import, producer_name=model.producer_name)
+        proto.ir_version = model.ir_version
+        runner = _Piece(proto, {v: fixed[v] for v in inputs if v in fixed})
+        out.append(([v for v in inputs if v not in fixed], runner, [v for v in [*inputs, *outputs]
+                                                                    if v not in fixed and last_use.get(v, -1) < end]))
+    return out
+
+
+class _Piece:
+    """An onnxruntime session on one piece, as OrtGraph runs a whole graph."""
+
+    def __init__(self, proto: onnx.ModelProto, fixed: dict[str, np.ndarray]):
+        import onnxruntime as ort
+
+        from nvmc.passes.base import PassError
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.log_severity_level = 3
+        ort.set_default_logger_severity(3)  # also the load-time messages of the default logger
+        try:
+            self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PassError(f"onnxruntime cannot load the model: {first}") from None
+        self.fixed = fixed
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from nvmc.passes.base import PassError
+
+        try:
+            return dict(zip(self.outputs, self.session.run(None, {**self.fixed, **feeds})))
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PassError(f"onnxruntime failed to run the model: {first}") from None

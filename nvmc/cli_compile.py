@@ -29,6 +29,7 @@ from nvmc.render import binary, console, err_console, print_notices, si
 from nvmc.report import METRICS
 
 EXIT_NOT_FITTING = 1
+MAX_SCALE = 1 << 16  # --devices, --batch: beyond, MAC and byte counts leave int64 for large models
 
 
 
@@ -91,12 +92,14 @@ def _resolve_targets(names: list[str], sets: tuple[str, ...], iso: str | None):
 @click.option("--mode", type=click.Choice(["inference", "train"]), default=None,
               help="train: cost one training iteration (forward, backward, update; + gradient all-reduce with "
                    "--devices).")
-@click.option("--devices", type=int, metavar="N", help="--mode train: data-parallel devices (default 1).")
+@click.option("--devices", type=click.IntRange(max=MAX_SCALE), metavar="N",
+              help="--mode train: data-parallel devices (default 1).")
 @click.option("--parallel", type=click.Choice(["data"]), help="--mode train: parallelism (data).")
 @click.option("--interconnect", metavar="NAME[,NAME2]",
               help="--mode train: the network (nvlink2, pcie4, 25gbe, ib-edr, aws-p3-16xlarge, ...; several: "
                    "compared), or --set net.bandwidth=25Gbit/s --set net.latency=5us.")
-@click.option("--batch", "train_batch", type=int, metavar="B", help="--mode train: samples per device.")
+@click.option("--batch", "train_batch", type=click.IntRange(max=MAX_SCALE), metavar="B",
+              help="--mode train: samples per device.")
 @input_shape_option
 def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: str | None, iso: str | None,
                 sets: tuple[str, ...], json_path: Path | None, csv_path: Path | None, output: Path | None, top: int,
@@ -144,6 +147,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     graph, estimates = compiled.graph, compiled.estimates
     if training:
         estimates = training.apply(compiled.workload, estimates)
+    _check_finite(estimates)
     checked = check_budgets(budgets, [(e.target, e.totals) for e in estimates])
     report = _report(model, graph, estimates, checked)
     if json_path is not None:
@@ -181,6 +185,24 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
         err_console().print(f"error: {sum(not r.ok for r in checked)} budget(s) exceeded (exit {EXIT_BUDGET})",
                             markup=False)
         sys.exit(EXIT_BUDGET)
+
+
+def _check_finite(estimates) -> None:
+    """Parameters at the edge of their range (e.g. --set net.bandwidth=1e-300Gbit/s) can make a
+    total overflow; say so instead of reporting inf or NaN."""
+    from nvmc.backends.errors import CostModelError
+
+    for e in estimates:
+        if not e.ok:
+            continue
+        totals = e.totals
+        bad = [k for k in ("latency_s", "energy_j", "edp_js", "energy_per_inference_j", "area_mm2")
+               if not math.isfinite(totals[k])]
+        if bad:
+            raise CostModelError(f"the estimate on '{e.target}' is not finite "
+                                 f"({', '.join(f'{k} = {totals[k]}' for k in bad)})",
+                                 hint="a parameter is outside any physical range: check the --set, net.*, "
+                                      "--devices and --batch values")
 
 
 def _report(model: Path, graph, estimates, budgets=()) -> dict:

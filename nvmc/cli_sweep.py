@@ -127,9 +127,9 @@ def _print_counts(summary, db: Path, *, started: bool = True) -> None:
     line = (f"{summary.total} points: {c['ok']} ok, {c['not_fitting']} not fitting, {c['error']} failed, "
             f"{c['pending']} pending")
     out.print(line + ("" if started else f" (no database yet at {db})"), soft_wrap=True)
-    for where, message in summary.errors:
-        out.print(f"[red]failed:[/red] {where}: {message.splitlines()[0]}", soft_wrap=True, markup=True,
-                  highlight=False)
+    for where, message in summary.errors:  # on stderr, so `-q` and redirected stdout still show them
+        first = (str(message).splitlines() or ["(no message)"])[0]
+        err_console().print(f"failed: {where}: {first}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _print_summary(summary, db: Path) -> None:

@@ -94,7 +94,13 @@ class OptionSpec:
         ok = isinstance(value, self.type) and not (self.type is int and isinstance(value, bool))
         if self.type is float and ok and value != value:
             ok = False  # nan is in no range
-        shown = f"'{value}'" if isinstance(value, str) else format_value(value)
+        if self.type is int and ok and not -(1 << 63) <= value < (1 << 63):
+            ok = False  # beyond int64: no pass needs it (and 4300+ digits have no str())
+        if isinstance(value, int) and not -(1 << 63) <= value < (1 << 63):
+            shown = f"an integer of {value.bit_length()} bits"
+        else:
+            shown = f"'{value[:60]}'" + ("..." if len(value) > 60 else "") if isinstance(value, str) \
+                else format_value(value)
         if not ok:
             raise OptionError(f"{who} takes {self.allowed()}, not {shown}")
         if self.choices and value not in self.choices:

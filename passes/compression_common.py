@@ -200,6 +200,7 @@ class OrtGraph:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         opts.log_severity_level = 3
+        ort.set_default_logger_severity(3)  # also the load-time messages of the default logger
         try:
             self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         except Exception as e:

@@ -190,6 +190,7 @@ def _run(nodes: list[Node], graph: Graph, feeds: dict[str, np.ndarray], wanted: 
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             opts.log_severity_level = 3
+            ort.set_default_logger_severity(3)  # also the load-time messages of the default logger
             session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             return session.run(wanted, feeds)
         except Exception:

@@ -136,7 +136,10 @@ def _convert(spec: OptionSpec, tok: lark.Token) -> Any:
     if spec.type is bool:
         return {"true": True, "false": False}.get(raw, raw)
     if spec.type is int:
-        return int(raw) if _INT.match(raw) else raw
+        try:
+            return int(raw) if _INT.match(raw) else raw
+        except ValueError:  # more than 4300 digits: check() says what the option takes
+            return raw
     if spec.type is float:
         try:
             return float(raw)

@@ -59,7 +59,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nvmc.ir.errors import ShapeError
+from nvmc.ir.errors import ShapeError, VerifyError
 from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import TensorType, dtype_size
 
@@ -163,6 +163,12 @@ class _Analyzer:
         else:
             bad = next(d for d in t.shape if not isinstance(d, int))
             what = f"the unbound dimension '{bad}'" if bad is not None else "an unknown dimension"
+        if node.op in ("If", "Loop", "Scan") or node.domain not in ("", "ai.onnx", "nvmc"):
+            why = ("its shape depends on the control flow taken at run time" if node.domain in ("", "ai.onnx")
+                   else f"ONNX has no shape rule for it and no nvmc target costs domain '{node.domain}'")
+            raise ShapeError(f"node '{node.name}' ({node.qualified_op}): value '%{value}' has {what}: {why}",
+                             hint="nvmc cannot cost this op; lower or remove it before compiling "
+                                  "(--input-shape does not help)")
         raise ShapeError(f"node '{node.name}' ({node.qualified_op}): value '%{value}' has {what} ({t})",
                          hint="bind dynamic dimensions with --input-shape NAME=1x3x224x224 "
                               "(Python: input_shapes={...})")
@@ -380,11 +386,19 @@ def _count_nonzero(array: np.ndarray) -> int:
 
 
 # ------------------------------------------------------------- MAC rules
+def _group(node: Node) -> int:
+    group = node.attrs.get("group", 1)
+    if not isinstance(group, int) or group < 1:
+        raise VerifyError(f"node '{node.name}' ({node.qualified_op}): group={group!r}; it must be a positive integer",
+                         hint="fix the model's 'group' attribute")
+    return group
+
+
 def _conv(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
     w = node.inputs[3 if node.op == "QLinearConv" else 1]
     out = a.shape(node, node.outputs[0])
     wshape = a.shape(node, w)
-    group = int(node.attrs.get("group", 1))
+    group = _group(node)
     c_in_per_group, kernel = wshape[1], int(np.prod(wshape[2:], dtype=np.int64))
     pixels = int(np.prod(out[2:], dtype=np.int64)) * out[0]
     return group, pixels, out[1] // group, c_in_per_group * kernel
@@ -392,7 +406,7 @@ def _conv(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
 
 def _conv_transpose(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
     xs, ws = a.shape(node, node.inputs[0]), a.shape(node, node.inputs[1])
-    group = int(node.attrs.get("group", 1))
+    group = _group(node)
     # weight [C_in, C_out/group, k...]; each input pixel multiplies a (C_out/group x k) block
     pixels = xs[0] * int(np.prod(xs[2:], dtype=np.int64))
     kernel = int(np.prod(ws[2:], dtype=np.int64))

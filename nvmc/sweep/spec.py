@@ -36,6 +36,8 @@ Rules:
    pipeline, the parameters, the batch and the nvmc version: the key of its row in the
    results database.
 5. Paths in the spec (models, target files) are relative to the spec file.
+6. Size limits (a typo must not hang the expansion): a range has at most MAX_RANGE_VALUES
+   values, a spec at most MAX_POINTS points, a batch at most MAX_BATCH.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ SPEC_SCHEMA = "nvmc.sweep/1"
 _TOP_KEYS = ("schema", "name", "description", "models", "targets", "pipelines", "batch", "set", "grid", "points")
 _POINT_KEYS = ("model", "target", "pipeline", "batch", "set")
 _RANGE_KEYS = frozenset({"from", "to", "step", "num", "factor", "scale"})
+MAX_RANGE_VALUES = 10_000   # values of one grid range
+MAX_POINTS = 100_000        # points of one spec (each is a row of the results database)
+MAX_BATCH = 1 << 16
 
 
 class SpecError(NvmcError):
@@ -145,7 +150,7 @@ def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
     data = path.read_bytes()
     try:
         doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+    except ValueError as e:  # UnicodeDecodeError, TOMLDecodeError, an integer of more than 4300 digits
         raise SpecError(f"not a valid TOML file: {e}", where=where) from None
     if doc.get("schema") != SPEC_SCHEMA:
         raise SpecError(f"schema = {doc.get('schema')!r}: expected '{SPEC_SCHEMA}'", where=where,
@@ -202,6 +207,11 @@ class _Builder:
         fixed = _set_items(doc.get("set", []), f"{self.where}: set")
         grid = _grid(doc.get("grid", {}), f"{self.where}: [grid]")
         self._check_keys([k for k, _ in fixed] + list(grid), targets, self.where)
+        count = len(models) * len(pipelines) * len(batches) * sum(
+            math.prod(len(grid[k]) for k in grid if _has(self._schema(t), k)) for t in targets)
+        if count > MAX_POINTS:
+            raise SpecError(f"the spec expands to {count} points, more than {MAX_POINTS}", where=self.where,
+                            hint="split it into several specs, or use fewer grid values")
         for m, t in itertools.product(models, targets):
             schema = self._schema(t)
             keys = [k for k in grid if _has(schema, k)]
@@ -349,8 +359,8 @@ def _as_list(value, key: str, where: str) -> list:
 def _batch(value, where: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SpecError(f"batch must be a positive whole number, got {value!r}", where=where)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_BATCH:
+        raise SpecError(f"batch must be a whole number in [1, {MAX_BATCH}], got {value!r}", where=where)
     return value
 
 
@@ -362,6 +372,8 @@ def _set_items(value, where: str) -> list[tuple[str, Any]]:
         return list(_flatten(value, where).items())
     if isinstance(value, str):
         value = [value]
+    if not isinstance(value, list):
+        raise SpecError(f"expected a list of 'section.key=value' strings or a table, got {value!r}", where=where)
     out = []
     for item in value:
         if not isinstance(item, str):
@@ -421,18 +433,20 @@ def expand_range(r: dict, where: str) -> list:
         for x in (lo, hi, r[mode]):
             if isinstance(x, bool) or not isinstance(x, (int, float)):
                 raise ValueError(f"expected numbers, got {x!r}")
+            if abs(x) > 1e30 or not math.isfinite(x):  # abs first: a huge int has no float
+                raise ValueError(f"expected finite numbers of magnitude at most 1e30, got {x!r}")
         whole = isinstance(lo, int) and isinstance(hi, int)
         if mode == "step":
             step = r["step"]
             if step <= 0 or hi < lo:
                 raise ValueError("need from <= to and step > 0")
-            n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+            n = _range_count((hi - lo) / step + 1e-9)
             values = [lo + i * step for i in range(n)]
             whole = whole and isinstance(step, int)
         elif mode == "num":
             n = r["num"]
-            if not isinstance(n, int) or n < 1:
-                raise ValueError("num must be a whole number >= 1")
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_RANGE_VALUES:
+                raise ValueError(f"num must be a whole number in [1, {MAX_RANGE_VALUES}]")
             scale = r.get("scale", "linear")
             if scale not in ("linear", "log"):
                 raise ValueError("scale is 'linear' or 'log'")
@@ -446,6 +460,7 @@ def expand_range(r: dict, where: str) -> list:
             f = r["factor"]
             if f <= 1 or lo <= 0 or hi < lo:
                 raise ValueError("need 0 < from <= to and factor > 1")
+            _range_count(math.log(hi / lo) / math.log(f))
             values, x = [], lo
             while x <= hi * (1 + 1e-12):
                 values.append(x)
@@ -456,3 +471,10 @@ def expand_range(r: dict, where: str) -> list:
     if whole:
         return [int(round(v)) for v in values]
     return [float(f"{v:.12g}") for v in values]
+
+
+def _range_count(steps: float) -> int:
+    """1 + the whole number of steps a range takes; ValueError beyond MAX_RANGE_VALUES."""
+    if not steps + 1 <= MAX_RANGE_VALUES:  # also catches NaN and inf
+        raise ValueError(f"it has more than {MAX_RANGE_VALUES} values")
+    return int(math.floor(steps)) + 1
