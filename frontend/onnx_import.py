@@ -93,6 +93,16 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> list[Path]:
 def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: InputShapes | None = None,
                  *, source: str | None = None) -> Graph:
     """Import an ONNX model (proto or path) into a Graph."""
+    try:
+        return _import_model(model, input_shapes, source=source)
+    except UnicodeError as e:  # protobuf does not check a string field's UTF-8 until it is read
+        where = source or (None if isinstance(model, onnx.ModelProto) else str(model))
+        raise ModelError(f"the model holds text that is not UTF-8 ({e.reason})", where=where,
+                         hint="the file is damaged; re-export the model") from None
+
+
+def _import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: InputShapes | None,
+                  *, source: str | None) -> Graph:
     files: list[Path] = []
     if not isinstance(model, onnx.ModelProto):
         source = source or str(model)

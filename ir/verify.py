@@ -31,6 +31,8 @@ def verify_structure(graph: Graph) -> None:
         if name not in graph.values:
             raise VerifyError(f"'%{name}' is an input or constant without a value entry")
     for name, value in graph.values.items():
+        if "\x00" in name:  # the .npz sidecar (a zip) cuts a tensor's name at it
+            raise VerifyError(f"value name {name!r} holds a NUL character", hint="rename the value in the model")
         t = value.type
         if t.shape is not None and any(isinstance(d, int) and d < 0 for d in t.shape):
             made = graph.producer(name)

@@ -193,7 +193,7 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
     workload = analyze(graph)
     names = [target] if isinstance(target, (str, os.PathLike)) or not isinstance(target, Sequence) else target
     targets = [load_target(t, list(sets)) for t in names]
-    batch = batch or _leading_dim(graph)
+    batch = _check_batch(batch) if batch is not None else _leading_dim(graph)
     from nvmc.backends.carbon import carbon
     from nvmc.calibrate import calibrate, requests_of
 
@@ -286,6 +286,15 @@ def _target_with(target: "str | os.PathLike | Target", overrides: Mapping[str, A
                               where=f"estimate({name}=...)", hint=f"fields of family '{t.family}': {shown}")
         sets.append((key, value))
     return t.with_overrides(sets)
+
+
+MAX_BATCH = 1 << 16  # beyond, MAC and byte counts of large models leave int64
+
+
+def _check_batch(batch: Any) -> int:
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not 1 <= batch <= MAX_BATCH:
+        raise NvmcError(f"batch must be a whole number in [1, {MAX_BATCH}], got {batch!r}", where="nvmc.compile(batch=...)")
+    return int(batch)
 
 
 def _leading_dim(graph: Graph) -> int:

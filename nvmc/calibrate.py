@@ -37,6 +37,7 @@ from nvmc.ir.graph import gc_paused
 from nvmc.passes.workload import Workload
 
 DEFAULT_SAMPLES = 4
+MAX_MEASURED_ELEMENTS = 1 << 26  # 256 MB of f32 per tensor: beyond it, measuring would exhaust memory
 
 
 def requests_of(targets: Sequence) -> list[dict]:
@@ -85,7 +86,8 @@ def calibrate(graph: Graph, workload: Workload, requests: Sequence[Mapping], *, 
         else:
             bits[i] = 8.0 * graph.consts[w.const].dtype.itemsize
         array = graph.consts[w.const]
-        matrices[i] = np.moveaxis(array, w.out_axis, 0).reshape(array.shape[w.out_axis], -1)
+        moved = np.moveaxis(array, w.out_axis, 0)
+        matrices[i] = moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))  # also for a zero-size weight
     columns["weight_index_bits"] = bits
     columns["weight_nonzeros"] = np.array([np.count_nonzero(matrices[i]) if i in matrices else 0 for i in range(n)],
                                           dtype=np.float64)
@@ -166,6 +168,10 @@ def activation_density(graph: Graph, workload: Workload, *, samples: int = DEFAU
     out = np.full(len(workload), math.nan)
     if not read:
         return out
+    largest = max((graph.values[v].type.numel() or 0 for v in graph.values if not graph.is_const(v)), default=0)
+    if largest > MAX_MEASURED_ELEMENTS:
+        raise NvmcError(f"a tensor of {largest:,} elements is too large to run the model for measuring "
+                        f"(limit {MAX_MEASURED_ELEMENTS:,})")
     wanted = sorted(set(read.values()))
     with gc_paused():
         pieces = _pieces(graph, wanted)
@@ -251,8 +257,8 @@ class _Piece:
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        opts.log_severity_level = 3
-        ort.set_default_logger_severity(3)  # also the load-time messages of the default logger
+        opts.log_severity_level = 4  # errors reach the user as exceptions, not as log lines
+        ort.set_default_logger_severity(4)  # also the load-time messages of the default logger
         try:
             self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         except Exception as e:

@@ -26,10 +26,11 @@ from rich.table import Table
 from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
 from nvmc.ir.errors import NvmcError
 from nvmc.render import binary, console, err_console, print_notices, si
+from nvmc.api import MAX_BATCH
 from nvmc.report import METRICS
 
 EXIT_NOT_FITTING = 1
-MAX_SCALE = 1 << 16  # --devices, --batch: beyond, MAC and byte counts leave int64 for large models
+MAX_SCALE = MAX_BATCH  # --devices, --batch: beyond, MAC and byte counts leave int64 for large models
 
 
 

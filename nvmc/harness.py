@@ -111,8 +111,8 @@ class _Runner:
         self.fixed: dict[str, np.ndarray] = {}
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        opts.log_severity_level = 3
-        ort.set_default_logger_severity(3)  # also the load-time messages of the default logger
+        opts.log_severity_level = 4  # errors reach the user as exceptions, not as log lines
+        ort.set_default_logger_severity(4)  # also the load-time messages of the default logger
         if isinstance(model, (str, os.PathLike)) and Path(model).suffix == ".nvir":
             import nvmc
 

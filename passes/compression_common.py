@@ -199,8 +199,8 @@ class OrtGraph:
         self.fixed = {n: np.ascontiguousarray(a) for n, a in g.consts.items() if a.size > self.INLINE}
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        opts.log_severity_level = 3
-        ort.set_default_logger_severity(3)  # also the load-time messages of the default logger
+        opts.log_severity_level = 4  # errors reach the user as exceptions, not as log lines
+        ort.set_default_logger_severity(4)  # also the load-time messages of the default logger
         try:
             self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         except Exception as e:

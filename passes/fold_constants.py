@@ -66,7 +66,7 @@ class FoldConstants(Pass):
                     continue
             if not all(not v or v in known for v in node.inputs):
                 continue
-            reason = _why_not_foldable(node)
+            reason = _why_not_foldable(node) or self._too_large(node, graph)
             if reason:
                 result.why_not.append((node.name, reason))
                 continue
@@ -96,6 +96,16 @@ class FoldConstants(Pass):
         result.changed = removed > 0
         result.stats.update(nodes_folded=removed, consts_created=rw.rewrites)
         return result
+
+    def _too_large(self, node: Node, graph: Graph) -> str | None:
+        """Refuse before evaluating what could not be kept anyway (an Expand to 2**40 elements)."""
+        inputs = sum(graph.consts[v].size for v in node.inputs if v and graph.is_const(v))
+        for name in node.outputs:
+            size = graph.type_of(name).numel() if name else None
+            if size is not None and size > max(self.max_elements, inputs):
+                return (f"'%{name}' would have {size} elements, more than max-elements={self.max_elements} "
+                        f"and than the node's constant inputs")
+        return None
 
     def _check(self, node: Node, arrays: dict[str, np.ndarray | None], graph: Graph) -> str | None:
         inputs = sum(graph.consts[v].size for v in node.inputs if v and graph.is_const(v))
@@ -189,8 +199,8 @@ def _run(nodes: list[Node], graph: Graph, feeds: dict[str, np.ndarray], wanted: 
 
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            opts.log_severity_level = 3
-            ort.set_default_logger_severity(3)  # also the load-time messages of the default logger
+            opts.log_severity_level = 4  # errors reach the user as exceptions, not as log lines
+            ort.set_default_logger_severity(4)  # also the load-time messages of the default logger
             session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             return session.run(wanted, feeds)
         except Exception:

@@ -503,8 +503,6 @@ def test_input_shape_out_of_range(shape):
         nvmc.load(BASES["tiny_transformer"], input_shapes={"tokens": shape})
 
 
-@pytest.mark.xfail(reason="nvmc/calibrate.py runs the whole model in onnxruntime for eie whatever the input "
-                          "size (MemoryError, exit 70); for the lead: skip measuring above a size", strict=False)
 def test_calibration_of_a_huge_input(tmp_path):
     """Found by the generated models: `compile -t eie` of a model with a 2**29-element input."""
     graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g",
@@ -517,8 +515,6 @@ def test_calibration_of_a_huge_input(tmp_path):
     assert classify(code, stderr, ok_codes=COMPILE_OK) in ("ok", "error")
 
 
-@pytest.mark.xfail(reason="nvmc/calibrate.py reshapes a weight with .reshape(rows, -1), which fails for a "
-                          "zero-size weight (ValueError, exit 70); for the lead", strict=False)
 def test_calibration_of_an_empty_weight(tmp_path):
     """Found by the generated models: `compile -t eie` of a MatMul with a [64, 0] weight."""
     fill = onnx.helper.make_tensor("value", TensorProto.FLOAT, [1], [0.5])

@@ -59,7 +59,7 @@ _POINT_KEYS = ("model", "target", "pipeline", "batch", "set")
 _RANGE_KEYS = frozenset({"from", "to", "step", "num", "factor", "scale"})
 MAX_RANGE_VALUES = 10_000   # values of one grid range
 MAX_POINTS = 100_000        # points of one spec (each is a row of the results database)
-MAX_BATCH = 1 << 16
+MAX_BATCH = 1 << 16  # = nvmc.api.MAX_BATCH (the spec loader does not import the driver)
 
 
 class SpecError(NvmcError):

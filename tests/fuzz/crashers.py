@@ -64,6 +64,15 @@ CASES = [
     ("checker_text_not_utf8.onnx", ["verify", "{}"], 2, "holds text that is not UTF-8",
      "UnicodeDecodeError raised by onnx.checker itself (squeezenet, splice seed 22): fixed in "
      "frontend/onnx_import.py"),
+    ("attr_empty_list_for_scalar.nvir", ["verify", "{}"], 2, "attribute 'alpha' is an empty list",
+     "AssertionError inside onnx.helper.make_attribute: fixed in frontend/typecheck.py (_check_empty_lists)"),
+    ("codebook_bits_not_a_number.nvir", ["compile", "{}", "-t", "sot-mram"], 2, "#codebook index_bits='dense'",
+     "ValueError (float('dense')) in the workload's weight storage: fixed in ir/verify.py (_ANNOTATION_NUMBERS)"),
+    ("value_name_with_nul.onnx", ["verify", "{}"], 2, "holds a NUL character",
+     "`nvmc ir -o` wrote a sidecar key the .npz cut at the NUL, so its .nvir did not read back: ir/verify.py"),
+    ("graph_text_not_utf8.onnx", ["verify", "{}"], 2, "holds text that is not UTF-8",
+     "UnicodeDecodeError reading a damaged string field (tiny_cnn, flip_bits seed 153): fixed in "
+     "frontend/onnx_import.py (import_model)"),
     ("output_dtype_contradicts_inference.onnx", ["verify", "{}"], 2, "ONNX shape inference failed",
      "verify said ok, then its own .nvir did not read back: import now infers strictly "
      "(frontend/onnx_import.py)"),
@@ -88,6 +97,7 @@ def _set_attr(node: onnx.NodeProto, name: str, value) -> None:
 
 def build(folder: Path = FOLDER) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # onnx_mutators, beside this file
 
     m = _tiny_cnn()
     _set_attr(next(n for n in m.graph.node if n.name == "dwconv"), "group", 0)
@@ -169,13 +179,38 @@ def build(folder: Path = FOLDER) -> None:
             f"  %y = Conv(%x, %w) {attrs} : f32[1,2,4,4]  // conv\n"
             "  return %y\n}\n")
 
+    (folder / "attr_empty_list_for_scalar.nvir").write_text(
+        "// nvmc.ir 1  opset=17\n"
+        "graph @g(%a: f32[2,3]) -> (%y: f32[2,2]) {\n"
+        "  %b = const f32[3,2] [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]\n"
+        "  %y = Gemm(%a, %b) {alpha=[]} : f32[2,2]  // gemm\n"
+        "  return %y\n}\n")
+    (folder / "codebook_bits_not_a_number.nvir").write_text(
+        "// nvmc.ir 1  opset=17\n"
+        "graph @g(%a: f32[2,2]) -> (%y: f32[2,2]) {\n"
+        '  %w = const f32[2,2] #codebook<axis=1, clusters=2, format=4, index_bits="dense", rel_bits=4, '
+        "values=[0.0, 1.0]> [0.0, 1.0, 1.0, 0.0]\n"
+        "  %y = MatMul(%a, %w) : f32[2,2]  // mm\n"
+        "  return %y\n}\n")
+
+    m = _tiny_cnn()
+    old = m.graph.node[0].output[0]
+    for node in m.graph.node:
+        node.input[:] = ["\x00nul" if v == old else v for v in node.input]
+    m.graph.node[0].output[0] = "\x00nul"
+    (folder / "value_name_with_nul.onnx").write_bytes(m.SerializeToString())
+
+    from onnx_mutators import flip_bits
+
+    (folder / "graph_text_not_utf8.onnx").write_bytes(
+        flip_bits(TINY_CNN.read_bytes(), np.random.default_rng([153, len("tiny_cnn"), len("flip_bits")])))
+
     m = _tiny_cnn()
     m.opset_import[0].version = 2**40
     (folder / "opset_version_2pow40.onnx").write_bytes(m.SerializeToString())
 
     # found as squeezenet's bytes with 40 of them spliced out (fuzz seed 22): onnx.checker
     # cannot even decode the names it quotes; kept as found (15 kB) since it is rebuilt here
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from onnx_mutators import splice
 
     squeeze = (Path(onnx.__file__).parent / "backend/test/data/light/light_squeezenet.onnx").read_bytes()
