@@ -290,6 +290,12 @@ def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
     units = ("compute", "l2", "dram")
     bound = np.array(units, dtype=object)[np.argmax(np.stack([busy[u] for u in units]), axis=0)]
     notes = [f"{int(np.sum(work & (bound == u)))} of {int(work.sum())} costed nodes are {u}-bound" for u in units]
+    total = float(latency.sum())
+    if total > 0 and busy["overhead"].sum() > 0:
+        kind = next((p.kind for p in cfg.params if p.key == "gpu.kernel_overhead_s"), "")
+        notes.append(f"{100 * float(busy['overhead'].sum()) / total:.0f} % of the latency is the fixed per-kernel "
+                     f"overhead ({int(work.sum())} kernels x gpu.kernel_overhead_s = {cfg.kernel_overhead_s:.3g} s"
+                     f"{', assumed' if kind == 'assumed' else ''}); --set gpu.kernel_overhead_s=0 shows the rest")
     if cfg.iso == "area":
         notes.append(f"iso-area: L2 capacity {format_capacity(cfg.llc.capacity_bytes)} "
                      f"(declared {format_capacity(cfg.declared_capacity)})")

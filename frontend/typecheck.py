@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import onnx
 
-from nvmc.ir.errors import VerifyError
+from functools import lru_cache
+
+from nvmc.ir.errors import VerifyError, did_you_mean
 from nvmc.ir.graph import Graph, gc_paused
 
 from .onnx_export import lower_nvmc_ops, to_onnx
@@ -32,11 +34,46 @@ def _check_empty_lists(graph: Graph) -> None:
                                       hint="give it a value or leave it out")
 
 
+@lru_cache(maxsize=None)
+def _schema(op: str, domain: str, opset: int) -> onnx.defs.OpSchema | None:
+    try:
+        return onnx.defs.get_schema(op, opset, domain)
+    except onnx.defs.SchemaError:
+        return None
+
+
+@lru_cache(maxsize=None)
+def _op_names(domain: str) -> tuple[str, ...]:
+    return tuple(sorted({s.name for s in onnx.defs.get_all_schemas() if s.domain == domain}))
+
+
+def _check_schemas(graph: Graph) -> None:
+    """Every ONNX op exists at the graph's opset and takes the attributes it is given (a
+    hand-edited .nvir with ``Cnv`` or ``kernel_shap`` must not reach an export that
+    onnxruntime then refuses). nvmc ops are lowered before this runs."""
+    for node in graph.nodes:
+        if node.domain not in ("", "ai.onnx", "ai.onnx.ml"):
+            continue
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        opset = graph.opsets.get(domain, graph.opsets.get("", 17))
+        schema = _schema(node.op, domain, opset)
+        if schema is None:
+            raise VerifyError(f"node '{node.name}' uses op '{node.op}', which is not an ONNX operator in opset "
+                              f"{opset}{did_you_mean(node.op, _op_names(domain))}",
+                              hint="fix the op name (ONNX op names are case-sensitive)")
+        for key in node.attrs:
+            if key not in schema.attributes:
+                raise VerifyError(f"node '{node.name}' ({node.op}): '{key}' is not an attribute of {node.op}"
+                                  f"{did_you_mean(key, sorted(schema.attributes))}",
+                                  hint=f"{node.op} takes: {', '.join(sorted(schema.attributes)) or 'no attributes'}")
+
+
 def verify_types(graph: Graph) -> None:
     cached = graph.analysis_cache.get("onnx-types")
     if cached and cached[0] == graph.version:
         return
     lowered = lower_nvmc_ops(graph)
+    _check_schemas(lowered)
     _check_empty_lists(lowered)
     # Weights are passed as typed inputs: inference needs their types, not their data.
     with gc_paused():  # 100k protobuf messages: the collector's full passes would add ~30 %

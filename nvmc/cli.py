@@ -60,6 +60,10 @@ def check_output_path(out: Path | None, *inputs: Path | str | None, option: str 
     """Never overwrite what the user gave us (also through a link); see nvmc/ir/files.py."""
     if out is not None:
         check_not_input(out, inputs, option=option)
+        folder = out.parent if str(out) != "-" else None
+        if folder is not None and str(folder) and not folder.is_dir():  # fail before slow passes run
+            raise NvmcError(f"the directory '{folder}' does not exist", where=f"{option} {out}",
+                            hint="create the directory first or choose another path")
 
 
 def write_output(path: Path, text: str) -> None:

@@ -290,7 +290,7 @@ def _print_summary(out, model: Path, est, top: int) -> None:
     for i in order:
         bound = units[int(np.argmax(stacked[:, i]))] if stacked is not None else ""
         if gap is not None and stacked is not None and gap[i] > stacked[:, i].max():
-            bound += " (gap)"
+            bound += " (overhead)"  # the fixed per-kernel time exceeds every unit's busy time
         layers.add_row(est.names[i], est.ops[i], si(int(est.macs[i]), ""), si(lat[i], "s"),
                        f"{100 * lat[i] / total_t:.1f}%", si(node_e[i], "J"), bound)
     out.print(layers)

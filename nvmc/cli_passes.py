@@ -17,7 +17,7 @@ from rich.table import Table
 
 from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
 from nvmc.ir.errors import NvmcError
-from nvmc.render import binary, console, err_console
+from nvmc.render import binary, console, err_console, print_notices
 
 OUTPUT_SUFFIXES = (".onnx", ".nvir")
 
@@ -188,7 +188,7 @@ def _pass_dict(cls) -> dict:
 @click.option("--inputs", "inputs_path", type=click.Path(path_type=Path),
               help="An .npz with one array per model input (default: seeded random inputs).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
-@click.option("--samples", default=1, show_default=True, type=click.IntRange(1, 10_000),
+@click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000),
               help="Random input draws to run (top-1 agreement is over all of them).")
 @click.option("--rtol", type=click.FloatRange(min=0), default=None,
               help="Fail (exit 1) when the max relative error exceeds this, e.g. 1e-5 for an exact pass.")
@@ -216,6 +216,7 @@ def check_cmd(original: Path, transformed: Path, inputs_path: Path | None, seed:
         write_output(json_path, text)
     if json_path is None or str(json_path) != "-":
         console().print(_report_table(report, f"{original.name} vs {transformed.name}"))
+        print_notices([f"{o.name}: {o.caveat}" for o in report.outputs if o.caveat])
     if rtol is not None and not report.within(rtol):
         err_console().print(f"error: max rel error {report.max_rel_err:.3g} exceeds --rtol {rtol:g}", markup=False)
         click.get_current_context().exit(1)

@@ -50,7 +50,8 @@ class OutputComparison:
     sqnr_db: float
     cosine: float
     top1_agreement: float | None = None
-    note: str = ""
+    note: str = ""          # why the arrays could not be compared (shape mismatch)
+    caveat: str = ""        # why the figures say little (a constant reference)
 
 
 @dataclass
@@ -96,7 +97,8 @@ class NumericsReport:
         for o in self.outputs:
             top1 = "" if o.top1_agreement is None else f"  top-1 {100 * o.top1_agreement:.1f}%"
             lines.append(f"  {o.name} {list(o.shape)}: max abs {o.max_abs_err:.3g}  max rel {o.max_rel_err:.3g}  "
-                         f"SQNR {o.sqnr_db:.1f} dB  cosine {o.cosine:.6f}{top1}{'  ' + o.note if o.note else ''}")
+                         f"SQNR {o.sqnr_db:.1f} dB  cosine {o.cosine:.6f}{top1}"
+                         + "".join(f"  ({n})" for n in (o.note, o.caveat) if n))
         return "\n".join(lines)
 
 
@@ -209,8 +211,12 @@ def compare_arrays(name: str, ref: np.ndarray, out: np.ndarray) -> OutputCompari
         sqnr = float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
         na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
         cosine = 1.0 if na == nb == 0 else (float(np.dot(a, b) / (na * nb)) if na and nb else 0.0)
+    finite = a[np.isfinite(a)]
+    flat = finite.size > 1 and float(finite.max()) == float(finite.min())
+    caveat = ("the reference output is constant: the errors hold, but SQNR, cosine and top-1 say little "
+              "(weights stripped to a fill value?)" if flat else "")
     return OutputComparison(name, tuple(ref.shape), max_abs, max_rel,
-                            sqnr, cosine, _top1(ref, out))
+                            sqnr, cosine, None if flat else _top1(ref, out), caveat=caveat)
 
 
 def _top1(ref: np.ndarray, out: np.ndarray) -> float | None:
