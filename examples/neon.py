@@ -156,7 +156,8 @@ def placement_sweep(models: dict[str, object], target: str, pipeline: str) -> tu
                 print(f"   {label:<18}{tiles:>7}{link:>11}{speedup:>9.2f}x{b.totals['energy_j'] / n.totals['energy_j']:>8.2f}x")
                 if speedup > best[0]:
                     best = (speedup, label, model, sets)
-    print("   (tile placement, the default, is the first table: digital units beside every tile)")
+    print("   tiles 'fitted': just enough tiles for the weights (the target's default); '64': spare arrays, into which\n"
+          "   the nets are replicated. Rows above this table use the default placement (digital units in every tile).")
     return best[1], best[2], best[3]
 
 
