@@ -140,6 +140,7 @@ class Compiled:
     estimates: list  # list[nvmc.backends.Estimate], in the order the targets were given
     targets: list = field(default_factory=list)   # list[nvmc.backends.Target], the same order
     source: str = ""                               # the model's path, when it was loaded from one
+    passes: "PipelineResult | None" = None         # what each pass of ``passes=`` did, with its measured error
 
     @property
     def estimate(self) -> "Estimate":
@@ -188,8 +189,7 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
         graph = model.copy() if passes else model  # never change the caller's graph
     else:
         graph = load(model, input_shapes=input_shapes)
-    if passes:
-        run_pipeline(graph, passes)
+    pipeline_result = run_pipeline(graph, passes) if passes else None
     workload = analyze(graph)
     names = [target] if isinstance(target, (str, os.PathLike)) or not isinstance(target, Sequence) else target
     targets = [load_target(t, list(sets)) for t in names]
@@ -206,7 +206,7 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
         est.carbon = carbon(est, t, grid=grid, lifetime_years=lifetime_years, utilisation=utilisation)
         estimates.append(est)
     source = "" if isinstance(model, (Graph, onnx.ModelProto)) else str(model)
-    return Compiled(graph, workload, estimates, targets, source)
+    return Compiled(graph, workload, estimates, targets, source, pipeline_result)
 
 
 def run_passes(graph: Graph, pipeline: str, *, verify_each: bool = True, timing: bool = False) -> "PipelineResult":

@@ -145,6 +145,8 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
         raise
     if not quiet:
         print_notices(compiled.workload.notices)
+        if compiled.passes is not None:
+            print_notices(_pass_lines(compiled.passes))
     graph, estimates = compiled.graph, compiled.estimates
     if training:
         estimates = training.apply(compiled.workload, estimates)
@@ -204,6 +206,19 @@ def _check_finite(estimates) -> None:
                                  f"({', '.join(f'{k} = {totals[k]}' for k in bad)})",
                                  hint="a parameter is outside any physical range: check the --set, net.*, "
                                       "--devices and --batch values")
+
+
+def _pass_lines(result) -> list[str]:
+    """One line per pass of --passes: its counters and the error it measured (approximate passes)."""
+    lines = []
+    for r in result.records:
+        stats = ", ".join(f"{k}={v:.4g}" for k, v in r.result.stats.items() if "." not in k)
+        errors = {k: v for k, v in r.result.error.items() if "." not in k}
+        measured = ("; measured " + ", ".join(f"{k} {v:.6g}" for k, v in errors.items())) if errors else ""
+        left = f"; left {len(r.result.why_not)} node(s) alone (nvmc opt --explain-pass {r.name})" \
+            if r.result.why_not else ""
+        lines.append(f"pass {r.spec}: {stats or ('changed' if r.changed else 'no change')}{measured}{left}")
+    return lines
 
 
 def _report(model: Path, graph, estimates, budgets=()) -> dict:
