@@ -241,37 +241,7 @@ def _pieces(graph: Graph, wanted: Sequence[str]) -> list[tuple[list[str], Any, l
             value_info=[infos[o] for o in made if o in infos and o not in returned])
         proto = onnx.helper.make_model(piece, opset_imports=model.opset_import, producer_name=model.producer_name)
         proto.ir_version = model.ir_version
-        runner = _Piece(proto, {v: fixed[v] for v in inputs if v in fixed})
+        runner = OrtGraph.from_proto(proto, {v: fixed[v] for v in inputs if v in fixed})
         out.append(([v for v in inputs if v not in fixed], runner, [v for v in [*inputs, *outputs]
                                                                     if v not in fixed and last_use.get(v, -1) < end]))
     return out
-
-
-class _Piece:
-    """An onnxruntime session on one piece, as OrtGraph runs a whole graph."""
-
-    def __init__(self, proto: onnx.ModelProto, fixed: dict[str, np.ndarray]):
-        import onnxruntime as ort
-
-        from nvmc.passes.base import PassError
-
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        opts.log_severity_level = 4  # errors reach the user as exceptions, not as log lines
-        ort.set_default_logger_severity(4)  # also the load-time messages of the default logger
-        try:
-            self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise PassError(f"onnxruntime cannot load the model: {first}") from None
-        self.fixed = fixed
-        self.outputs = [o.name for o in self.session.get_outputs()]
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from nvmc.passes.base import PassError
-
-        try:
-            return dict(zip(self.outputs, self.session.run(None, {**self.fixed, **feeds})))
-        except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise PassError(f"onnxruntime failed to run the model: {first}") from None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import onnx
 
 from nvmc.ir.errors import did_you_mean
 from nvmc.ir.graph import Graph, Node
@@ -188,15 +189,25 @@ class OrtGraph:
     INLINE = 4096
 
     def __init__(self, graph: Graph, extra_outputs: Sequence[str] = ()):
-        import onnxruntime as ort
-
         from nvmc.frontend import lower_nvmc_ops, to_onnx
 
         g = graph.copy()
         g.outputs = list(g.outputs) + [v for v in extra_outputs if v not in g.outputs]
         g = lower_nvmc_ops(g)
         proto = to_onnx(g, large_consts_as_inputs=self.INLINE)
-        self.fixed = {n: np.ascontiguousarray(a) for n, a in g.consts.items() if a.size > self.INLINE}
+        self._start(proto, {n: np.ascontiguousarray(a) for n, a in g.consts.items() if a.size > self.INLINE})
+
+    @classmethod
+    def from_proto(cls, proto: onnx.ModelProto, fixed: dict[str, np.ndarray]) -> "OrtGraph":
+        """A session on an already exported model whose ``fixed`` inputs are the large constants."""
+        self = cls.__new__(cls)
+        self._start(proto, fixed)
+        return self
+
+    def _start(self, proto: onnx.ModelProto, fixed: dict[str, np.ndarray]) -> None:
+        import onnxruntime as ort
+
+        self.fixed = fixed
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         opts.log_severity_level = 4  # errors reach the user as exceptions, not as log lines
