@@ -13,27 +13,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-import onnx
 
 import nvmc
 from nvmc.backends.collective import interconnects, network
 from nvmc.backends.training import data_parallel
+from timing import ZOO, best_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-ZOO = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
-
-def best_of(repeat: int, fn):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main() -> None:

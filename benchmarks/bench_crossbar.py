@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import onnx
 
 import nvmc
 from nvmc import backends
@@ -27,17 +26,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import nets  # noqa: E402
 from bench_compile import synthetic  # noqa: E402
+from timing import ZOO, best_of  # noqa: E402
 
-ZOO = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
-
-def best_of(repeat: int, fn):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main() -> None:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import time
 from pathlib import Path
 
-import onnx
 
 import nvmc
 from nvmc import backends
+from timing import ZOO as ZOO_DIR, best_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ZOO = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_resnet50.onnx"
+ZOO = ZOO_DIR / "light_resnet50.onnx"
 TARGETS = ("upmem", "mensa", "edge-tpu", "simdram", "cpu", "gpu")
 
 
@@ -30,14 +29,6 @@ def _load(name: str, path: Path):
     spec.loader.exec_module(module)
     return module
 
-
-def best_of(repeat: int, fn):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +24,10 @@ from nvmc.passes import analyze, run_pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "hdc"))
 import hdc_model as hdc  # noqa: E402
+from timing import best_of  # noqa: E402
 
 PAPER = {"runtime": 7.8, "energy": 5.3}  # Khan et al., TECS 2022 (abstract): FPGA / racetrack
 
-
-def best_of(repeat: int, fn):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def model(dim: int, length: int, classes: int = 6):

@@ -24,15 +24,8 @@ os.environ.setdefault("NVMC_CACHE_DIR", tempfile.mkdtemp(prefix="nvmc-neon-bench
 
 import nvmc  # noqa: E402
 from nvmc.passes import neon_fit, run_pipeline  # noqa: E402
+from timing import best_of  # noqa: E402
 
-
-def best_of(repeat: int, fn):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def stack(blocks: int, width: int = 32):

@@ -28,18 +28,17 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 import nvmc
 from nvmc.backends import systolic_map as smap
+from timing import ZOO as ZOO_DIR, best_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REFS = REPO / "tests" / "data" / "refs" / "scalesim"
-ZOO = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_resnet50.onnx"
+ZOO = ZOO_DIR / "light_resnet50.onnx"
 DEFAULT_PY = Path("/work/tmp/scalesim-venv/bin/python")
 ROWS = COLS = 128
 DATAFLOW = "os"
@@ -111,14 +110,6 @@ def nvmc_cycles(dims: list[tuple[int, ...]]) -> np.ndarray:
     m, n, k = (np.array(x) for x in zip(*(smap.conv_gemm_scalesim(*d) for d in dims)))
     return smap.compute_cycles(DATAFLOW, ROWS, COLS, m, n, k)
 
-
-def best_of(repeat: int, fn):
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def run_scalesim(python: Path, names: list[str], dims: list[tuple[int, ...]]) -> dict:
