@@ -157,13 +157,11 @@ def resolve(target: Target) -> Config:
         return target.cache["config"]
     lib = library()
     where = target.source
-    try:
+    with target.library_errors():
         dev = lib.device(target["gpu.device"])
         tech = lib.tech(target["llc.technology"])
         dram = lib.tech(target["dram.technology"])
         table = lib.array_table(tech.name)
-    except TargetError as e:
-        raise TargetError(e.message, where=f"{where}: {e.where}" if e.where else where, hint=e.hint) from None
 
     params: list[Param] = []
 

@@ -138,14 +138,11 @@ def resolve(target: Target) -> Config:
     params: list[Param] = [Param("fabric.kind", kind, _origin_kind(target, "fabric.kind"),
                                  _origin_note(target, "fabric.kind"), target.source)]
     values: dict[str, float] = {}
-    try:
+    with target.library_errors():
         if kind == "racetrack":
             _resolve_racetrack(target, lib, params, values)
         else:
             _resolve_fpga(target, lib, params, values)
-    except TargetError as e:
-        raise TargetError(e.message, where=f"{target.source}: {e.where}" if e.where else target.source,
-                          hint=e.hint) from None
     config = Config(kind, params, values)
     target.cache["config"] = config
     return config

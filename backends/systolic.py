@@ -252,12 +252,10 @@ def resolve(target: Target) -> Config:
         return target.cache["config"]
     lib = library()
     where = target.source
-    try:
+    with target.library_errors():
         dev = lib.device(target["array.device"])
         dram = lib.tech(target["dram.technology"])
         dram_bit = dram.param("access.lpddr4_energy_per_64bit_j")
-    except TargetError as e:
-        raise TargetError(e.message, where=f"{where}: {e.where}" if e.where else where, hint=e.hint) from None
     params: list[Param] = []
 
     def knob(key: str, default_param: str | None = None):

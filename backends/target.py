@@ -26,9 +26,10 @@ import json
 import math
 import re
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from nvmc.ir.errors import did_you_mean
 
@@ -141,6 +142,16 @@ class Target:
     @property
     def source(self) -> str:
         return str(self.path) if self.path else "<memory>"
+
+    @contextmanager
+    def library_errors(self) -> Iterator[None]:
+        """Report a technology-library error (unknown device, missing data) against this
+        target's file, keeping the library's own location after it."""
+        try:
+            yield
+        except TargetError as e:
+            raise TargetError(e.message, where=f"{self.source}: {e.where}" if e.where else self.source,
+                              hint=e.hint) from None
 
     def where(self, key: str) -> str:
         """Where ``key``'s value came from, for an error message: ``--set key=value`` or the file."""
