@@ -14,13 +14,14 @@ its external-data files, its .npz sidecar), so a save can be checked against all
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 from .errors import NvmcError
 
-__all__ = ["atomic_write", "check_not_input", "same_file"]
+__all__ = ["atomic_write", "check_folder", "check_not_input", "same_file", "write_output"]
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -42,14 +43,32 @@ def check_not_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLik
                             hint=f"choose another {option} path")
 
 
+def check_folder(path: str | os.PathLike, *, where: str | None = None) -> Path:
+    """The directory ``path`` would be written in; raise when it does not exist."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise NvmcError(f"cannot write '{path.name}': the directory '{folder}' does not exist",
+                        where=where or str(path), hint="create the directory first or choose another path")
+    return folder
+
+
+def write_output(path: str | os.PathLike, text: str) -> None:
+    """Write a text report: ``-`` is stdout, anything else a file written atomically; either
+    way it ends with a newline."""
+    text = text if text.endswith("\n") else text + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        atomic_write(path, text)
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], None]) -> Path:
     """Write ``data`` (bytes, text as UTF-8, or a callable given the open binary file) to ``path``
     under a temporary name in the same directory, then rename it into place."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise NvmcError(f"cannot write '{path.name}': the directory '{folder}' does not exist", where=str(path),
-                        hint="create the directory first or choose another path")
+    folder = check_folder(path)
     if path.is_dir():
         raise NvmcError("cannot write: the path is a directory", where=str(path), hint="give a file name")
     try:

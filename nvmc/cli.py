@@ -16,7 +16,7 @@ import click
 import nvmc
 from nvmc import __version__
 from nvmc.ir.errors import NvmcError
-from nvmc.ir.files import atomic_write, check_not_input
+from nvmc.ir.files import check_folder, check_not_input, write_output  # noqa: F401 (write_output: re-exported)
 from nvmc.render import console, err_console, print_notices, workload_table
 
 EXIT_USER_ERROR = 2
@@ -60,18 +60,8 @@ def check_output_path(out: Path | None, *inputs: Path | str | None, option: str 
     """Never overwrite what the user gave us (also through a link); see nvmc/ir/files.py."""
     if out is not None:
         check_not_input(out, inputs, option=option)
-        folder = out.parent if str(out) != "-" else None
-        if folder is not None and str(folder) and not folder.is_dir():  # fail before slow passes run
-            raise NvmcError(f"the directory '{folder}' does not exist", where=f"{option} {out}",
-                            hint="create the directory first or choose another path")
-
-
-def write_output(path: Path, text: str) -> None:
-    """Write a report: '-' is stdout, anything else a file written atomically."""
-    if str(path) == "-":
-        click.echo(text, nl=not text.endswith("\n"))
-    else:
-        atomic_write(path, text if text.endswith("\n") else text + "\n")
+        if str(out) != "-":
+            check_folder(out, where=f"{option} {out}")  # fail before slow passes run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

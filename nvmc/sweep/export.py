@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nvmc.ir.files import atomic_write
+from nvmc.ir.files import atomic_write, write_output
 from nvmc.render import si
 
 from .store import COLUMNS, decode_report
@@ -99,7 +99,7 @@ def write_csv(rows: list[dict], path: Path | str) -> None:
     w = csv.DictWriter(text, fieldnames=head, lineterminator="\n")
     w.writeheader()
     w.writerows(flat)
-    _write(path, text.getvalue())
+    write_output(path, text.getvalue())
 
 
 def write_json(rows: list[dict], path: Path | str, *, meta: dict) -> None:
@@ -114,16 +114,8 @@ def write_json(rows: list[dict], path: Path | str, *, meta: dict) -> None:
         if r.get("report"):
             p["report"] = decode_report(r["report"])
         points.append(p)
-    _write(path, json.dumps({"schema": "nvmc.sweep-results/1", **meta, "points": points}, indent=1,
+    write_output(path, json.dumps({"schema": "nvmc.sweep-results/1", **meta, "points": points}, indent=1,
                             allow_nan=False) + "\n")
-
-
-def _write(path, text: str) -> None:
-    if str(path) == "-":
-        import click
-        click.echo(text, nl=False)
-    else:
-        atomic_write(path, text)
 
 
 # ------------------------------------------------------------------ HTML
