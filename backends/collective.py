@@ -41,6 +41,7 @@ from typing import Iterable
 import numpy as np
 
 from nvmc.ir.errors import did_you_mean
+from nvmc.ir.files import read_input
 
 from .errors import TargetError
 from .techlib import Param
@@ -138,7 +139,7 @@ def _link_text(lk: Link) -> str:
 @lru_cache(maxsize=1)
 def _data() -> dict:
     try:
-        doc = tomllib.loads(DATA.read_text(encoding="utf-8"))
+        doc = tomllib.loads(read_input(DATA, "interconnect data file", error=TargetError).decode("utf-8"))
     except tomllib.TOMLDecodeError as e:  # pragma: no cover - a data bug
         raise TargetError(f"not valid TOML: {e}", where=str(DATA)) from None
     if doc.get("schema") != "nvmc.interconnects/1":  # pragma: no cover

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nvmc.ir.files import note_input
+
 from .errors import TechLibError
 from .techlib import ArrayTable, DataFile, library
 from .units import format_capacity
@@ -98,6 +100,7 @@ def _read_rows(path: Path) -> tuple[dict, ...]:
     if not path.exists():
         raise TechLibError("buffer table not found", where=str(path))
     rows = []
+    note_input(path)
     with open(path, newline="") as f:
         for i, raw in enumerate(csv.DictReader(f), start=2):
             try:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from nvmc.ir.errors import did_you_mean
+from nvmc.ir.files import read_input
 
 from .errors import TargetError
 from .units import format_capacity, parse_capacity
@@ -46,6 +47,8 @@ MIN_MAGNITUDE = 1e-30          # |x| of a non-zero real number
 MAX_CAPACITY = 1 << 60         # bytes (1 EiB)
 MAX_NAME = 200                 # characters of a string value (a device, a technology)
 TARGETS_DIR = Path(__file__).resolve().parent / "targets"
+MAX_TARGET_BYTES = 4 << 20  # a target is a hand-written TOML file
+
 _TOP_KEYS = ("schema", "name", "family", "description")
 
 
@@ -231,13 +234,11 @@ def load_target(spec: str | Path | Target, sets: Iterable[str] = ()) -> Target:
         path = shipped[text]
     elif text.endswith(".toml") or "/" in text or Path(text).exists():
         path = Path(text)
-        if not path.is_file():
-            raise TargetError("target file not found", where=text, hint="give a shipped target name or a .toml path")
     else:
         raise TargetError(f"unknown target '{text}'{did_you_mean(text, shipped)}",
                           hint=f"shipped targets: {', '.join(shipped)} (nvmc targets lists them), "
                                "or give a path to a .toml file")
-    target = parse_target(path.read_bytes(), path)
+    target = parse_target(read_input(path, "target file", limit=MAX_TARGET_BYTES, error=TargetError), path)
     sets = list(sets)
     return target.with_overrides(sets) if sets else target
 

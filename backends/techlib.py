@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from nvmc.ir.errors import did_you_mean
+from nvmc.ir.files import note_input, read_input
 
 from .errors import TechLibError
 from .units import format_capacity
@@ -98,7 +99,7 @@ def _display(path: Path) -> str:
 def load_data_file(path: Path) -> DataFile:
     where = _display(path)
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        doc = tomllib.loads(read_input(path, "technology data file", error=TechLibError).decode("utf-8"))
     except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError, an integer of more than 4300 digits
         raise TechLibError(f"not valid TOML: {e}", where=where) from None
     schema = doc.pop("schema", None)
@@ -297,6 +298,7 @@ def _read_table(path: Path, technology: str, line_bytes: int, source: str) -> Ar
         raise TechLibError("array table not found", where=where)
     rows = []
     labels = set()
+    note_input(path)
     with open(path, newline="") as f:
         for i, raw in enumerate(csv.DictReader(f), start=2):
             labels.add(raw.get("technology"))

@@ -72,15 +72,34 @@ def to_onnx(graph: Graph, *, value_infos: bool = True, large_consts_as_inputs: i
     return model
 
 
-def save_onnx(graph: Graph, path: str | os.PathLike) -> None:
-    """Write the graph as ONNX; writes to a temporary file first, then renames (ir/files.py).
+EXTERNAL_DATA_BYTES = 1_500_000_000  # protobuf refuses messages over 2 GiB; weights go beside the model sooner
 
-    Models over protobuf's 2 GB limit keep their weights in ``<name>.data`` beside the file."""
+
+def save_onnx(graph: Graph, path: str | os.PathLike, *, overwrite_inputs: bool = False,
+              external_data_bytes: int = EXTERNAL_DATA_BYTES) -> list[Path]:
+    """Write the graph as ONNX, through a temporary file renamed into place (ir/files.py).
+
+    When the constants hold more than ``external_data_bytes``, those above 1 KiB go to
+    ``<name>.data`` beside the model (ONNX external data), written the same way, first.
+    Returns the files written."""
     model = to_onnx(graph)
     path = Path(path)
-    if model.ByteSize() <= 1_800_000_000:
-        atomic_write(path, model.SerializeToString())
-        return
-    def write(f) -> None:
-        onnx.save_model(model, f.name, save_as_external_data=True, location=path.name + ".data")
-    atomic_write(path, write)
+    if sum(a.nbytes for a in graph.consts.values()) <= external_data_bytes:
+        atomic_write(path, model.SerializeToString(), overwrite_inputs=overwrite_inputs)
+        return [path]
+    from onnx.external_data_helper import _get_all_tensors, set_external_data
+
+    data_path = path.with_name(path.name + ".data")
+    big = [t for t in _get_all_tensors(model) if t.HasField("raw_data") and len(t.raw_data) > 1024]
+
+    def write_data(f) -> None:
+        offset = 0
+        for tensor in big:
+            f.write(tensor.raw_data)
+            set_external_data(tensor, data_path.name, offset, len(tensor.raw_data))
+            offset += len(tensor.raw_data)
+            tensor.ClearField("raw_data")
+
+    atomic_write(data_path, write_data, overwrite_inputs=overwrite_inputs)
+    atomic_write(path, model.SerializeToString(), overwrite_inputs=overwrite_inputs)
+    return [path, data_path]

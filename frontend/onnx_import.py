@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError
 from onnx import helper
 
 from nvmc.ir.errors import ModelError
+from nvmc.ir.files import note_input, read_input
 from nvmc.ir.graph import Graph, gc_paused
 from nvmc.ir.verify import MAX_ELEMENTS
 from nvmc.ir.types import TensorType
@@ -39,11 +40,7 @@ def read_model(path: str | os.PathLike, files: list[Path] | None = None) -> onnx
 
     ``files``, when given, receives the paths read (the model and its external-data files)."""
     path = Path(path)
-    if not path.exists():
-        raise ModelError("file not found", where=str(path), hint="check the path")
-    if path.is_dir():
-        raise ModelError("is a directory, not an ONNX file", where=str(path))
-    data = path.read_bytes()
+    data = read_input(path, "model file", error=ModelError)
     if not data:
         raise ModelError("the file is empty", where=str(path), hint="re-export the model")
     model = onnx.ModelProto()
@@ -80,6 +77,9 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> list[Path]:
         if not target.exists():
             raise ModelError(f"external data file '{location}' of tensor '{tensor.name}' is missing",
                              where=str(path), hint="copy the data file next to the model")
+        if not target.is_file():  # a FIFO would block the reader, a device never end
+            raise ModelError(f"external data '{location}' of tensor '{tensor.name}' is not a regular file",
+                             where=str(path), hint="keep the weights in a regular file beside the model")
         targets.append(target)
     if not targets:
         return []
@@ -87,6 +87,8 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> list[Path]:
         onnx.load_external_data_for_model(model, str(base))
     except Exception as e:
         raise ModelError(f"external data cannot be loaded: {e}", where=str(path)) from None
+    for target in set(targets):
+        note_input(target)
     return sorted(set(targets))
 
 

@@ -20,6 +20,9 @@ _ONNX_TO_NVMC = {
     TensorProto.COMPLEX128: "c128", TensorProto.FLOAT8E4M3FN: "f8e4m3fn",
     TensorProto.FLOAT8E4M3FNUZ: "f8e4m3fnuz", TensorProto.FLOAT8E5M2: "f8e5m2",
     TensorProto.FLOAT8E5M2FNUZ: "f8e5m2fnuz", TensorProto.UINT4: "u4", TensorProto.INT4: "i4",
+    **{getattr(TensorProto, onnx_name): nvmc_name for onnx_name, nvmc_name in (
+        ("FLOAT4E2M1", "f4e2m1"), ("FLOAT8E8M0", "f8e8m0"), ("UINT2", "u2"), ("INT2", "i2"),
+        ("FLOAT6E2M3", "f6e2m3"), ("FLOAT6E3M2", "f6e3m2")) if hasattr(TensorProto, onnx_name)},  # newer onnx
 }
 _NVMC_TO_ONNX = {v: k for k, v in _ONNX_TO_NVMC.items()}
 

@@ -32,6 +32,8 @@ class SourceSpan:
 class NvmcError(Exception):
     """Base of every error caused by user input (files, options, models, targets)."""
 
+    exit_code = 2  # bad input; 70 where the error is a bug in nvmc or a plug-in that it names
+
     def __init__(self, message: str, *, where: str | SourceSpan | None = None, hint: str | None = None):
         super().__init__(message)
         self.message = message

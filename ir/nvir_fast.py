@@ -33,7 +33,7 @@ class Fallback(Exception):
 
 _NAME = r"[A-Za-z0-9_.$/\-]+"
 _DTYPE = (r"(?:f16|f32|f64|bf16|i8|i16|i32|i64|u8|u16|u32|u64|bool|c64|c128|str|f8e4m3fnuz|f8e4m3fn|"
-          r"f8e5m2fnuz|f8e5m2|u4|i4|f4e2m1)")
+          r"f8e5m2fnuz|f8e5m2|f8e8m0|f6e2m3|f6e3m2|u4|i4|u2|i2|f4e2m1)")
 _DIM = r"(?:-?[0-9]+|[A-Za-z][A-Za-z0-9_]*|_[A-Za-z0-9_]+|\?)"
 _TYPE = rf"{_DTYPE}\[(?:\*|(?:{_DIM}(?:,{_DIM})*)?)\]"
 _INT = r"-?[0-9]+"
@@ -177,7 +177,7 @@ def _const_action(m: re.Match, types: dict[str, TensorType]) -> Callable[[Graph,
             raise Fallback
         try:
             if file is not None:
-                array = np.asarray(load(file, key))
+                array = np.asarray(load(file, key, t))
                 if array.shape != t.shape:
                     raise Fallback
             else:

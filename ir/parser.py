@@ -6,7 +6,9 @@ line and a caret. Values must be defined before they are used (one block, SSA).
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +18,8 @@ import lark
 import numpy as np
 
 from . import nvir_fast
-from .errors import ParseError, SourceSpan, did_you_mean
+from .errors import NvmcError, ParseError, SourceSpan, did_you_mean
+from .files import read_input
 from .graph import Graph, gc_paused
 from .types import Annotation, TensorType, numpy_dtype
 
@@ -94,27 +97,50 @@ def _syntax_error(e: lark.exceptions.UnexpectedInput, text: str, filename: str) 
 
 
 def _loader(sidecar, filename: str) -> SidecarLoader:
-    if callable(sidecar):
-        return sidecar
+    if callable(sidecar):  # every loader takes the declared type; a user's callable ignores it
+        return lambda file, key, expect=None: sidecar(file, key)
     if isinstance(sidecar, Mapping):
         table = sidecar
-        return lambda file, key: table[key]
+        return lambda file, key, expect=None: table[key]
     base = Path(sidecar) if sidecar is not None else (Path(filename).parent if filename != "<text>" else Path("."))
-    opened: dict[str, Any] = {}
+    opened: dict[str, zipfile.ZipFile] = {}
 
-    def load(file: str, key: str) -> np.ndarray:
+    def load(file: str, key: str, expect: TensorType | None = None) -> np.ndarray:
+        """The array ``key`` of ``file``; with ``expect``, the stored header must declare that
+        shape and dtype before anything is unpacked (a zip bomb costs nothing)."""
         if file not in opened:
             path = (base / file).resolve()
             if base.resolve() not in path.parents and path.parent != base.resolve():
                 raise ValueError(f"it lies outside {base}")
-            if not path.is_file():  # a folder, a pipe (which would block), a missing file
-                raise FileNotFoundError("no such file")
-            with open(path, "rb") as f:  # else np.load tries it as a pickle and says so
-                if f.read(4) != b"PK\x03\x04":
-                    raise ValueError("not an .npz archive")
-            opened[file] = np.load(path, allow_pickle=False)
+            try:
+                data = read_input(path, "sidecar")
+            except NvmcError as e:  # reported at the reference, with line and caret, by _fetch
+                raise OSError(e.message) from None
+            if data[:4] != b"PK\x03\x04":  # else np.load tries it as a pickle and says so
+                raise ValueError("not an .npz archive")
+            opened[file] = zipfile.ZipFile(io.BytesIO(data))
             load.read.append(path)
-        return opened[file][key]
+        z = opened[file]
+        member = z.getinfo(key + ".npy")
+        with z.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f".npy format version {version} is not supported")
+            shape, _, dtype = read_header(f, max_header_size=10000)
+            if dtype.hasobject:
+                raise ValueError("it holds Python objects (a pickle), which nvmc does not load")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if expect is not None and (tuple(shape) != expect.shape or dtype.itemsize > 16):
+                raise ValueError(f"it holds {dtype}{list(shape)}, not the declared {expect}")
+            if member.file_size > nbytes + 65536:  # more than the header declares: not numpy's writing
+                raise ValueError(f"its stored size ({member.file_size:,} bytes) does not match its header")
+            f.seek(0)
+            array = np.lib.format.read_array(f, allow_pickle=False)
+        if expect is not None and array.dtype.kind == "V":  # numpy stores bfloat16, int4 ... as raw bytes
+            array = array.view(numpy_dtype(expect.dtype))
+        return array
 
     load.read = []  # type: ignore[attr-defined]
     return load
@@ -311,9 +337,9 @@ class _Builder:
         file, _, key = str(tok)[1:].partition(":")
         return file, _unquote(key)
 
-    def _fetch(self, tok: lark.Token, file: str, key: str) -> np.ndarray:
+    def _fetch(self, tok: lark.Token, file: str, key: str, expect: TensorType | None = None) -> np.ndarray:
         try:
-            return np.asarray(self.load(file, key))
+            return np.asarray(self.load(file, key, expect))
         except (KeyError, IndexError, OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             reason = e.args[0] if isinstance(e, KeyError) and e.args else e  # KeyError's str() adds quotes
             raise self.error(tok, f"cannot read tensor '{key}' from sidecar '{file}': {reason}",
@@ -323,7 +349,7 @@ class _Builder:
         if not t.is_static:
             raise self.error(tok, f"a constant needs a static shape, not {t}")
         if isinstance(payload, lark.Token):
-            array = self._fetch(payload, *self._sidecar_ref(payload))
+            array = self._fetch(payload, *self._sidecar_ref(payload), t)
             if array.shape != t.shape:
                 raise self.error(payload, f"sidecar tensor has shape {list(array.shape)}, declared {t}")
             return array

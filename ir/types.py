@@ -36,12 +36,18 @@ _DTYPES: dict[str, Any] = {
     "c128": np.complex128,
     "str": np.object_,
 }
-# Element types with no numpy equivalent still get a name and a size.
-_EXTRA_SIZES = {"bf16": 2, "f8e4m3fn": 1, "f8e4m3fnuz": 1, "f8e5m2": 1, "f8e5m2fnuz": 1,
-                "u4": 0.5, "i4": 0.5, "f4e2m1": 0.5}
+# Narrow element types numpy lacks: a name, a size in bytes, and the ml_dtypes name (the
+# package onnx and onnxruntime use for them; it is optional here: without it these types are
+# still named and sized, only their arrays cannot be made).
+_NARROW = {"bf16": (2, "bfloat16"), "f8e4m3fn": (1, "float8_e4m3fn"), "f8e4m3fnuz": (1, "float8_e4m3fnuz"),
+           "f8e5m2": (1, "float8_e5m2"), "f8e5m2fnuz": (1, "float8_e5m2fnuz"), "f8e8m0": (1, "float8_e8m0fnu"),
+           "f6e2m3": (0.75, "float6_e2m3fn"), "f6e3m2": (0.75, "float6_e3m2fn"), "f4e2m1": (0.5, "float4_e2m1fn"),
+           "u4": (0.5, "uint4"), "i4": (0.5, "int4"), "u2": (0.25, "uint2"), "i2": (0.25, "int2")}
+_EXTRA_SIZES = {n: size for n, (size, _) in _NARROW.items()}
+_BY_NUMPY_NAME = {np_name: n for n, (_, np_name) in _NARROW.items()}
 
 DTYPE_NAMES: tuple[str, ...] = tuple(_DTYPES) + tuple(_EXTRA_SIZES)
-# Bytes per element: 0.5 for 4-bit types; 8 for strings (a nominal pointer).
+# Bytes per element: fractions for sub-byte types; 8 for strings (a nominal pointer).
 _SIZES: dict[str, float] = {**{n: (8 if n == "str" else np.dtype(t).itemsize) for n, t in _DTYPES.items()},
                             **_EXTRA_SIZES}
 
@@ -52,9 +58,16 @@ def dtype_size(dtype: str) -> float:
 
 
 def numpy_dtype(dtype: str) -> np.dtype:
-    if dtype not in _DTYPES:
-        raise ValueError(f"element type '{dtype}' has no numpy equivalent")
-    return np.dtype(_DTYPES[dtype])
+    if dtype in _DTYPES:
+        return np.dtype(_DTYPES[dtype])
+    if dtype in _NARROW:
+        try:
+            import ml_dtypes
+
+            return np.dtype(getattr(ml_dtypes, _NARROW[dtype][1]))
+        except (ImportError, AttributeError):
+            pass
+    raise ValueError(f"element type '{dtype}' has no numpy equivalent")
 
 
 def dtype_of_array(array: np.ndarray) -> str:
@@ -63,6 +76,8 @@ def dtype_of_array(array: np.ndarray) -> str:
             return name
     if array.dtype.kind in "OSU":
         return "str"
+    if array.dtype.name in _BY_NUMPY_NAME:  # ml_dtypes' bfloat16, float8_*, int4 ...
+        return _BY_NUMPY_NAME[array.dtype.name]
     raise ValueError(f"numpy dtype {array.dtype} has no nvmc element type")
 
 

@@ -8,12 +8,12 @@
     >>> est = nvmc.estimate(g, "sot-mram")
     >>> est.ok, sorted(est.energy_by_component())
     (True, ['compute', 'dram', 'l2_leakage', 'l2_read', 'l2_write'])
+
+The names below load on first use (PEP 562): ``import nvmc.ir`` loads the IR only, and the
+command line starts without importing onnx, the passes or the cost models it does not use.
 """
 
 from importlib.metadata import PackageNotFoundError, version
-
-from nvmc.api import (Compiled, Workload, analyze, compile, estimate, export, load, parse_text, run_passes, save,
-                      to_onnx, verify)
 
 try:
     __version__ = version("nvmc")
@@ -22,3 +22,15 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = ["Compiled", "Workload", "analyze", "compile", "estimate", "export", "load", "parse_text", "run_passes", "save",
            "to_onnx", "verify", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from nvmc import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'nvmc' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,3 +1,3 @@
-from nvmc.cli import main
+from nvmc._entry import main
 
 main()

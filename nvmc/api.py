@@ -23,7 +23,7 @@ import onnx
 from nvmc.frontend import import_model, save_onnx, to_onnx, verify_types
 from nvmc.ir import Graph, ModelError, parse_text, print_graph, verify_structure
 from nvmc.ir.errors import NvmcError
-from nvmc.ir.files import atomic_write, check_not_input
+from nvmc.ir.files import atomic_write, check_output, read_input
 from nvmc.passes.workload import Workload, analyze
 
 from dataclasses import dataclass, field
@@ -66,10 +66,8 @@ def load(source: str | os.PathLike | onnx.ModelProto, *,
 
 def load_text(path: str | os.PathLike) -> Graph:
     path = Path(path)
-    if not path.exists():
-        raise ModelError("file not found", where=str(path), hint="check the path")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path, "model file", error=ModelError).decode("utf-8")
     except UnicodeDecodeError:
         raise ModelError("not a text file (.nvir must be UTF-8 text)", where=str(path)) from None
     return parse_text(text, filename=str(path), sidecar=path.parent)
@@ -107,16 +105,17 @@ def save(graph: Graph, path: str | os.PathLike, *, overwrite_inputs: bool = Fals
         sidecar = path.with_suffix(".npz")
         text, arrays = print_graph(graph, sidecar=sidecar.name)
         written = [path, sidecar] if arrays else [path]
-        for out in written:
-            check_not_input(out, inputs)
+        if not overwrite_inputs:
+            for out in written:
+                check_output(out, inputs)
         if arrays:
-            atomic_write(sidecar, lambda f: np.savez(f, **arrays))
-        atomic_write(path, text)
+            atomic_write(sidecar, lambda f: np.savez(f, **arrays), inputs=inputs, overwrite_inputs=overwrite_inputs)
+        atomic_write(path, text, inputs=inputs, overwrite_inputs=overwrite_inputs)
         return written
-    for out in (path, path.with_name(path.name + ".data")):
-        check_not_input(out, inputs)
-    save_onnx(graph, path)
-    return [path]
+    if not overwrite_inputs:
+        for out in (path, path.with_name(path.name + ".data")):
+            check_output(out, inputs)
+    return save_onnx(graph, path, overwrite_inputs=overwrite_inputs)
 
 
 def verify(graph: Graph, *, types: bool = True) -> None:

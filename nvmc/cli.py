@@ -16,8 +16,8 @@ import click
 import nvmc
 from nvmc import __version__
 from nvmc.ir.errors import NvmcError
-from nvmc.ir.files import check_folder, check_not_input, write_output  # noqa: F401 (write_output: re-exported)
-from nvmc.render import console, err_console, print_notices, workload_table
+from nvmc.ir.files import check_output, write_output  # noqa: F401 (write_output: re-exported)
+from nvmc.render import console, err_console, print_error, print_notices, workload_table
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE (sysexits.h)
@@ -59,9 +59,7 @@ def load_model(model: Path, input_shapes=()):
 def check_output_path(out: Path | None, *inputs: Path | str | None, option: str = "-o") -> None:
     """Never overwrite what the user gave us (also through a link); see nvmc/ir/files.py."""
     if out is not None:
-        check_not_input(out, inputs, option=option)
-        if str(out) != "-":
-            check_folder(out, where=f"{option} {out}")  # fail before slow passes run
+        check_output(out, inputs, option=option)  # fail before slow passes run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,21 +113,15 @@ def analyze_cmd(model: Path, json_path: Path | None, csv_path: Path | None, top:
 
 
 def write_workload_csv(workload, path: Path) -> None:
-    import csv
-    import io
-
+    from nvmc.ir.dataout import csv_text
     from nvmc.passes.workload import NONMAC_KINDS
 
-    f = io.StringIO(newline="")
-    w = csv.writer(f)
-    w.writerow(["name", "op", "macs", "params", "weight_bytes", "input_bytes", "output_bytes",
-                "weight_density", *NONMAC_KINDS])
     c = workload.columns
-    for i, (name, op) in enumerate(zip(workload.names, workload.ops)):
-        w.writerow([name, op, int(c["macs"][i]), int(c["params"][i]), float(c["weight_bytes"][i]),
-                    float(c["input_bytes"][i]), float(c["output_bytes"][i]), float(c["weight_density"][i]),
-                    *(int(c[k][i]) for k in NONMAC_KINDS)])
-    write_output(path, f.getvalue())
+    rows = ([name, op, int(c["macs"][i]), int(c["params"][i]), float(c["weight_bytes"][i]),
+             float(c["input_bytes"][i]), float(c["output_bytes"][i]), float(c["weight_density"][i]),
+             *(int(c[k][i]) for k in NONMAC_KINDS)] for i, (name, op) in enumerate(zip(workload.names, workload.ops)))
+    write_output(path, csv_text(["name", "op", "macs", "params", "weight_bytes", "input_bytes", "output_bytes",
+                                 "weight_density", *NONMAC_KINDS], rows))
 
 
 @cli.command("export")
@@ -161,24 +153,34 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="nvmc", standalone_mode=False)
     except NvmcError as e:
-        err_console().print(e.render(), markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USER_ERROR)
+        print_error(e.render())
+        sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        err_console().print("aborted")
+        print_error("aborted")
         sys.exit(130)
     except click.ClickException as e:
-        e.show()
-        sys.exit(EXIT_USER_ERROR)
+        ctx = getattr(e, "ctx", None)
+        if isinstance(e, click.UsageError) and ctx is not None:
+            print_error(f"{ctx.get_usage()}\nTry '{ctx.command_path} --help' for help.")
+        print_error(f"error: {e.format_message()}")
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except MemoryError:
+        print_error("error: out of memory: the model or an option asks for more memory than this machine has\n"
+                    "  hint: check the input shapes, --batch and the pass options")
+        sys.exit(EXIT_USER_ERROR)
+    except RecursionError:
+        print_error("error: an input is nested too deeply to read (brackets, tables or subgraphs)\n"
+                    "  hint: check the .nvir, TOML or pipeline text for runaway nesting")
+        sys.exit(EXIT_USER_ERROR)
     except Exception as e:  # a bug in nvmc, not in the user's input: still one clear message
         if os.environ.get("NVMC_DEBUG"):
             raise
-        err_console().print(f"internal error: {type(e).__name__}: {e}\n"
-                            "  this is a bug in nvmc; rerun with NVMC_DEBUG=1 for the traceback and report it",
-                            markup=False, highlight=False, soft_wrap=True)
+        print_error(f"internal error: {type(e).__name__}: {e}\n"
+                    "  this is a bug in nvmc; rerun with NVMC_DEBUG=1 for the traceback and report it")
         sys.exit(EXIT_INTERNAL_ERROR)
     sys.exit(code if isinstance(code, int) else 0)
 

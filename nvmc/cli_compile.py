@@ -11,21 +11,18 @@ Registered on the ``cli`` group of nvmc/cli.py (imported at its end). User error
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
 import numpy as np
 from rich.table import Table
 
 from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
+from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import NvmcError
-from nvmc.render import binary, console, err_console, print_notices, si
+from nvmc.render import binary, console, err_console, one_line, print_error, print_notices, si, styled
 from nvmc.api import MAX_BATCH
 from nvmc.report import METRICS
 
@@ -154,7 +151,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     checked = check_budgets(budgets, [(e.target, e.totals) for e in estimates])
     report = _report(model, graph, estimates, checked)
     if json_path is not None:
-        write_output(json_path, json.dumps(report, indent=1, allow_nan=False))
+        write_output(json_path, json_text(report))
     if csv_path is not None:
         _write_csv(estimates, csv_path)
     if output is not None:
@@ -176,17 +173,16 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     if quiet:
         for e in estimates:
             if not e.ok:
-                err_console().print(f"{e.target}: does not fit: {e.reason}", markup=False, soft_wrap=True)
+                print_error(f"{e.target}: does not fit: {e.reason}")
     for r in checked:
         if not r.ok:
-            err_console().print(f"budget exceeded: {r.message()}", markup=False, soft_wrap=True)
+            print_error(f"budget exceeded: {r.message()}")
         elif not quiet:
-            err_console().print(f"budget ok: {r.message()}", markup=False, soft_wrap=True)
+            print_error(f"budget ok: {r.message()}")
     if not all(e.ok for e in estimates):
         sys.exit(EXIT_NOT_FITTING)
     if not all(r.ok for r in checked):
-        err_console().print(f"error: {sum(not r.ok for r in checked)} budget(s) exceeded (exit {EXIT_BUDGET})",
-                            markup=False)
+        print_error(f"error: {sum(not r.ok for r in checked)} budget(s) exceeded (exit {EXIT_BUDGET})")
         sys.exit(EXIT_BUDGET)
 
 
@@ -229,23 +225,19 @@ def _report(model: Path, graph, estimates, budgets=()) -> dict:
 
 
 def _write_csv(estimates, path: Path) -> None:
+    from nvmc.ir.dataout import csv_text
+
     components = sorted({k for e in estimates for k in e.energy})
     lat_components = sorted({k for e in estimates for k in e.latency})
     events = sorted({k for e in estimates for k in e.events})
-    stream = io.StringIO(newline="")
-    w = csv.writer(stream)
-    w.writerow(["target", "name", "op", "macs", "latency_s", "energy_j",
-                *(f"latency_{k}_s" for k in lat_components), *(f"energy_{k}_j" for k in components), *events])
-    for e in estimates:
-        if not e.ok:
-            continue
-        energy = e.node_energy
-        for i, name in enumerate(e.names):
-            w.writerow([e.target, name, e.ops[i], int(e.macs[i]), f"{e.node_latency[i]:.6e}", f"{energy[i]:.6e}",
-                        *(f"{e.latency[k][i]:.6e}" if k in e.latency else "" for k in lat_components),
-                        *(f"{e.energy[k][i]:.6e}" if k in e.energy else "" for k in components),
-                        *(f"{e.events[k][i]:.6g}" if k in e.events else "" for k in events)])
-    write_output(path, stream.getvalue())
+    header = ["target", "name", "op", "macs", "latency_s", "energy_j", *(f"latency_{k}_s" for k in lat_components),
+              *(f"energy_{k}_j" for k in components), *events]
+    rows = ([e.target, name, e.ops[i], int(e.macs[i]), f"{e.node_latency[i]:.6e}", f"{e.node_energy[i]:.6e}",
+             *(f"{e.latency[k][i]:.6e}" if k in e.latency else "" for k in lat_components),
+             *(f"{e.energy[k][i]:.6e}" if k in e.energy else "" for k in components),
+             *(f"{e.events[k][i]:.6g}" if k in e.events else "" for k in events)]
+            for e in estimates if e.ok for i, name in enumerate(e.names))
+    write_output(path, csv_text(header, rows))
 
 
 # ------------------------------------------------------------------ rendering
@@ -267,11 +259,11 @@ def _print_summary(out, model: Path, est, top: int) -> None:
             head += f" (iso-area; declared {binary(info.get('declared_capacity_bytes'))})"
     head += f", batch {est.batch}"
     if not est.ok:
-        out.print(f"[bold]{head}[/bold]")
-        out.print(f"[yellow]does not fit:[/yellow] {est.reason}", soft_wrap=True)
+        out.print(styled((head, "bold")))
+        out.print(styled(("does not fit:", "yellow"), f" {est.reason}"), soft_wrap=True)
         return
     totals = est.totals
-    out.print(f"[bold]{head}[/bold]", soft_wrap=True)
+    out.print(styled((head, "bold")), soft_wrap=True)
     table = Table(show_header=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -306,15 +298,15 @@ def _print_summary(out, model: Path, est, top: int) -> None:
         bound = units[int(np.argmax(stacked[:, i]))] if stacked is not None else ""
         if gap is not None and stacked is not None and gap[i] > stacked[:, i].max():
             bound += " (overhead)"  # the fixed per-kernel time exceeds every unit's busy time
-        layers.add_row(est.names[i], est.ops[i], si(int(est.macs[i]), ""), si(lat[i], "s"),
+        layers.add_row(one_line(est.names[i]), one_line(est.ops[i]), si(int(est.macs[i]), ""), si(lat[i], "s"),
                        f"{100 * lat[i] / total_t:.1f}%", si(node_e[i], "J"), bound)
     out.print(layers)
     for note in est.notes:
-        out.print(f"[dim]note: {escape(note)}[/dim]", soft_wrap=True)
+        out.print(styled((f"note: {note}", "dim")), soft_wrap=True)
     if est.carbon:
         from nvmc.backends.carbon import summary_line
 
-        out.print(summary_line(est.carbon), soft_wrap=True, markup=False)
+        out.print(summary_line(est.carbon), soft_wrap=True)
 
 
 def _compare_table(estimates) -> Table:
@@ -365,7 +357,7 @@ def targets_cmd(as_json: bool) -> None:
         t = load_target(path)
         rows.append({"name": name, "family": t.family, "description": t.description, "file": str(path)})
     if as_json:
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json_text(rows, indent=1))
         return
     table = Table(title="targets (use: nvmc compile MODEL --target NAME; nvmc explain --target NAME)",
                   title_justify="left")
@@ -414,13 +406,13 @@ def explain_cmd(target_name: str, iso: str | None, sets: tuple[str, ...], as_jso
 
     params = [*family_module(target.family).parameters(target), *carbon_parameters(node_of(None, target))]
     if as_json:
-        click.echo(json.dumps({"target": target.name, "family": target.family, "file": target.source,
+        click.echo(json_text({"target": target.name, "family": target.family, "file": target.source,
                                "hash": target.hash,
                                "parameters": [{"key": p.key, "value": p.value, "kind": p.kind, "note": p.note,
                                                "file": p.origin, "formula": p.formula} for p in params]}, indent=1))
         return
     out = console()
-    out.print(f"[bold]{target.name}[/bold] ({target.family}): {target.description}", soft_wrap=True)
+    out.print(styled((one_line(target.name), "bold"), f" ({target.family}): {target.description}"), soft_wrap=True)
     out.print(f"file {_short(target.source)}, sha256 {target.hash[:16]}…", soft_wrap=True)
     styles = {"assumed": "bold yellow", "derived": "cyan", "source": "green", "--set": "magenta"}
     width = max(len(p.key.split(":")[-1]) for p in params) if params else 10
@@ -431,14 +423,14 @@ def explain_cmd(target_name: str, iso: str | None, sets: tuple[str, ...], as_jso
             group = owner
             title = "target (file, --set, defaults and the values they resolve to)" if owner == "target" \
                 else f"library: {owner} ({_short(p.origin)})"
-            out.print(f"\n[bold]{title}[/bold]")
+            out.print(styled("\n", (title, "bold")))
         key = p.key.split(":")[-1]
         kind = "ASSUMED" if p.kind == "assumed" else p.kind
         note = _short(p.note) + (f"  [formula: {p.formula}]" if p.formula else "")
-        out.print(f"  {escape(key):<{width}}  {escape(_fmt_param(key, p.value)):<22} "
-                  f"[{styles.get(p.kind, 'default')}]{kind:<8}[/] {escape(note)}",
-                  soft_wrap=True, markup=True, highlight=False)
+        out.print(styled(f"  {key:<{width}}  {_fmt_param(key, p.value):<22} ",
+                         (f"{kind:<8}", styles.get(p.kind, "default")), f" {note}"), soft_wrap=True)
     counts = {k: sum(1 for p in params if p.kind == k) for k in ("source", "derived", "assumed")}
     other = len(params) - sum(counts.values())
-    out.print(f"\n{len(params)} parameters: {counts['source']} cited, {counts['derived']} derived, "
-              f"[bold yellow]{counts['assumed']} assumed[/], {other} set by the target or defaults", soft_wrap=True)
+    out.print(styled(f"\n{len(params)} parameters: {counts['source']} cited, {counts['derived']} derived, ",
+                     (f"{counts['assumed']} assumed", "bold yellow"), f", {other} set by the target or defaults"),
+              soft_wrap=True)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import sys
 from pathlib import Path
 
@@ -16,8 +15,9 @@ import click
 from rich.table import Table
 
 from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
+from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import NvmcError
-from nvmc.render import binary, console, err_console, print_notices
+from nvmc.render import binary, console, err_console, one_line, print_notices
 
 OUTPUT_SUFFIXES = (".onnx", ".nvir")
 
@@ -74,7 +74,7 @@ def opt_cmd(model: Path, pipeline: str, output: Path | None, verify_each: bool, 
         report = compare(original, graph, input_shapes=dict(input_shapes))
         err_console().print(str(report), markup=False, highlight=False)
     if json_path is not None:
-        text = json.dumps(result.to_dict(), indent=1, default=float)
+        text = json_text(result.to_dict())
         write_output(json_path, text)
     if output is None:
         from nvmc.ir import print_graph
@@ -137,7 +137,7 @@ def passes_cmd(name: str | None, as_json: bool) -> None:
     if name is not None:
         cls = get_pass(name)
         if as_json:
-            click.echo(json.dumps(_pass_dict(cls), indent=1))
+            click.echo(json_text(_pass_dict(cls), indent=1))
             return
         kind = "exact" if cls.exact else "approximate"
         click.echo(f"{cls.name} ({kind}; {cls.__module__}.{cls.__qualname__})\n")
@@ -149,7 +149,7 @@ def passes_cmd(name: str | None, as_json: bool) -> None:
         return
     passes = registered_passes()
     if as_json:
-        click.echo(json.dumps({"schema": "nvmc.passes/1", "passes": [_pass_dict(c) for c in passes.values()],
+        click.echo(json_text({"schema": "nvmc.passes/1", "passes": [_pass_dict(c) for c in passes.values()],
                                "plugin_failures": plugin_failures()}, indent=1))
         return
     table = Table(title="nvmc passes ('nvmc passes NAME' for one pass's documentation)", title_justify="left")
@@ -212,7 +212,7 @@ def check_cmd(original: Path, transformed: Path, inputs_path: Path | None, seed:
     report = compare(original, transformed, inputs=inputs_path, seed=seed, samples=samples,
                      input_shapes=dict(input_shapes))
     if json_path is not None:
-        text = json.dumps(report.to_dict(), indent=1, default=float)
+        text = json_text(report.to_dict())
         write_output(json_path, text)
     if json_path is None or str(json_path) != "-":
         console().print(_report_table(report, f"{original.name} vs {transformed.name}"))
@@ -228,6 +228,6 @@ def _report_table(report, title: str) -> Table:
         table.add_column(col, justify="left" if col in ("output", "shape") else "right")
     for o in report.outputs:
         top1 = "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:.1f}%"
-        table.add_row(o.name, o.note or str(list(o.shape)), f"{o.max_abs_err:.3g}", f"{o.max_rel_err:.3g}",
+        table.add_row(one_line(o.name), o.note or str(list(o.shape)), f"{o.max_abs_err:.3g}", f"{o.max_rel_err:.3g}",
                       f"{o.sqnr_db:.1f}", f"{o.cosine:.6f}", top1)
     return table

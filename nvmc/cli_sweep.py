@@ -14,6 +14,7 @@ and listed) or stayed pending (a worker or the cluster lost their task), 2 on ba
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from rich.table import Table
 
 from nvmc.cli import check_output_path, cli
 from nvmc.ir.errors import NvmcError
-from nvmc.render import console, err_console, si
+from nvmc.render import console, err_console, one_line, si, styled
 
 
 def _default_db(spec: Path) -> Path:
@@ -53,17 +54,22 @@ def sweep_cmd(spec: Path, db: Path | None, scheduler: str | None, workers: int |
 
     plan = load_spec(spec)
     db = db or _default_db(spec)
-    check_output_path(db, spec, *(m.path for m in plan.models), option="--db")
-    if status_only:
+    if status_only:  # reads the database, never writes it
         summary = Summary(len(plan.points), 0, 0, 0.0)
-        if db.is_file():
-            with Store(db, create=False) as store:
+        started = os.path.lexists(db)
+        if started:
+            with Store(db, readonly=True) as store:
                 fill_status(plan, store, summary)
                 _status_table(plan, store)
         else:
             summary.counts = {"ok": 0, "not_fitting": 0, "error": 0, "pending": len(plan.points)}
-        _print_counts(summary, db, started=db.is_file())
+        _print_counts(summary, db, started=started)
         return
+    check_output_path(db, spec, *(m.path for m in plan.models), option="--db")
+    if scheduler:
+        from nvmc.sweep.run import check_scheduler
+
+        check_scheduler(scheduler)
     with Store(db) as store, _Progress(quiet) as progress:
         try:
             summary = run_sweep(plan, store, workers=workers, scheduler=scheduler, chunk=chunk,
@@ -155,7 +161,7 @@ def _status_table(plan, store) -> None:
     for col in ("model", "target", "ok", "not fitting", "failed", "pending"):
         table.add_column(col, justify="left" if col in ("model", "target") else "right")
     for (model, target), c in counts.items():
-        table.add_row(model, target, str(c["ok"]), str(c["not_fitting"]), str(c["error"]), str(c["pending"]))
+        table.add_row(one_line(model), one_line(target), str(c["ok"]), str(c["not_fitting"]), str(c["error"]), str(c["pending"]))
     console().print(table)
 
 
@@ -187,7 +193,7 @@ def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path:
         title = f"sweep results {source.name}"
     for path, option in ((csv_path, "--csv"), (json_path, "--json"), (html_path, "--html")):
         check_output_path(path, source, db, option=option)
-    with Store(db, create=False) as store:
+    with Store(db, readonly=True) as store:
         rows = store.rows(ids, report=reports and json_path is not None)
         sweeps = store.sweeps()
     if csv_path is not None:
@@ -211,8 +217,8 @@ def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
     mark_pareto(rows)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "not_fitting", "error")}
     planned = f" of {len(ids)} planned" if ids is not None else ""
-    out.print(f"[bold]{title}[/bold]: {len(rows)} points{planned}: {counts['ok']} ok, "
-              f"{counts['not_fitting']} not fitting, {counts['error']} failed", soft_wrap=True)
+    out.print(styled((one_line(title), "bold"), f": {len(rows)} points{planned}: {counts['ok']} ok, "
+                     f"{counts['not_fitting']} not fitting, {counts['error']} failed"), soft_wrap=True)
     by_model: dict[str, list[dict]] = {}
     for r in rows:
         if r["pareto"]:
@@ -226,7 +232,7 @@ def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
                              no_wrap=col not in ("pipeline", "parameters"))
         for r in front[:top]:
             params = show_params(r["params"])
-            table.add_row(r["target"], r["pipeline"] or "—", params or "—", si(r["latency_s"], "s"),
+            table.add_row(one_line(r["target"]), r["pipeline"] or "—", params or "—", si(r["latency_s"], "s"),
                           si(r["energy_per_inference_j"], "J"), f"{r['area_mm2']:.3g} mm²", si(r["edp_js"], "J·s"))
         out.print(table)
     for r in [r for r in rows if r["status"] == "error"][:5]:

@@ -31,6 +31,7 @@ import numpy as np
 import onnx
 
 from nvmc.ir import Graph, NvmcError
+from nvmc.ir.files import INPUTS_NPZ_BYTES, load_npz
 
 ModelLike = Union[Graph, onnx.ModelProto, str, os.PathLike]
 INLINE_WEIGHTS = 4096  # constants larger than this are fed to onnxruntime, not serialised
@@ -169,12 +170,7 @@ def random_inputs(runner_inputs, rng: np.random.Generator, input_shapes: Mapping
 
 def load_inputs(path: str | os.PathLike, runner_inputs) -> dict[str, np.ndarray]:
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise NvmcError(f"cannot read inputs: {e}", where=str(path),
-                        hint="give an .npz written by numpy.savez") from None
+    arrays = load_npz(path, "inputs file", max_bytes=INPUTS_NPZ_BYTES)
     from nvmc.ir.errors import did_you_mean
 
     names = [i.name for i in runner_inputs]

@@ -5,26 +5,83 @@ Colours follow rich's rules: off when the stream is not a terminal, off with NO_
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+# What a terminal would act on instead of showing: C0 controls but tab and newline, DEL, C1
+# (ESC starts colour, title and clear-screen sequences; CR overwrites a line) and the Unicode
+# bidirectional overrides that reorder what is shown ("Trojan Source").
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(m: re.Match) -> str:
+    c = ord(m.group())
+    return {9: "\\t", 10: "\\n", 13: "\\r"}.get(c) or (f"\\x{c:02x}" if c < 256 else f"\\u{c:04x}")
+
+
+def visible(text: str) -> str:
+    """``text`` with every character a terminal would act on shown as an escape (``\\x1b``);
+    tabs and newlines are kept."""
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A name from a model or a file as one visible line: controls, tabs and newlines escaped,
+    and at most ``limit`` characters (the middle elided: both ends identify a name)."""
+    text = _UNSAFE_IN_NAME.sub(_escape_char, str(text))
+    if len(text) > limit:
+        keep = (limit - 1) // 2
+        text = f"{text[:keep]}…{text[-keep:]}"
+    return text
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Rich text from plain pieces and (piece, style) pairs; nothing in a piece is markup."""
+    return Text.assemble(*((visible(p), "") if isinstance(p, str) else (visible(p[0]), p[1]) for p in parts))
+
+
+class SafeConsole(Console):
+    """A rich Console for text that holds names from models and files: markup and emoji codes
+    are never interpreted, and control characters are shown escaped, on a terminal or not.
+    Styling is done with :func:`styled` (rich ``Text``), never with markup in strings."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(markup=False, emoji=False, highlight=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs) -> Text:
+        kwargs.update(markup=False, emoji=False)
+        return super().render_str(visible(text), **kwargs)
 
 
 @lru_cache(maxsize=None)
 def console() -> Console:
-    return Console(highlight=False)
+    return SafeConsole()
 
 
 @lru_cache(maxsize=None)
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return SafeConsole(stderr=True)
+
+
+MAX_MESSAGE_LINE = 2000  # characters: one error line is read by a person, not a 7.9 MB dump
+
+
+def print_error(text: str) -> None:
+    """An error's rendering, each line cut to MAX_MESSAGE_LINE characters."""
+    lines = [ln if len(ln) <= MAX_MESSAGE_LINE else f"{ln[:MAX_MESSAGE_LINE]}… ({len(ln) - MAX_MESSAGE_LINE:,} "
+             "more characters)" for ln in text.splitlines()]
+    err_console().print("\n".join(lines), soft_wrap=True)
 
 
 def print_notices(notices) -> None:
     for notice in notices:
-        err_console().print(f"note: {notice}", markup=False, soft_wrap=True)
+        print_error(f"note: {notice}")
 
 
 def progress(text: str, *, quiet: bool = False):
@@ -33,7 +90,7 @@ def progress(text: str, *, quiet: bool = False):
 
     if quiet or not err_console().is_terminal:
         return nullcontext()
-    return err_console().status(text, spinner="dots")
+    return err_console().status(styled(text), spinner="dots")
 
 
 def si(value: float, unit: str, digits: int = 3) -> str:
@@ -68,7 +125,7 @@ def workload_table(workload, title: str, top: int = 10) -> Table:
     order = np.argsort(-(macs + nonmac), kind="stable")[:top]
     total = max(1, totals["macs"])
     for i in order:
-        table.add_row(workload.names[i], workload.ops[i], si(int(macs[i]), ""), f"{100 * macs[i] / total:.1f}%",
+        table.add_row(one_line(workload.names[i]), one_line(workload.ops[i]), si(int(macs[i]), ""), f"{100 * macs[i] / total:.1f}%",
                       si(int(nonmac[i]), ""), si(int(c["params"][i]), ""), binary(c["weight_bytes"][i]),
                       binary(c["output_bytes"][i]))
     return table

@@ -17,13 +17,13 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import onnx
 
 from nvmc.ir.errors import did_you_mean
+from nvmc.ir.files import INPUTS_NPZ_BYTES, load_npz
 from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import TensorType, numpy_dtype
 
@@ -31,6 +31,12 @@ from .base import OptionError, PassError
 
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 QDQ_OPSET = 13  # per-axis QuantizeLinear / DequantizeLinear
+# A compression pass works on a weight as dense float arrays (several copies for k-means or
+# statistics): memory in proportion to the weights the model holds. A *filled* constant (a
+# ConstantOfShape, stored as a broadcast view) holds nothing until a pass materialises it, so
+# a 154-byte model can name gigabytes; one of more than this many elements is left alone,
+# said why (it holds one value: there is nothing to compress).
+MAX_FILLED_WEIGHT_ELEMENTS = 2**24
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,19 @@ def find_weight(node: Node, graph: Graph) -> Weight | str | None:
         return slot
     index, out_axis, in_axis = slot
     value = node.inputs[index]
-    if graph.is_const(value):
-        return Weight(node, index, value, value, None, out_axis, in_axis)
     p = graph.producer(value)
-    if p is not None and is_onnx(p, "DequantizeLinear") and graph.is_const(p.inputs[0]):
-        return Weight(node, index, value, p.inputs[0], p, out_axis, in_axis)
+    if graph.is_const(value):
+        const, dq = value, None
+    elif p is not None and is_onnx(p, "DequantizeLinear") and graph.is_const(p.inputs[0]):
+        const, dq = p.inputs[0], p
+    else:
+        const = None
+    if const is not None:
+        array = graph.consts[const]
+        if array.size > MAX_FILLED_WEIGHT_ELEMENTS and 0 in array.strides:
+            return (f"its weight '%{const}' is one value filled into {array.size:,} elements (a ConstantOfShape); "
+                    f"a compression pass materialises at most {MAX_FILLED_WEIGHT_ELEMENTS:,}")
+        return Weight(node, index, value, const, dq, out_axis, in_axis)
     what = "a graph input" if p is None else f"computed by {p.op} '{p.name}'"
     return f"input {index} of {node.op} '{node.name}' is {what}, not a constant weight"
 
@@ -255,12 +269,7 @@ def sample_feeds(graph: Graph, samples: int, seed: int, inputs: str = "") -> lis
 
 
 def _npz_feeds(graph: Graph, path: str) -> list[dict[str, np.ndarray]]:
-    where = Path(path)
-    try:
-        with np.load(where, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise PassError(f"cannot read calibration inputs '{path}': {e}", hint="give an .npz written by numpy.savez") from None
+    arrays = load_npz(path, "calibration inputs", max_bytes=INPUTS_NPZ_BYTES, error=PassError)
     names = list(graph.inputs)
     for key in arrays:
         if key not in names:

@@ -150,9 +150,14 @@ def _run_one(p, graph: Graph, where: str) -> PassResult:
         if isinstance(e, PassError) or e.where is not None:
             raise
         raise type(e)(f"{where}: {e.message}", hint=e.hint) from e
-    except Exception as e:
-        raise PassError(f"{where} failed: {type(e).__name__}: {e}",
-                        hint="this is a bug in the pass, not in the model; please report it") from e
+    except MemoryError:
+        raise PassError(f"{where} ran out of memory", hint="the model is too large for this pass on this "
+                        "machine; run it on a smaller model or leave the pass out") from None
+    except Exception as e:  # a bug in the pass, not in the model: exit code 70, naming the pass
+        err = PassError(f"{where} failed: {type(e).__name__}: {e}",
+                        hint="this is a bug in the pass, not in the model; please report it")
+        err.exit_code = 70
+        raise err from e
     if not isinstance(result, PassResult):
         raise PassError(f"{where} returned {type(result).__name__}, not a PassResult")
     return result

@@ -52,13 +52,13 @@ own weighting of non-MAC ops, and ZigZag's equals nvmc's MACs (see tests).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
+from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import ShapeError, VerifyError
 from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import TensorType, dtype_size
@@ -100,9 +100,9 @@ class Workload:
     def totals(self) -> dict[str, int]:
         c = self.columns
         return {
-            "macs": int(c["macs"].sum()),
-            "nonmac_ops": int(sum(c[k].sum() for k in NONMAC_KINDS)),
-            "params": int(c["params"].sum()),
+            "macs": _exact_sum(c["macs"]),
+            "nonmac_ops": sum(_exact_sum(c[k]) for k in NONMAC_KINDS),
+            "params": _exact_sum(c["params"]),
             "weight_bytes": int(np.ceil(c["weight_bytes"].sum())),
             "codebook_bytes": int(np.ceil(c["codebook_bytes"].sum())),
             "activation_bytes": int(np.ceil(c["output_bytes"].sum())),
@@ -125,7 +125,7 @@ class Workload:
                 "notices": self.notices}
 
     def to_json(self, **kw) -> str:
-        return json.dumps(self.to_dict(), **kw)
+        return json_text(self.to_dict(), **kw)
 
     def op_totals(self) -> dict[str, dict[str, int]]:
         """MACs and node counts per op type."""
@@ -137,6 +137,13 @@ class Workload:
         return out
 
 
+def _exact_sum(column: np.ndarray) -> int:
+    """The sum of an int64 column as a Python int, exact where numpy's would wrap around."""
+    if not len(column) or int(np.abs(column).max()) * len(column) < 2**63:
+        return int(column.sum())
+    return sum(int(x) for x in column)
+
+
 def analyze(graph: Graph) -> Workload:
     """The workload table of ``graph`` (cached on the graph until it changes)."""
     cached = graph.analysis_cache.get("workload")
@@ -145,6 +152,20 @@ def analyze(graph: Graph) -> Workload:
     workload = _Analyzer(graph).run()
     graph.analysis_cache["workload"] = (graph.version, workload)
     return workload
+
+
+# A node's count of MACs or of one kind of op is at most this (2**53: exact in float64 too,
+# and the totals of up to 1,024 such nodes stay in int64). Beyond, the model's attributes are
+# not a network anyone runs (a kernel of 2**40): an error, never a wrapped-around number.
+MAX_COUNT = 2**53
+
+
+def _check_count(node: Node, what: str, count: int) -> int:
+    if not 0 <= count <= MAX_COUNT:
+        raise VerifyError(f"node '{node.name}' ({node.qualified_op}): its {what} is {count:.3g}, outside the "
+                          f"0 .. 2**53 nvmc counts", hint="check the node's shapes and attributes (kernel_shape, "
+                          "pads, strides): a network with this much work cannot be run")
+    return count
 
 
 class _Analyzer:
@@ -230,7 +251,9 @@ class _Analyzer:
                 density[i] = nnz / total
             rule = _MAC_RULES.get(op)  # ONNX ops by name, other domains by qualified name
             if rule is not None:
-                gemm[i] = rule(self, node)
+                dims = [int(d) for d in rule(self, node)]
+                _check_count(node, "MAC count", math.prod(dims))
+                gemm[i] = dims
             if op in _VARIADIC:
                 scale[i] = max(1, sum(1 for v in node.inputs if v) - 1)
             elif op in _BIAS_OPS:
@@ -238,7 +261,7 @@ class _Analyzer:
                 scale[i] = 1 if len(node.inputs) > b and node.inputs[b] else 0
             elif callable(_NONMAC.get(op)):
                 for kind, count in _NONMAC[op](self, node, int(out_numel[i])).items():
-                    special[i, _KIND_INDEX[kind]] += count
+                    special[i, _KIND_INDEX[kind]] += _check_count(node, f"'{kind}' op count", int(count))
             elif op not in _NONMAC and op not in MOVE_OPS and rule is None:
                 self._no_rule[op] = self._no_rule.get(op, 0) + 1
         # per-element rules, vectorised: coefficient row of each node's op x elements x scale
@@ -399,8 +422,8 @@ def _conv(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
     out = a.shape(node, node.outputs[0])
     wshape = a.shape(node, w)
     group = _group(node)
-    c_in_per_group, kernel = wshape[1], int(np.prod(wshape[2:], dtype=np.int64))
-    pixels = int(np.prod(out[2:], dtype=np.int64)) * out[0]
+    c_in_per_group, kernel = wshape[1], math.prod(wshape[2:])
+    pixels = math.prod(out[2:]) * out[0]
     return group, pixels, out[1] // group, c_in_per_group * kernel
 
 
@@ -408,8 +431,8 @@ def _conv_transpose(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
     xs, ws = a.shape(node, node.inputs[0]), a.shape(node, node.inputs[1])
     group = _group(node)
     # weight [C_in, C_out/group, k...]; each input pixel multiplies a (C_out/group x k) block
-    pixels = xs[0] * int(np.prod(xs[2:], dtype=np.int64))
-    kernel = int(np.prod(ws[2:], dtype=np.int64))
+    pixels = xs[0] * math.prod(xs[2:])
+    kernel = math.prod(ws[2:])
     return group, pixels, ws[1] * kernel, ws[0] // group
 
 
@@ -428,7 +451,7 @@ def _matmul(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
     m = sa[-2] if len(sa) >= 2 else 1  # a 1-D operand is a single row / column (numpy rules)
     n = sb[-1] if len(sb) >= 2 else 1
     batch_dims = out[:-2] if len(sa) >= 2 and len(sb) >= 2 else out[:-1] if len(sa) + len(sb) > 2 else ()
-    return int(np.prod(batch_dims, dtype=np.int64)), m, n, k
+    return math.prod(batch_dims), m, n, k
 
 
 def _einsum(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
@@ -441,11 +464,11 @@ def _einsum(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
         letters = [c for c in term if c.isalpha()]
         if "..." in term:  # ellipsis: leading broadcast dims count once
             ell = len(shape) - len(letters)
-            extents["..."] = max(extents.get("...", 1), int(np.prod(shape[:ell], dtype=np.int64)))
+            extents["..."] = max(extents.get("...", 1), math.prod(shape[:ell]))
             shape = shape[ell:]
         for c, d in zip(letters, shape):
             extents[c] = max(extents.get(c, 1), d)
-    return 1, int(np.prod(list(extents.values()), dtype=np.int64)), 1, 1
+    return 1, math.prod(extents.values()), 1, 1
 
 
 def _rnn(a: _Analyzer, node: Node) -> tuple[int, int, int, int]:
@@ -472,7 +495,7 @@ def _per_elem(**kinds: int) -> dict[str, int]:
 
 
 def _window(node: Node) -> int:
-    return int(np.prod(node.attrs.get("kernel_shape", [1]), dtype=np.int64))
+    return math.prod(node.attrs.get("kernel_shape", [1]))
 
 
 def _per_input(**kinds: int):

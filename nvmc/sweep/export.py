@@ -7,14 +7,13 @@ most as energy-hungry per inference and at most as large, and strictly better in
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from nvmc.ir.dataout import csv_text, json_text
 from nvmc.ir.files import atomic_write, write_output
 from nvmc.render import si
 
@@ -95,11 +94,7 @@ def _f(x) -> float:
 
 def write_csv(rows: list[dict], path: Path | str) -> None:
     head, flat = flat_rows(rows)
-    text = io.StringIO()
-    w = csv.DictWriter(text, fieldnames=head, lineterminator="\n")
-    w.writeheader()
-    w.writerows(flat)
-    write_output(path, text.getvalue())
+    write_output(path, csv_text(head, ([r.get(h, "") for h in head] for r in flat)))
 
 
 def write_json(rows: list[dict], path: Path | str, *, meta: dict) -> None:
@@ -114,8 +109,7 @@ def write_json(rows: list[dict], path: Path | str, *, meta: dict) -> None:
         if r.get("report"):
             p["report"] = decode_report(r["report"])
         points.append(p)
-    write_output(path, json.dumps({"schema": "nvmc.sweep-results/1", **meta, "points": points}, indent=1,
-                            allow_nan=False) + "\n")
+    write_output(path, json_text({"schema": "nvmc.sweep-results/1", **meta, "points": points}))
 
 
 # ------------------------------------------------------------------ HTML

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from nvmc.ir.errors import NvmcError
+from nvmc.ir.files import read_input
 
 from .spec import SweepSpec
 from .store import Store
@@ -79,6 +80,8 @@ def run_sweep(spec: SweepSpec, store: Store, *, workers: int | None = None, sche
     ``scheduler``. ``on_start(total, already_done)`` and ``on_progress(points_done_now, rows)``
     drive a progress display.
     """
+    if scheduler:
+        check_scheduler(scheduler)
     ids = [p.id for p in spec.points]
     if retry_errors:
         store.forget_errors(ids)
@@ -317,20 +320,30 @@ def _run_dask(tasks: list[Task], scheduler: str) -> Iterator[tuple[Task, list[di
         client.close()
 
 
-def _probe(scheduler: str, hint: str) -> None:
-    """Fail at once on a refused tcp:// address (the Dask client would retry until its timeout)."""
-    import socket
+def check_scheduler(scheduler: str) -> tuple[str, int]:
+    """(host, port) of a Dask scheduler address; raises for anything else (before any connection)."""
     from urllib.parse import urlsplit
 
-    if not scheduler.startswith("tcp://"):
-        return
+    scheme = scheduler.partition("://")[0] if "://" in scheduler else ""
+    hint = "give tcp://host:8786 (or tls://host:8786)"
+    if scheme not in ("tcp", "tls"):  # inproc://, file://, ucx:// ... are not a cluster nvmc can use
+        raise NvmcError(f"'{scheduler}' is not a Dask scheduler address", where=f"--scheduler {scheduler}", hint=hint)
     try:
         url = urlsplit(scheduler)
         host, port = url.hostname, url.port
     except ValueError:
         host = port = None
     if not host or not port:
-        raise NvmcError("expected a scheduler address such as tcp://host:8786", where=f"--scheduler {scheduler}")
+        raise NvmcError("expected a scheduler address such as tcp://host:8786", where=f"--scheduler {scheduler}",
+                        hint=hint)
+    return host, port
+
+
+def _probe(scheduler: str, hint: str) -> None:
+    """Fail at once on a refused address (the Dask client would retry until its timeout)."""
+    import socket
+
+    host, port = check_scheduler(scheduler)
     try:
         socket.create_connection((host, port), timeout=10).close()
     except OSError as e:
@@ -342,6 +355,5 @@ def _model_bytes(client, path: str):
     """The model's bytes scattered to the cluster once (an .onnx file); None for other files."""
     if not path.endswith(".onnx"):
         return None
-    with open(path, "rb") as f:
-        return client.scatter(f.read(), hash=True)
+    return client.scatter(read_input(path, "model file"), hash=True)
 

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from nvmc.ir.errors import NvmcError, did_you_mean
+from nvmc.ir.files import read_input
 
 SPEC_SCHEMA = "nvmc.sweep/1"
 _TOP_KEYS = ("schema", "name", "description", "models", "targets", "pipelines", "batch", "set", "grid", "points")
@@ -59,6 +60,7 @@ _POINT_KEYS = ("model", "target", "pipeline", "batch", "set")
 _RANGE_KEYS = frozenset({"from", "to", "step", "num", "factor", "scale"})
 MAX_RANGE_VALUES = 10_000   # values of one grid range
 MAX_POINTS = 100_000        # points of one spec (each is a row of the results database)
+MAX_SPEC_BYTES = 16 << 20   # a spec is a hand-written TOML file
 MAX_BATCH = 1 << 16  # = nvmc.api.MAX_BATCH (the spec loader does not import the driver)
 
 
@@ -123,10 +125,10 @@ class SweepSpec:
 def file_sha256(path: str | Path) -> str:
     """sha256 of a model file's bytes (for .nvir also its .npz sidecar, which holds the constants)."""
     path = Path(path)
-    h = hashlib.sha256(path.read_bytes())
+    h = hashlib.sha256(read_input(path, "model file", error=SpecError))
     sidecar = path.with_suffix(".npz")
     if path.suffix == ".nvir" and sidecar.exists():
-        h.update(sidecar.read_bytes())
+        h.update(read_input(sidecar, "sidecar", error=SpecError))
     return h.hexdigest()
 
 
@@ -145,9 +147,7 @@ def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
 
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise SpecError("sweep spec not found", where=where, hint="give the path of a .toml sweep spec")
-    data = path.read_bytes()
+    data = read_input(path, "sweep spec", limit=MAX_SPEC_BYTES, error=SpecError)
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except ValueError as e:  # UnicodeDecodeError, TOMLDecodeError, an integer of more than 4300 digits
@@ -240,6 +240,9 @@ class _Builder:
 
     def add(self, m: int, t: int, pipeline: str, params, batch) -> None:
         pid = point_id(self.models[m], self.targets[t], pipeline, params, batch, self.version)
+        if pid not in self._seen and len(self.points) >= MAX_POINTS:  # counted after expansion ([[points]] too)
+            raise SpecError(f"the spec expands to more than {MAX_POINTS} points", where=self.where,
+                            hint="split it into several specs, or list fewer points")
         if pid not in self._seen:
             self._seen.add(pid)
             self.points.append(Point(pid, m, t, pipeline, params, batch))
@@ -296,7 +299,7 @@ class _Builder:
             spec = str(local.resolve())
         if spec not in self._target_index:
             t = self._load_target(spec)
-            data = Path(t.path).read_bytes() if t.path else b""
+            data = read_input(t.path, "target file", error=SpecError) if t.path else b""
             self._target_index[spec] = len(self.targets)
             self.targets.append(TargetRef(t.name, t.family, t.source, data, t.file_sha256, _library_sha256(t)))
             self._loaded.append(t)

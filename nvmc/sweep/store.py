@@ -27,13 +27,17 @@ layer figures: tens of KiB for a 200-layer model) is compressed about tenfold.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import time
+import urllib.parse
 import zlib
 from pathlib import Path
 from typing import Iterable
 
 from nvmc.ir.errors import NvmcError
+from nvmc.ir.files import check_output, note_input
 
 DB_SCHEMA = "nvmc.sweepdb/1"
 STATUSES = ("ok", "not_fitting", "error")
@@ -76,29 +80,66 @@ class StoreError(NvmcError):
 
 
 class Store:
-    def __init__(self, path: str | Path, *, create: bool = True):
+    """The results database. ``readonly=True`` (``nvmc results``, ``sweep --status``) opens an
+    existing nvmc database with SQLite's ``mode=ro``: nothing is created, migrated or switched
+    to WAL, so reading never writes. Writing (``nvmc sweep``) takes a regular file or a new
+    name, not a link, and refuses a database of another schema before changing anything."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise StoreError("results database not found", where=str(path),
-                             hint="run 'nvmc sweep SPEC --db PATH' first, or give the --db it used")
+        self.readonly = readonly
+        self._check_path()
         try:
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process kill
-            found = self.db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
-            if found and not {"results", "meta"} <= {r[0] for r in found}:
+            if readonly:
+                uri = "file:" + urllib.parse.quote(str(self.path.absolute())) + "?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+            else:
+                self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            found = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if readonly and not {"results", "meta"} <= found:
+                raise StoreError("not an nvmc results database" + (" (it has other tables)" if found else ""),
+                                 where=str(path), hint="give the --db that 'nvmc sweep' wrote")
+            if found and not {"results", "meta"} <= found:
                 raise StoreError("not an nvmc results database (it has other tables)", where=str(path),
                                  hint="give another --db path")
-            self.db.executescript(_DDL)
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (DB_SCHEMA,))
-            schema = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process kill
+                self.db.executescript(_DDL)
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (DB_SCHEMA,))
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            schema = row[0] if row else None
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open the results database: {e}", where=str(path)) from None
-        have = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
         if schema != DB_SCHEMA or not set(COLUMNS) <= have:
             missing = ", ".join(sorted(set(COLUMNS) - have))
+            self.db.close()
             raise StoreError(f"database schema {schema!r}{' lacking ' + missing if missing else ''}; this nvmc "
                              f"reads {DB_SCHEMA!r}", where=str(path), hint="write to a new --db")
+
+    def _check_path(self) -> None:
+        if self.readonly:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                raise StoreError("results database not found", where=str(self.path),
+                                 hint="run 'nvmc sweep SPEC --db PATH' first, or give the --db it used") from None
+            except OSError as e:
+                raise StoreError(f"cannot open the results database: {e.strerror}", where=str(self.path)) from None
+            if not stat.S_ISREG(st.st_mode):
+                raise StoreError("the results database is not a regular file", where=str(self.path))
+            if st.st_size == 0:
+                raise StoreError("not an nvmc results database (the file is empty)", where=str(self.path),
+                                 hint="give the --db that 'nvmc sweep' wrote")
+            note_input(self.path)
+            return
+        if self.path.is_symlink():
+            raise StoreError("the results database is a symbolic link; nvmc writes databases only at their own "
+                             "path", where=str(self.path), hint=f"give --db {os.path.realpath(self.path)}")
+        check_output(self.path, option="--db")
+        for suffix in ("-wal", "-shm", "-journal"):  # SQLite's own files beside it
+            check_output(f"{self.path}{suffix}", option="--db")
 
     def close(self) -> None:
         self.db.close()
