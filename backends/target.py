@@ -28,6 +28,7 @@ import re
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -215,13 +216,18 @@ def _parse_value(raw: str) -> Any:
 # ------------------------------------------------------------------ loading
 def shipped_targets() -> dict[str, Path]:
     """Name -> file of every shipped target (and those of plugin families)."""
+    return dict(_shipped_targets())
+
+
+@lru_cache(maxsize=1)
+def _shipped_targets() -> tuple[tuple[str, Path], ...]:  # the folders do not change while nvmc runs
     from .registry import plugin_target_dirs
 
     found: dict[str, Path] = {}
     for folder in (TARGETS_DIR, *plugin_target_dirs()):
         for p in sorted(Path(folder).glob("*.toml")):
             found.setdefault(p.stem, p)
-    return found
+    return tuple(found.items())
 
 
 def load_target(spec: str | Path | Target, sets: Iterable[str] = ()) -> Target:

@@ -194,9 +194,10 @@ def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str, weigh
         dims = vi.type.tensor_type.shape.dim
         if name in shapes:
             want = list(shapes[name])
-            if not all(isinstance(v, (int, np.integer)) and 1 <= v <= MAX_ELEMENTS for v in want):
+            if not all(isinstance(v, (int, np.integer)) and 0 <= v <= MAX_ELEMENTS for v in want):
                 raise ModelError(f"--input-shape {name}={'x'.join(map(str, want))}: dimensions must be integers "
-                                 f"from 1 to 2**40", where=source)
+                                 f"from 0 (an empty tensor, such as a KV cache before the first token) to 2**40",
+                                 where=source)
             if len(want) != len(dims):
                 raise ModelError(f"--input-shape {name} has {len(want)} dimensions but the input has {len(dims)}",
                                  where=source)

@@ -67,7 +67,7 @@ def _is_number(text: str) -> bool:
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """CSV with one header line; every text cell passes :func:`csv_cell`."""
     out = io.StringIO(newline="")
-    w = csv.writer(out, lineterminator="\n")
+    w = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted, never a row break
     w.writerow([csv_cell(h) for h in header])
     for row in rows:
         w.writerow([csv_cell(v) for v in row])

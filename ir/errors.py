@@ -41,7 +41,7 @@ class NvmcError(Exception):
         self.hint = hint
 
     def render(self) -> str:
-        where = f"{self.where}: " if self.where else ""
+        where = f"{_shorten(str(self.where))}: " if self.where else ""
         lines = [f"error: {where}{self.message}"]
         if isinstance(self.where, SourceSpan) and self.where.source_line:
             lines.append(self.where.caret())
@@ -51,6 +51,14 @@ class NvmcError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _shorten(text: str, limit: int = 240) -> str:
+    """A place (a path, ``--set KEY=VALUE``) as given, its middle left out past ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    half = (limit - 20) // 2
+    return f"{text[:half]}…({len(text) - 2 * half:,} more)…{text[-half:]}"
 
 
 class ModelError(NvmcError):

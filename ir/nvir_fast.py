@@ -17,13 +17,13 @@ and caret) are the reference.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Callable
 
 import numpy as np
 
 from .graph import Graph
+from .printer import json_string
 from .types import TensorType, numpy_dtype
 
 
@@ -112,7 +112,7 @@ def _scalar(tok: str) -> Any:
         return int(tok)
     if m.group(3) is not None:
         return tok == "true"
-    return json.loads(tok)
+    return json_string(tok)
 
 
 def _items(text: str) -> list[Any]:
@@ -126,7 +126,7 @@ def _attrs(text: str | None) -> dict[str, Any]:
     pos = 0
     for m in _ATTR.finditer(text):
         key, value = m.groups()
-        key = json.loads(key) if key[0] == '"' else key
+        key = json_string(key) if key[0] == '"' else key
         if key in out or key in _KEYWORDS or m.start() != pos:
             raise Fallback
         pos = m.end()

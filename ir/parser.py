@@ -7,7 +7,6 @@ line and a caret. Values must be defined before they are used (one block, SSA).
 from __future__ import annotations
 
 import io
-import json
 import math
 import zipfile
 from functools import lru_cache
@@ -21,6 +20,7 @@ from . import nvir_fast
 from .errors import NvmcError, ParseError, SourceSpan, did_you_mean
 from .files import read_input
 from .graph import Graph, gc_paused
+from .printer import json_string
 from .types import Annotation, TensorType, numpy_dtype
 
 _READABLE = {
@@ -147,7 +147,9 @@ def _loader(sidecar, filename: str) -> SidecarLoader:
 
 
 def _unquote(name: str) -> str:
-    return json.loads(name) if name.startswith('"') else name
+    """A bare name as is; a quoted one decoded (JSON string syntax). ValueError on a bad escape
+    or on an escape that is not a character (a lone UTF-16 surrogate such as \\ud800)."""
+    return json_string(name) if name.startswith('"') else name
 
 
 class _Builder:
@@ -172,7 +174,7 @@ class _Builder:
             else:
                 graph = child
         name_tok, ins, outs, *stmts = graph.children
-        self.g.name = _unquote(str(name_tok)[1:])
+        self.g.name = self._unquote(name_tok, str(name_tok)[1:])
         for value_tok, t in self._params(ins):
             self.g.add_input(self._name(value_tok), t)
         for apply in self.fast:
@@ -220,7 +222,14 @@ class _Builder:
         return out
 
     def _name(self, tok: lark.Token) -> str:
-        return _unquote(str(tok)[1:])
+        return self._unquote(tok, str(tok)[1:])
+
+    def _unquote(self, tok: lark.Token, text: str) -> str:
+        try:
+            return _unquote(text)
+        except ValueError as e:  # json's message says which escape; the caret says where
+            raise self.error(tok, f"bad string: {getattr(e, 'msg', e)}",
+                             "strings use JSON escapes: \\\\, \\\", \\n, \\uXXXX") from None
 
     def _use(self, tok: lark.Token) -> str:
         name = self._name(tok)
@@ -266,7 +275,7 @@ class _Builder:
         node_name = None
         if name_tok is not None:
             node_name = str(name_tok)[2:].strip()
-            node_name = _unquote(node_name) if node_name.startswith('"') else node_name
+            node_name = self._unquote(name_tok, node_name)
             if not node_name:
                 node_name = None
             elif self.g.has_node(node_name):
@@ -299,7 +308,7 @@ class _Builder:
             if kv is None:
                 continue
             key_tok, value = kv.children
-            key = json.loads(key_tok) if key_tok.type == "STRING" else str(key_tok)
+            key = self._unquote(key_tok, str(key_tok))
             if key in out:
                 raise self.error(key_tok, f"'{key}' is given twice")
             out[key] = self._value(value)
@@ -323,19 +332,18 @@ class _Builder:
                 return proto
         raise AssertionError(f"unhandled value {v!r}")
 
-    @staticmethod
-    def _scalar(tok: lark.Token):
+    def _scalar(self, tok: lark.Token):
         if tok.type == "INT":
             return int(tok)
         if tok.type == "FLOAT":
             return float(tok)
         if tok.type == "BOOL":
             return tok == "true"
-        return json.loads(tok)
+        return self._unquote(tok, str(tok))
 
     def _sidecar_ref(self, tok: lark.Token) -> tuple[str, str]:
         file, _, key = str(tok)[1:].partition(":")
-        return file, _unquote(key)
+        return file, self._unquote(tok, key)
 
     def _fetch(self, tok: lark.Token, file: str, key: str, expect: TensorType | None = None) -> np.ndarray:
         try:

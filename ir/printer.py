@@ -158,3 +158,13 @@ class _Printer:
         if node.outputs:
             text += " : " + ", ".join(format_type(g.values[o].type) for o in node.outputs)
         return text + f"  // {json.dumps(node.name) if not _BARE_NAME.match(node.name) else node.name}"
+
+
+def json_string(text: str) -> str:
+    """A JSON string literal's value; ValueError unless it is text that UTF-8 can write."""
+    value = json.loads(text)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("an escape names no character (a lone surrogate such as \\ud800)") from None
+    return value

@@ -301,6 +301,10 @@ def _leading_dim(graph: Graph) -> int:
     if not graph.inputs:
         return 1
     shape = graph.values[graph.inputs[0]].type.shape
+    if shape and len(shape) >= 2 and shape[0] == 0:
+        raise NvmcError(f"the model's batch dimension is 0 (input '{graph.inputs[0]}': "
+                        f"{graph.values[graph.inputs[0]].type}): it computes nothing",
+                        hint="bind the batch with --input-shape NAME=1x... or pass batch=...")
     if shape and len(shape) >= 2 and isinstance(shape[0], int) and shape[0] > 0:
         return int(shape[0])
     return 1

@@ -34,10 +34,10 @@ class InputShape(click.ParamType):
         name, sep, dims = value.rpartition("=")
         try:
             shape = tuple(int(d) for d in dims.lower().split("x"))
-            if not sep or not name or any(d <= 0 for d in shape):
+            if not sep or not name or any(d < 0 for d in shape):
                 raise ValueError
         except ValueError:
-            self.fail(f"'{value}' is not NAME=DIMS with positive dims, e.g. input=1x3x224x224", param, ctx)
+            self.fail(f"'{value}' is not NAME=DIMS with dims >= 0, e.g. input=1x3x224x224", param, ctx)
         return name, shape
 
 
@@ -105,11 +105,10 @@ def analyze_cmd(model: Path, json_path: Path | None, csv_path: Path | None, top:
     print_notices(workload.notices)
     if json_path is not None:
         write_output(json_path, workload.to_json(indent=1))
-        if str(json_path) == "-":
-            return
     if csv_path is not None:
         write_workload_csv(workload, csv_path)
-    console().print(workload_table(workload, title=model.name, top=top))
+    if "-" not in (str(json_path), str(csv_path)):  # stdout carries the data, not the table
+        console().print(workload_table(workload, title=model.name, top=top))
 
 
 def write_workload_csv(workload, path: Path) -> None:

@@ -165,7 +165,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
             write_html(html_path, report, {t.name: parameters_of(t) for t in targets})
         if not quiet:
             err_console().print(f"wrote {html_path}")
-    if not quiet and (json_path is None or str(json_path) != "-"):
+    if not quiet and "-" not in (str(json_path), str(csv_path)):  # stdout carries the data
         out = console()
         _print_summary(out, model, estimates[0], top)
         if len(estimates) > 1:

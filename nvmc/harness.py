@@ -55,6 +55,13 @@ class OutputComparison:
     caveat: str = ""        # why the figures say little (a constant reference)
 
 
+def _sqnr_fields(sqnr: float) -> dict[str, Any]:
+    if np.isfinite(sqnr):
+        return {"sqnr_db": sqnr}
+    return {"sqnr_db": None, "sqnr_note": "identical outputs: the noise is 0, SQNR is infinite" if sqnr > 0
+            else "the reference is 0 and the outputs differ: SQNR is minus infinity"}
+
+
 @dataclass
 class NumericsReport:
     outputs: list[OutputComparison]
@@ -88,10 +95,11 @@ class NumericsReport:
         return all(o.max_rel_err <= rel and not o.note for o in self.outputs)
 
     def to_dict(self) -> dict[str, Any]:
+        """Standard JSON: an infinite SQNR (identical outputs) is null with ``sqnr_note`` saying so."""
         return {"schema": "nvmc.numerics/1", "samples": self.samples, "inputs": self.inputs_from,
-                "max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err, "sqnr_db": self.sqnr_db,
-                "cosine": self.cosine, "top1_agreement": self.top1_agreement,
-                "outputs": [{**asdict(o), "shape": list(o.shape)} for o in self.outputs]}
+                "max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err,
+                **_sqnr_fields(self.sqnr_db), "cosine": self.cosine, "top1_agreement": self.top1_agreement,
+                "outputs": [{**asdict(o), **_sqnr_fields(o.sqnr_db), "shape": list(o.shape)} for o in self.outputs]}
 
     def __str__(self) -> str:
         lines = [f"numerics over {self.samples} sample(s), inputs: {self.inputs_from}"]

@@ -73,9 +73,11 @@ MAX_MESSAGE_LINE = 2000  # characters: one error line is read by a person, not a
 
 
 def print_error(text: str) -> None:
-    """An error's rendering, each line cut to MAX_MESSAGE_LINE characters."""
-    lines = [ln if len(ln) <= MAX_MESSAGE_LINE else f"{ln[:MAX_MESSAGE_LINE]}… ({len(ln) - MAX_MESSAGE_LINE:,} "
-             "more characters)" for ln in text.splitlines()]
+    """An error's rendering on stderr; a line over MAX_MESSAGE_LINE characters keeps its two
+    ends (where the file and the reason are) and says how much of the middle it left out."""
+    half = MAX_MESSAGE_LINE // 2
+    lines = [ln if len(ln) <= MAX_MESSAGE_LINE else
+             f"{ln[:half]} …({len(ln) - 2 * half:,} characters left out)… {ln[-half:]}" for ln in text.splitlines()]
     err_console().print("\n".join(lines), soft_wrap=True)
 
 

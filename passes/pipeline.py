@@ -13,7 +13,6 @@ type or outside its range (naming what is allowed), unbalanced braces, stray cha
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +21,7 @@ from typing import Any
 
 import lark
 
+from nvmc.ir.printer import json_string
 from nvmc.ir.errors import ParseError, SourceSpan, did_you_mean
 
 from .base import OptionError, OptionSpec, Pass, format_value, get_pass, options_of, registered_passes
@@ -125,6 +125,8 @@ def _options(text: str, filename: str, pass_name: str, tree: lark.Tree | None) -
             out[key] = specs[key].check(_convert(specs[key], value_tok), pass_name)
         except OptionError as e:
             raise _error(text, filename, value_tok, e.message) from None
+        except ValueError as e:  # a bad escape in a quoted string (JSON syntax)
+            raise _error(text, filename, value_tok, f"bad string: {getattr(e, 'msg', e)}") from None
     return tuple(out.items())
 
 
@@ -132,7 +134,7 @@ def _convert(spec: OptionSpec, tok: lark.Token) -> Any:
     """The token's text as the option's type; left as text when it is not one (check() says so)."""
     raw = str(tok)
     if tok.type == "STRING":
-        return json.loads(raw)
+        return json_string(raw)
     if spec.type is bool:
         return {"true": True, "false": False}.get(raw, raw)
     if spec.type is int:

@@ -165,6 +165,10 @@ def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
         raise SpecError("'points' must be a list of tables ([[points]])", where=where)
     if not listed or "models" in doc or "targets" in doc:
         builder.product(doc)
+    listed_count = sum(len(builder.expand_targets(e.get("target", ""))) for e in listed if "target" in e)
+    if len(builder.points) + listed_count > MAX_POINTS:  # counted after expansion, before any point is built
+        raise SpecError(f"the spec expands to {len(builder.points) + listed_count} points, more than {MAX_POINTS}",
+                        where=where, hint="split it into several specs, or list fewer points")
     for i, entry in enumerate(listed, 1):
         builder.listed(entry, f"{where}: [[points]] #{i}")
     if not builder.points:
@@ -191,6 +195,7 @@ class _Builder:
         self._target_index: dict[str, int] = {}
         self._loaded: list = []                   # Target objects, aligned with self.targets
         self._seen: set[str] = set()
+        self._expanded: dict[str, list[int]] = {}
         self._load_target = load_target
 
     # ---------------------------------------------------------- product
@@ -273,6 +278,13 @@ class _Builder:
         return self._model_index[key]
 
     def expand_targets(self, spec) -> list[int]:
+        if isinstance(spec, str) and spec in self._expanded:
+            return self._expanded[spec]
+        found = self._expand_targets(spec)
+        self._expanded[spec] = found
+        return found
+
+    def _expand_targets(self, spec) -> list[int]:
         from nvmc.backends import shipped_targets
 
         if not isinstance(spec, str) or not spec:

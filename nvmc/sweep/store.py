@@ -91,7 +91,12 @@ class Store:
         self._check_path()
         try:
             if readonly:
-                uri = "file:" + urllib.parse.quote(str(self.path.absolute())) + "?mode=ro"
+                # No -wal beside it: every write is checkpointed into the file, and immutable=1
+                # reads it without creating the -wal/-shm files a WAL reader otherwise makes.
+                # With a -wal (a sweep running now, or killed), read through it, read-only.
+                live = os.path.exists(f"{self.path}-wal")
+                uri = "file:" + urllib.parse.quote(str(self.path.absolute())) + ("?mode=ro" if live else
+                                                                                  "?mode=ro&immutable=1")
                 self.db = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
             else:
                 self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
