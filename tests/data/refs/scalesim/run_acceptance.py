@@ -2,19 +2,24 @@
 ResNet-18 on 32x32 and 128x128 arrays, dataflows os / ws / is; and one multi-layer run of
 ResNet-50 at 128x128 os (wall time for benchmarks/bench_systolic.py).
 
-Usage (from this directory):
+Usage (from any directory; with the SCALE-Sim venv, see README.md):
     /work/tmp/scalesim-venv/bin/python run_acceptance.py [--jobs 2] [--timeout 180]
+        [--skip-resnet50] [--only REGEX] [--workdir DIR] [--out FILE] [--verify]
+
+--only/--workdir/--out/--verify work as in run_all.py: --only REGEX runs only the cases whose
+run_id matches (and needs --out), --verify compares the regenerated records with the committed
+acceptance_refs.json (all fields but wall_s) and exits 1 on a difference.
 
 Topologies: scalesim-project/scale-sim-v3 @ fab89b777d7363550b7560ff615a11f888db46b9
-topologies/conv_nets/{alexnet,Resnet18,Resnet50}.csv (rows copied verbatim; FC rows left out
-of the acceptance set, they are not conv layers). Configs: the same template as run_all.py
-(8192 kB SRAMs, CALC bandwidth: 0 stall cycles). Each unique layer shape is run once per
+topologies/conv_nets/{alexnet,Resnet18,Resnet50}.csv, committed byte-identical in upstream/
+(rows copied verbatim; FC rows left out of the acceptance set, they are not conv layers).
+Configs: the same template as run_all.py (8192 kB SRAMs, CALC bandwidth: 0 stall cycles). Each unique layer shape is run once per
 (array, dataflow); layers with the same shape share that run (listed in `layers`). A shape
 already simulated in scalesim_refs.json (run_all.py) is not re-run: its record is reused and
 marked `reused_from`. A run that exceeds the timeout is recorded with status "timeout" and
 `NOT_SCALESIM_formula_predicted_compute_cycles` from check_formula.py (not SCALE-Sim output).
 """
-import argparse, json, os, sys, time
+import argparse, json, os, re, sys, time
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -22,9 +27,13 @@ sys.path.insert(0, HERE)
 import run_all as ra          # noqa: E402  (configs, execute(), to_records())
 import check_formula as cf    # noqa: E402
 
-UPSTREAM = '/work/.mirror/scalesim-project+scale-sim-v3/repo'
-COMMIT = 'fab89b777d7363550b7560ff615a11f888db46b9'
+COMMIT = ra.UPSTREAM_COMMIT
+# upstream path at COMMIT -> file in upstream/ (byte-identical copies, see README.md)
+UPSTREAM_FILES = {'topologies/conv_nets/alexnet.csv': 'alexnet.csv',
+                  'topologies/conv_nets/Resnet18.csv': 'Resnet18.csv',
+                  'topologies/conv_nets/Resnet50.csv': 'Resnet50.csv'}
 NETS = {'alexnet': 'topologies/conv_nets/alexnet.csv', 'resnet18': 'topologies/conv_nets/Resnet18.csv'}
+REFS = os.path.join(HERE, 'acceptance_refs.json')
 ARRAYS, DATAFLOWS = [32, 128], ['os', 'ws', 'is']
 
 
@@ -39,9 +48,8 @@ def read_topology(text):
 
 
 def git_show(path):
-    import subprocess
-    return subprocess.run(['git', '-C', UPSTREAM, 'show', f'{COMMIT}:{path}'], capture_output=True, text=True,
-                          check=True).stdout
+    """The upstream file `path` at COMMIT (read from its committed copy in upstream/)."""
+    return ra.read_upstream(UPSTREAM_FILES[path])
 
 
 def main():
@@ -49,8 +57,14 @@ def main():
     ap.add_argument('--jobs', type=int, default=2)
     ap.add_argument('--timeout', type=int, default=180)
     ap.add_argument('--skip-resnet50', action='store_true')
+    ap.add_argument('--only', help='regex on run_id: run only these cases (reused records are kept if they match)')
+    ap.add_argument('--workdir', default=HERE, help='where inputs/ and raw/ are written')
+    ap.add_argument('--out', default=REFS)
+    ap.add_argument('--verify', action='store_true', help='compare with the committed acceptance_refs.json')
     args = ap.parse_args()
-    os.makedirs(ra.INP, exist_ok=True)
+    if args.only and os.path.abspath(args.out) == REFS:
+        ap.error('--only with the committed acceptance_refs.json as --out would drop records: give --out')
+    ra.set_workdir(args.workdir)
     old = json.load(open(os.path.join(HERE, 'scalesim_refs.json')))['records']
     layout = os.path.join(ra.INP, 'layout_test.csv')
     shapes = {}   # params -> list of (net, layer)
@@ -93,6 +107,9 @@ def main():
         runs.append(dict(group='resnet50_benchmark', layer='resnet50', topo=t, mode='conv', params=None,
                          rows=128, cols=128, df='os', cfg=ra.make_cfg(128, 128, 'os'), layout=layout,
                          layers=['resnet50:all'], run_id='resnet50_all__128x128_os'))
+    if args.only:
+        runs = [r for r in runs if re.search(args.only, r['run_id'])]
+        records = [r for r in records if re.search(args.only, r['run_id'])]
     runs.sort(key=lambda r: 0 if r['params'] is None else cf.compute_cycles(
         r['df'], r['rows'], r['cols'], *cf.mnk(dict(zip(
             ('ifmap_h', 'ifmap_w', 'filt_h', 'filt_w', 'channels', 'num_filt', 'stride'), r['params']),
@@ -114,8 +131,10 @@ def main():
                            [*NETS.values(), 'topologies/conv_nets/Resnet50.csv']),
                        config=dict(sram_kb_each=ra.SRAM_KB, interface_bandwidth='CALC', timeout_s=args.timeout),
                        records=records)
-            with open(os.path.join(HERE, 'acceptance_refs.json'), 'w') as f:
+            with open(args.out, 'w') as f:
                 json.dump(out, f, indent=1)
+    if args.verify:
+        sys.exit(1 if ra.verify(records, REFS) else 0)
 
 
 if __name__ == '__main__':
