@@ -24,9 +24,12 @@ __all__ = [
 
 
 def estimate(workload, target: "Target | str", *, sets=(), batch: int = 1) -> Estimate:
-    """Cost ``workload`` on ``target`` (a Target, a shipped name or a .toml path)."""
+    """Cost ``workload`` on ``target`` (a Target, a shipped name or a .toml path): the one
+    entry to every family, so every estimate states its scope and precision."""
+    from .family import fill_scope_and_precision
+
     target = load_target(target, sets)
-    return family_module(target.family).estimate(workload, target, batch=batch)
+    return fill_scope_and_precision(family_module(target.family).estimate(workload, target, batch=batch), workload)
 
 
 def explain(target: "Target | str", *, sets=()) -> list[Param]:

@@ -32,7 +32,7 @@ class Estimate:
     node_latency: np.ndarray                      # s per node
     latency: dict[str, np.ndarray]                # component -> s per node (busy time)
     energy: dict[str, np.ndarray]                 # component -> J per node
-    area: dict[str, float]                        # component -> mm^2
+    area: dict[str, float] | None                 # component -> mm^2; None: the family models no area
     events: dict[str, np.ndarray] = field(default_factory=dict)   # e.g. "l2_reads" -> count per node
     batch: int = 1
     ok: bool = True
@@ -43,13 +43,25 @@ class Estimate:
     target_file: str = ""
     pipeline: str = ""
     carbon: dict[str, Any] = field(default_factory=dict)          # backends.carbon.carbon(...), set by the driver
+    scope: dict[str, str] = field(default_factory=dict)           # what the energy covers: label, excludes
+    precision: dict[str, Any] = field(default_factory=dict)       # model / costed precision (+ note when they differ)
+
+    def __post_init__(self) -> None:
+        if self.area is not None and not self.area:  # no component: the family models no area
+            self.area = None
 
     @classmethod
-    def not_fitting(cls, target, reason: str, *, names=(), ops=(), notes=(), info=None) -> "Estimate":
+    def not_fitting(cls, target, reason: str, *, names=(), ops=(), notes=(), info=None, scope=None,
+                    precision=None) -> "Estimate":
         n = len(names)
         return cls(target.name, target.family, target.hash, list(names), list(ops), np.zeros(n), np.full(n, np.nan),
                    {}, {}, {}, ok=False, reason=reason, notes=list(notes), info=dict(info or {}),
-                   target_file=target.source)
+                   target_file=target.source, scope=dict(scope or {}), precision=dict(precision or {}))
+
+    @property
+    def area_mm2(self) -> float | None:
+        """Total area; None when the family models none (never 0 for 'not modelled')."""
+        return None if self.area is None else float(sum(self.area.values()))
 
     # ------------------------------------------------------------- totals
     @property
@@ -72,7 +84,7 @@ class Estimate:
         if not self.ok:
             nan = math.nan
             return {"latency_s": nan, "energy_j": nan, "edp_js": nan, "throughput_ips": nan,
-                    "energy_per_inference_j": nan, "area_mm2": sum(self.area.values()) if self.area else nan,
+                    "energy_per_inference_j": nan, "area_mm2": self.area_mm2 if self.area else None,
                     "macs": int(self.macs.sum())}
         latency = float(self.node_latency.sum())
         energy = float(self.node_energy.sum())
@@ -82,7 +94,7 @@ class Estimate:
             "edp_js": energy * latency,
             "throughput_ips": self.batch / latency if latency > 0 else math.inf,
             "energy_per_inference_j": energy / self.batch,
-            "area_mm2": float(sum(self.area.values())),
+            "area_mm2": self.area_mm2,
             "macs": int(self.macs.sum()),
         }
 
@@ -132,10 +144,12 @@ class Estimate:
             "breakdown": {
                 "energy_j": {k: _num(v) for k, v in self.energy_by_component().items()},
                 "latency_s": {k: _num(v) for k, v in self.latency_by_component().items()},
-                "area_mm2": {k: _num(v) for k, v in self.area.items()},
+                "area_mm2": None if self.area is None else {k: _num(v) for k, v in self.area.items()},
                 "events": {k: _num(v) for k, v in self.events_total().items()},
             },
             "layers": self.layers(),
+            "scope": dict(self.scope),
+            "precision": _jsonable(self.precision),
             "notes": list(self.notes),
             "assumptions": list(self.assumptions),
             **({"carbon": _jsonable(self.carbon)} if self.carbon else {}),
@@ -146,6 +160,8 @@ class Estimate:
 
 
 def _num(x) -> float | int | None:
+    if x is None:
+        return None
     if isinstance(x, (int, np.integer)):
         return int(x)
     x = float(x)

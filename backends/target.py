@@ -73,6 +73,9 @@ class Field:
     minimum: float | None = None    # None: strictly positive
     maximum: float | None = None
     unit: str = ""
+    data: str = ""                  # "str" keys that name a data file: its folder under data/
+    default_ref: tuple | None = None            # a default taken from the library (family.Params)
+    default_provenance: tuple[str, str] | None = None   # (kind, note) of a default number
 
     def check(self, value: Any) -> Any:
         """The validated value (capacities as int bytes); ValueError says what is wrong."""
@@ -131,6 +134,7 @@ class Target:
     file_sha256: str
     overrides: tuple[tuple[str, Any], ...] = ()
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    provenance: dict[str, tuple[str, str]] = field(default_factory=dict)   # key -> (kind, note) written inline
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -189,8 +193,9 @@ class Target:
                 raise TargetError(f"{key}: {e}", where=f"--set {text}") from None
             origins[key] = "--set"
             applied.append((key, values[key]))
+        provenance = {k: v for k, v in self.provenance.items() if origins.get(k) != "--set"}
         return Target(self.name, self.family, self.description, self.path, values, origins, self.file_sha256,
-                      tuple(applied))
+                      tuple(applied), provenance=provenance)
 
     def describe(self, key: str) -> str:
         value = self.values.get(key)
@@ -216,16 +221,16 @@ def _parse_value(raw: str) -> Any:
 # ------------------------------------------------------------------ loading
 def shipped_targets() -> dict[str, Path]:
     """Name -> file of every shipped target (and those of plugin families)."""
-    return dict(_shipped_targets())
-
-
-@lru_cache(maxsize=1)
-def _shipped_targets() -> tuple[tuple[str, Path], ...]:  # the folders do not change while nvmc runs
     from .registry import plugin_target_dirs
 
+    return dict(_targets_in((TARGETS_DIR, *map(Path, plugin_target_dirs()))))
+
+
+@lru_cache(maxsize=8)
+def _targets_in(folders: tuple[Path, ...]) -> tuple[tuple[str, Path], ...]:  # listed once per run
     found: dict[str, Path] = {}
-    for folder in (TARGETS_DIR, *plugin_target_dirs()):
-        for p in sorted(Path(folder).glob("*.toml")):
+    for folder in folders:
+        for p in sorted(folder.glob("*.toml")):
             found.setdefault(p.stem, p)
     return tuple(found.items())
 
@@ -278,6 +283,7 @@ def parse_target(data: bytes, path: Path) -> Target:
 
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    provenance: dict[str, tuple[str, str]] = {}
     for key, entries in doc.items():
         if key in _TOP_KEYS:
             continue
@@ -291,6 +297,8 @@ def parse_target(data: bytes, path: Path) -> Target:
             if name not in schema[key]:
                 raise TargetError(f"[{key}] unknown key '{name}'{did_you_mean(name, schema[key])}",
                                   where=loc(key, name), hint=f"[{key}] keys: {', '.join(schema[key])}")
+            if isinstance(raw, dict):  # { value = 16, source = "..." }: a number with its provenance
+                raw, provenance[f"{key}.{name}"] = _with_provenance(raw, f"[{key}] {name}", loc(key, name))
             try:
                 values[f"{key}.{name}"] = schema[key][name].check(raw)
             except ValueError as e:
@@ -306,7 +314,23 @@ def parse_target(data: bytes, path: Path) -> Target:
             values[dotted] = spec.check(spec.default) if spec.default is not None else None
             origins[dotted] = "default"
     return Target(doc["name"], doc["family"], doc.get("description", ""), path, values, origins,
-                  hashlib.sha256(data).hexdigest())
+                  hashlib.sha256(data).hexdigest(), provenance=provenance)
+
+
+_PROVENANCE = ("source", "derived", "assumed")
+
+
+def _with_provenance(raw: dict, what: str, where: str) -> tuple[Any, tuple[str, str]]:
+    """(value, (kind, note)) of an inline table ``{ value = ..., source|derived|assumed = "..." }``."""
+    kinds = [k for k in _PROVENANCE if k in raw]
+    unknown = set(raw) - {"value", *_PROVENANCE}
+    if "value" not in raw or len(kinds) != 1 or unknown:
+        raise TargetError(f"{what}: a table here is {{ value = ..., source = \"...\" }} (or derived = / assumed = "
+                          f"instead of source), got keys {', '.join(sorted(raw))}", where=where)
+    note = raw[kinds[0]]
+    if not isinstance(note, str) or not note.strip():
+        raise TargetError(f"{what}: {kinds[0]} must say where the number comes from (a non-empty string)", where=where)
+    return raw["value"], (kinds[0], note)
 
 
 def _show(raw: Any) -> str:

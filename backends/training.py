@@ -204,7 +204,7 @@ def data_parallel(est: Estimate, workload, *, devices: int, batch: int | None = 
     info = dict(est.info)
     info["distributed"] = dist
     return Estimate(label or est.target, est.family, est.target_hash, list(est.names), list(est.ops),
-                    step.macs * devices, node_latency, latency, energy, dict(est.area), {},
+                    step.macs * devices, node_latency, latency, energy, None if est.area is None else dict(est.area), {},
                     batch=samples, notes=notes, assumptions=assumptions, info=info, target_file=est.target_file,
                     pipeline=est.pipeline)
 

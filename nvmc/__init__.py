@@ -24,11 +24,18 @@ __all__ = ["Compiled", "Workload", "analyze", "compile", "estimate", "export", "
            "to_onnx", "verify", "__version__"]
 
 
+_SUBPACKAGES = ("api", "backends", "frontend", "ir", "passes", "report", "sweep")
+
+
 def __getattr__(name: str):
     if name in __all__:
         from nvmc import api
 
         return getattr(api, name)
+    if name in _SUBPACKAGES:  # ``import nvmc; nvmc.ir.parse_text(...)`` works as before
+        import importlib
+
+        return importlib.import_module(f"nvmc.{name}")
     raise AttributeError(f"module 'nvmc' has no attribute '{name}'")
 
 

@@ -181,7 +181,8 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
         >>> out.to_dict()["ratios"]["sot-mram"]["macs"]
         1.0
     """
-    from nvmc.backends import family_module, load_target
+    from nvmc.backends import estimate as backend_estimate
+    from nvmc.backends import load_target
     from nvmc.passes import run_pipeline
 
     if isinstance(model, Graph):
@@ -200,7 +201,7 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
     costed = calibrate(graph, workload, requests) if requests else workload
     estimates = []
     for t in targets:
-        est = family_module(t.family).estimate(costed, t, batch=batch)
+        est = backend_estimate(costed, t, batch=batch)
         est.pipeline = passes or ""
         est.carbon = carbon(est, t, grid=grid, lifetime_years=lifetime_years, utilisation=utilisation)
         estimates.append(est)

@@ -179,6 +179,18 @@ class BudgetResult:
                 "ok": self.ok, "text": self.budget.text}
 
 
+def refuse_unmodelled(budgets: Iterable[Budget], estimates) -> None:
+    """An area budget on a target whose family models no area is an error, not a pass."""
+    for b in budgets:
+        if b.spec.total != "area_mm2":
+            continue
+        for e in estimates:
+            if e.ok and e.totals.get("area_mm2") is None:
+                raise NvmcError(f"{b.text}: target '{e.target}' (family '{e.family}') models no area, so an area "
+                                "budget cannot be checked", where="--budget",
+                                hint="leave area out of the budget, or choose a target whose family models area")
+
+
 def check_budgets(budgets: Iterable[Budget],
                   totals: Iterable[tuple[str, Mapping[str, float]]] | Mapping[str, Mapping[str, float]]
                   ) -> list[BudgetResult]:

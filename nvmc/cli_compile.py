@@ -112,7 +112,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     """
     import nvmc
     from nvmc.backends.errors import UnsupportedOpError
-    from nvmc.budget import EXIT_BUDGET, check_budgets, parse_budgets
+    from nvmc.budget import EXIT_BUDGET, check_budgets, parse_budgets, refuse_unmodelled
     from nvmc.render import progress
 
     budgets = parse_budgets(budget_spec) if budget_spec is not None else []
@@ -148,6 +148,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     if training:
         estimates = training.apply(compiled.workload, estimates)
     _check_finite(estimates)
+    refuse_unmodelled(budgets, estimates)
     checked = check_budgets(budgets, [(e.target, e.totals) for e in estimates])
     report = _report(model, graph, estimates, checked)
     if json_path is not None:
@@ -170,6 +171,10 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
         _print_summary(out, model, estimates[0], top)
         if len(estimates) > 1:
             out.print(_compare_table(estimates))
+            scopes = {e.scope.get("label") for e in estimates if e.ok}
+            if len(scopes) > 1:
+                out.print(styled(("note: ", "yellow"), "the energies cover different parts of the system (" + "; ".join(
+                    f"{e.target}: {e.scope.get('label')}" for e in estimates if e.ok) + ")"), soft_wrap=True)
     if quiet:
         for e in estimates:
             if not e.ok:
@@ -196,7 +201,7 @@ def _check_finite(estimates) -> None:
             continue
         totals = e.totals
         bad = [k for k in ("latency_s", "energy_j", "edp_js", "energy_per_inference_j", "area_mm2")
-               if not math.isfinite(totals[k])]
+               if totals[k] is not None and not math.isfinite(totals[k])]
         if bad:
             raise CostModelError(f"the estimate on '{e.target}' is not finite "
                                  f"({', '.join(f'{k} = {totals[k]}' for k in bad)})",
@@ -264,11 +269,15 @@ def _print_summary(out, model: Path, est, top: int) -> None:
         return
     totals = est.totals
     out.print(styled((head, "bold")), soft_wrap=True)
+    if est.scope.get("label"):
+        out.print(styled(("energy covers: ", "dim"), est.scope["label"]), soft_wrap=True)
+    if est.precision.get("note"):
+        out.print(styled(("precision: ", "yellow"), est.precision["note"]), soft_wrap=True)
     table = Table(show_header=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, label, unit in METRICS:
-        table.add_row(label, _fmt_metric(key, totals[key], unit))
+        table.add_row(label, _fmt_metric(key, totals[key], unit) if totals[key] is not None else "not modelled")
     table.add_row("MACs", si(totals["macs"], "MAC"))
     out.print(table)
 
@@ -322,7 +331,9 @@ def _compare_table(estimates) -> Table:
     for key, label, unit in rows:
         values = [e.totals[key] for e in estimates]
         ratios = _ratios_row(values)
-        table.add_row(label, *(_fmt_metric(key, v, unit) for v in values), *ratios)
+        table.add_row(label, *(_fmt_metric(key, v, unit) if v is not None or not e.ok else "not modelled"
+                               for v, e in zip(values, estimates)), *ratios)
+    table.add_row("precision costed", *(e.precision.get("costed", "—") for e in estimates), *("" for _ in estimates[1:]))
     cap_row = [binary(e.info["llc_capacity_bytes"]) if e.info.get("llc_capacity_bytes") else "—" for e in estimates]
     if any(c != "—" for c in cap_row):
         caps = [e.info.get("llc_capacity_bytes") for e in estimates]
@@ -405,6 +416,9 @@ def explain_cmd(target_name: str, iso: str | None, sets: tuple[str, ...], as_jso
     from nvmc.backends.carbon import node_of, parameters as carbon_parameters
 
     params = [*family_module(target.family).parameters(target), *carbon_parameters(node_of(None, target))]
+    # the target's own keys and derived values first, then each library file's numbers together
+    order = {owner: i for i, owner in enumerate(dict.fromkeys(p.key.split(":")[0] for p in params if ":" in p.key))}
+    params.sort(key=lambda p: order[p.key.split(":")[0]] + 1 if ":" in p.key else 0)
     if as_json:
         click.echo(json_text({"target": target.name, "family": target.family, "file": target.source,
                                "hash": target.hash,

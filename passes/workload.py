@@ -31,7 +31,18 @@
 * ``input_bytes`` (non-constant inputs) and ``output_bytes`` (outputs that are read) at
   their element types (or ``#quant`` bits);
 * ``folded``: 1 for a node the rules below fold into its neighbours (it counts nothing, and
-  a cost model should charge it nothing, not even a kernel launch), else 0.
+  a cost model should charge it nothing, not even a kernel launch), else 0;
+* ``kind``: the node's class, a code into ``NODE_KINDS`` (view, move, gather, mac,
+  elementwise, reduction, control, other; see the table below ``MOVE_OPS``). It is the one op
+  classification of nvmc: every cost-model family reads it instead of keeping op sets;
+* ``weight_read_bytes``: the weight bytes the node reads per inference: ``weight_bytes``,
+  except a lookup (Gather of a constant table) reads only the rows it selects, output
+  elements x the table's bytes per element (an embedding of 30522 x 384 read for 128
+  tokens moves 128 rows, not the table);
+* ``act_bits``, ``weight_bits``, ``out_bits``: the precision the node computes at, in bits
+  per element: of its first run-time input, of its largest weight as stored (codes plus
+  their share of scales, zero points, codebooks and sparse indices), of its first output as
+  written; 0 where it has none. QDQ casts and ``#quant<bits=..>`` annotations set them.
 
 Quantised graphs (the ``quantize`` pass, or a QDQ model from another tool) are costed as
 integer hardware runs them, not as onnxruntime emulates them:
@@ -59,11 +70,12 @@ from typing import Any, Callable
 import numpy as np
 
 from nvmc.ir.dataout import json_text
+from nvmc.ir.kinds import (CONTROL_OPS, GATHER_OPS, KIND, NODE_KINDS, NONMAC_KINDS, REDUCTION_OPS,  # noqa: F401
+                           SIMPLE_KINDS, TRANSCENDENTAL_KINDS, VIEW_OPS)
 from nvmc.ir.errors import ShapeError, VerifyError
 from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import TensorType, dtype_size
 
-NONMAC_KINDS = ("add", "mul", "div", "cmp", "exp", "log", "sqrt", "pow", "tanh", "erf", "other")
 _WEIGHT_DTYPES = {"f16", "bf16", "f32", "f64", "i8", "u8", "i4", "u4", "f8e4m3fn", "f8e4m3fnuz",
                   "f8e5m2", "f8e5m2fnuz", "f4e2m1"}
 MOVE_OPS = {
@@ -85,6 +97,18 @@ class Workload:
     notices: list[str] = field(default_factory=list)
 
     SCHEMA = "nvmc.analysis/1"
+
+    def __post_init__(self) -> None:
+        """A workload built by hand (tests, tools) gets the derived columns it leaves out."""
+        c, n = self.columns, len(self.names)
+        if "kind" not in c:
+            macs = c.get("macs", np.zeros(n))
+            c["kind"] = np.array([_node_kind(op, "." not in op, bool(m > 0)) for op, m in zip(self.ops, macs)],
+                                 dtype=np.int8)
+        if "weight_read_bytes" not in c and "weight_bytes" in c:
+            c["weight_read_bytes"] = c["weight_bytes"]
+        for key in ("act_bits", "weight_bits", "out_bits"):
+            c.setdefault(key, np.full(n, 32.0))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -214,6 +238,9 @@ class _Analyzer:
         params, weight_bytes, input_bytes, output_bytes, codebook_bytes = ([0.0] * n for _ in range(5))
         density = [1.0] * n
         is_folded = np.zeros(n, dtype=np.int64)
+        node_kind = np.full(n, KIND["other"], dtype=np.int8)
+        act_bits, weight_bits, out_bits = (np.zeros(n) for _ in range(3))
+        weight_read = [0.0] * n
         op_keys = [""] * n
         for i, node in enumerate(nodes):
             onnx_op = node.domain in ("", "ai.onnx")
@@ -221,7 +248,10 @@ class _Analyzer:
             op_keys[i] = op
             if node.name in folded:  # a weight decode or an activation's precision cast: free
                 is_folded[i] = 1
+                node_kind[i] = KIND["view"]
                 continue
+            if node.outputs and node.outputs[0] in values:
+                out_bits[i] = 8 * stored.get(node.outputs[0], _elem_bytes(values[node.outputs[0]].type))
             ob = 0.0
             for o in node.outputs:
                 # an output nobody reads (Dropout's mask, ...) is not materialised at inference
@@ -231,7 +261,7 @@ class _Analyzer:
             output_bytes[i] = ob
             if node.outputs and node.outputs[0] and op not in MOVE_OPS:
                 out_numel[i] = self.numel(node, node.outputs[0])
-            nnz = total = 0
+            nnz = total = largest = 0
             for v in node.inputs:
                 if not v:
                     continue
@@ -245,15 +275,24 @@ class _Analyzer:
                     weight_bytes[i] += storage_cache[v][0]
                     codebook_bytes[i] += storage_cache[v][1]
                     nnz, total = nnz + nz, total + size
+                    if size > largest:  # the weight's precision: that of its largest constant
+                        largest, weight_bits[i] = size, 8 * storage_cache[v][0] / max(size, 1)
                 elif v not in consts:
                     input_bytes[i] += self.numel(node, v) * stored.get(v, _elem_bytes(t))
+                    if not act_bits[i]:  # the activation: the first input computed at run time
+                        act_bits[i] = 8 * stored.get(v, _elem_bytes(t))
             if total:
                 density[i] = nnz / total
+            weight_read[i] = weight_bytes[i]
+            if node.op in GATHER_OPS and onnx_op and weight_bytes[i] and total:
+                # a lookup reads the rows its indices select, at the table's precision
+                weight_read[i] = min(weight_bytes[i], self.numel(node, node.outputs[0]) * weight_bytes[i] / total)
             rule = _MAC_RULES.get(op)  # ONNX ops by name, other domains by qualified name
             if rule is not None:
                 dims = [int(d) for d in rule(self, node)]
                 _check_count(node, "MAC count", math.prod(dims))
                 gemm[i] = dims
+            node_kind[i] = _node_kind(op, onnx_op, rule is not None and math.prod(gemm[i]) > 0)
             if op in _VARIADIC:
                 scale[i] = max(1, sum(1 for v in node.inputs if v) - 1)
             elif op in _BIAS_OPS:
@@ -275,7 +314,9 @@ class _Analyzer:
                 "gemm_k": gemm[:, 3], "params": np.array(params, dtype=np.int64),
                 "weight_bytes": np.array(weight_bytes), "input_bytes": np.array(input_bytes),
                 "output_bytes": np.array(output_bytes), "weight_density": np.array(density),
-                "codebook_bytes": np.array(codebook_bytes), "folded": is_folded}
+                "codebook_bytes": np.array(codebook_bytes), "folded": is_folded,
+                "kind": node_kind, "weight_read_bytes": np.array(weight_read), "act_bits": act_bits,
+                "weight_bits": weight_bits, "out_bits": out_bits}
         cols.update({kind: nonmac[:, j] for j, kind in enumerate(NONMAC_KINDS)})
         if self._no_rule:
             listed = ", ".join(f"{op} ({c})" for op, c in sorted(self._no_rule.items()))
@@ -380,6 +421,29 @@ def _quant_folding(g: Graph) -> tuple[set[str], dict[str, tuple[str, str, str, i
         if source not in outputs and readers and all(u.name in folded and u.op == "QuantizeLinear" for u in readers):
             stored[source] = precision
     return folded, decoded, stored
+
+
+def _node_kind(op: str, onnx_op: bool, has_macs: bool) -> int:
+    """The ``kind`` code of a node (see NODE_KINDS): ``op`` is its ONNX name, or its qualified
+    name in another domain (whose count rules may register it as elementwise)."""
+    if has_macs:
+        return KIND["mac"]
+    if not onnx_op:
+        return KIND["elementwise"] if op in _NONMAC else KIND["other"]
+    onnx_op = op
+    if onnx_op in VIEW_OPS:
+        return KIND["view"]
+    if onnx_op in GATHER_OPS:
+        return KIND["gather"]
+    if onnx_op in CONTROL_OPS:
+        return KIND["control"]
+    if onnx_op in MOVE_OPS:
+        return KIND["move"]
+    if onnx_op in REDUCTION_OPS:
+        return KIND["reduction"]
+    if onnx_op in _NONMAC or onnx_op in _BIAS_OPS or onnx_op in _MAC_RULES:
+        return KIND["elementwise"]
+    return KIND["other"]
 
 
 def _elem_bytes(t: TensorType) -> float:

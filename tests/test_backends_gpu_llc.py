@@ -185,13 +185,13 @@ def test_not_fitting_is_a_result(fc_workload):
 
 
 def test_iso_area_grows_mram_capacity():
-    t = backends.load_target("stt-mram", ["llc.iso=area"])
-    cfg = backends.family_module("gpu-llc").resolve(t)
+    gpu_llc = backends.family_module("gpu-llc")
+    llc = gpu_llc.llc_array(gpu_llc.SPEC.params(backends.load_target("stt-mram", ["llc.iso=area"])))
     sram_area = backends.library().array_table("sram").at(2816 * 1024).area_mm2
-    assert cfg.llc.area_mm2 == pytest.approx(sram_area, rel=1e-6)
-    assert cfg.llc.capacity_bytes > 2 * 2816 * 1024
-    same = backends.family_module("gpu-llc").resolve(backends.load_target("sram", ["llc.iso=area"]))
-    assert same.llc.capacity_bytes == 2816 * 1024
+    assert llc.area_mm2 == pytest.approx(sram_area, rel=1e-6)
+    assert llc.capacity_bytes > 2 * 2816 * 1024
+    same = gpu_llc.llc_array(gpu_llc.SPEC.params(backends.load_target("sram", ["llc.iso=area"])))
+    assert same.capacity_bytes == 2816 * 1024
 
 
 def test_capacity_outside_table_is_a_target_error(fc_workload):

@@ -31,7 +31,7 @@ METRICS = (
     ("energy_j", "energy", "J"),
     ("energy_per_inference_j", "energy / inference", "J"),
     ("edp_js", "EDP", "J·s"),
-    ("area_mm2", "area (modelled memories)", "mm²"),
+    ("area_mm2", "area (modelled parts)", "mm²"),
 )
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def ratios(other: "Estimate", base: "Estimate") -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for key, value in base.totals.items():
         o = other.totals[key]
-        ok = value and math.isfinite(value) and math.isfinite(o)
+        ok = value is not None and o is not None and value and math.isfinite(value) and math.isfinite(o)
         out[key] = (o / value) if ok else None
     return out
 

@@ -257,17 +257,28 @@ def _summary_table(estimates: list[Mapping[str, Any]], ratios: Mapping[str, Mapp
                                                                    for e in estimates[1:])]
     rows = []
     for key, label, unit in (*METRICS, ("macs", "MACs", "MAC")):
-        cells = [_fmt(key, e["totals"].get(key), unit) for e in estimates]
+        cells = [_fmt(key, e["totals"].get(key), unit) if e["totals"].get(key) is not None or key != "area_mm2"
+                 or not e.get("ok", True) else "not modelled" for e in estimates]
         for e in estimates[1:]:
             r = ratios.get(e["target"]["name"], {}).get(key)
             cells.append(f"{r:.3g}×" if _finite(r) else "—")
         rows.append(f'<tr><td class="l">{esc(label)}</td>' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    for key, label in (("costed", "precision costed"), ("model", "model precision")):
+        cells = [e.get("precision", {}).get(key, "—") for e in estimates] + ["" for _ in estimates[1:]]
+        rows.append(f'<tr><td class="l">{esc(label)}</td>' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    scopes = [f'<p class="scope"><b>{esc(e["target"]["name"])}</b> energy covers: {esc(e.get("scope", {}).get("label", "?"))}'
+              + (f'; not modelled: {esc(e["scope"]["excludes"])}' if e.get("scope", {}).get("excludes") else "")
+              + "</p>" for e in estimates]
+    if len({e.get("scope", {}).get("label") for e in estimates}) > 1:
+        scopes.insert(0, '<p class="notfit">The targets cover different parts of the system: compare their energy '
+                         'with care.</p>')
     fits = [f'<p class="notfit">{esc(e["target"]["name"])} does not fit: {esc(e.get("reason", ""))}</p>'
             for e in estimates if not e.get("ok", True)]
     th = "".join(f'<th class="{"l" if i == 0 else ""}">{esc(h)}</th>' for i, h in enumerate(head))
     return (_caption("Totals of one run of the batch. Ratios divide each target by the first; below 1 the other "
                      "target is lower.")
-            + f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>" + "".join(fits))
+            + f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>" + "".join(fits)
+            + "".join(scopes))
 
 
 def _budget_table(budgets: Sequence[Mapping[str, Any]]) -> str:
@@ -380,7 +391,7 @@ def _component_figure(estimates: list[Mapping[str, Any]], key: str, unit: str, t
     families have different components and totals orders of magnitude apart: shares are
     the default then)."""
     ok = [e for e in estimates
-          if any(_finite(v) and v > 0 for v in e.get("breakdown", {}).get(key, {}).values())]
+          if any(_finite(v) and v > 0 for v in (e.get("breakdown", {}).get(key) or {}).values())]
     if not ok:
         return None
     comps: list[str] = []

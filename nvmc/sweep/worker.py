@@ -176,10 +176,10 @@ def _target(ref: TargetRef):
 
 
 def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: str) -> dict:
-    from nvmc.backends import family_module
+    from nvmc.backends import estimate as backend_estimate
 
     target = _target(p.target).with_overrides(list(p.params))
-    est = family_module(target.family).estimate(workload, target, batch=batch)
+    est = backend_estimate(workload, target, batch=batch)
     est.pipeline = task.pipeline
     report = est.to_dict()
     report["model"] = {"path": task.model.label, "sha256": task.model.sha256, "batch": batch}

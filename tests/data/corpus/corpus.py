@@ -220,7 +220,8 @@ def compile_all(name: str, graph, targets: list[str]) -> list[Outcome]:
     for t in targets:
         try:
             est = nvmc.compile(graph, load_target(t)).estimate
-            totals = {k: float(est.totals.get(k, 0.0)) for k in ("latency_s", "energy_j", "area_mm2")}
+            totals = {k: float(est.totals[k]) for k in ("latency_s", "energy_j", "area_mm2")
+                      if est.totals.get(k) is not None}  # area None: the family models none
             bad = [k for k, v in totals.items() if not (math.isfinite(v) and v >= 0)]
             if bad:
                 out.append(Outcome(name, t, "crash", f"non-finite or negative {', '.join(bad)}: {totals}", "Estimate"))
