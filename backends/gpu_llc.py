@@ -206,7 +206,7 @@ def count(workload, p: Params) -> Counts:
         notes.append(f"iso-area: L2 capacity {format_capacity(llc.capacity_bytes)} "
                      f"(declared {format_capacity(p['llc.capacity'])})")
     return Counts(actions=actions, busy=busy, latency=latency, static=static, area={"llc": llc.area_mm2},
-                  bits=np.full(len(latency), 32.0), notes=notes, info=info(p), macs=t["macs"], scope=scope,
+                  bits=np.full(len(latency), float(p["gpu.compute_bits"])), notes=notes, info=info(p), macs=t["macs"], scope=scope,
                   events={"l2_reads": t["l2_reads"], "l2_writes": t["l2_writes"], "dram_read_bytes": t["dram_read"],
                           "dram_write_bytes": t["dram_write"]})
 
@@ -229,7 +229,7 @@ def _traffic(workload, p: Params, llc: ArrayPoint) -> dict[str, np.ndarray]:
     a_el, b_el = gb * gm * gk, gb * gk * gn
     b_unique = np.where(act_b, inp * b_el / (a_el + b_el), w)
     a_unique = inp - np.where(act_b, b_unique, 0.0)
-    elem_w = np.where(has_w, w / np.maximum(params, 1.0), 4.0)
+    elem_w = np.where(has_w, w / np.maximum(params, 1.0), c["act_bits"] / 8)
     a_unique = np.where(is_mac & has_w, np.minimum(a_unique, a_el * elem_w), a_unique)
     broadcast = np.where(is_mac & has_w, np.maximum(1.0, b_el / np.maximum(params, 1.0)), 1.0)
     tiles_m, tiles_n = np.ceil(gm / block_m), np.ceil(gn / block_n)

@@ -233,7 +233,7 @@ def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
         for r in front[:top]:
             params = show_params(r["params"])
             table.add_row(one_line(r["target"]), r["pipeline"] or "—", params or "—", si(r["latency_s"], "s"),
-                          si(r["energy_per_inference_j"], "J"), f"{r['area_mm2']:.3g} mm²", si(r["edp_js"], "J·s"))
+                          si(r["energy_per_inference_j"], "J"), "not modelled" if r["area_mm2"] is None else f"{r['area_mm2']:.3g} mm²", si(r["edp_js"], "J·s"))
         out.print(table)
     for r in [r for r in rows if r["status"] == "error"][:5]:
         out.print(f"failed: {label(r)}: {(r['error'] or '').splitlines()[0]}", soft_wrap=True, markup=False,

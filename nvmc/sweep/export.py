@@ -61,16 +61,22 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
 
 
 def mark_pareto(rows: list[dict]) -> None:
-    """Set ``row["pareto"]`` (True/False) per (model hash, batch) group of finished rows."""
+    """Set ``row["pareto"]`` (True/False) per (model hash, batch) group of finished rows.
+
+    Area competes only where every point of the group has it: a target whose family models no
+    area (null, never 0) is compared on latency and energy alone, and so are the others of its
+    group (``row["pareto_axes"]`` says which axes decided)."""
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(rows):
         r["pareto"] = False
         if r["status"] == "ok":
             groups.setdefault((r["model_hash"], r["batch"]), []).append(i)
     for members in groups.values():
-        values = np.array([[_f(rows[i][k]) for k in PARETO_AXES] for i in members])
+        axes = [k for k in PARETO_AXES if all(rows[i].get(k) is not None for i in members)]
+        values = np.array([[_f(rows[i][k]) for k in axes] for i in members])
         for i, keep in zip(members, pareto_mask(values)):
             rows[i]["pareto"] = bool(keep)
+            rows[i]["pareto_axes"] = ",".join(axes)
 
 
 def show_params(params: dict | str) -> str:
@@ -86,6 +92,10 @@ def show_params(params: dict | str) -> str:
             value = format_capacity(value)
         out.append(f"{name if names.count(name) == 1 else key}={value}")
     return " ".join(out)
+
+
+def _area(row: dict) -> str:
+    return "not modelled" if row.get("area_mm2") is None else f"{row['area_mm2']:.4g} mm²"
 
 
 def _f(x) -> float:
@@ -188,7 +198,7 @@ def _hover(r: dict, esc) -> str:
     return "<br>".join(esc(s) for s in (
         f"{r['target']} ({r['family']})", f"pipeline: {r['pipeline'] or '(none)'}", show_params(_params(r)),
         f"latency {r['latency_s']:.4g} s", f"energy/inf {r['energy_per_inference_j']:.4g} J",
-        f"area {r['area_mm2']:.4g} mm²") if s)
+        f"area {_area(r)}") if s)
 
 
 def _pareto_table(done: list[dict], esc) -> str:
@@ -198,7 +208,7 @@ def _pareto_table(done: list[dict], esc) -> str:
              + "</tr>"]
     for r in front:
         vals = (r["model"], r["target"], r["pipeline"] or "—", show_params(_params(r)) or "—",
-                si(r["latency_s"], "s"), si(r["energy_per_inference_j"], "J"), f"{r['area_mm2']:.4g} mm²",
+                si(r["latency_s"], "s"), si(r["energy_per_inference_j"], "J"), _area(r),
                 si(r["edp_js"], "J·s"))
         cells.append("<tr>" + "".join(f'<td class="l">{esc(v)}</td>' if j < 4 else f"<td>{esc(v)}</td>"
                                       for j, v in enumerate(vals)) + "</tr>")
