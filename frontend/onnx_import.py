@@ -27,7 +27,7 @@ from onnx import helper
 from nvmc.ir.errors import ModelError
 from nvmc.ir.files import note_input, read_input
 from nvmc.ir.graph import Graph, gc_paused
-from nvmc.ir.verify import MAX_ELEMENTS
+from nvmc.ir.limits import MAX_ELEMENTS
 from nvmc.ir.types import TensorType
 
 from .onnx_types import attr_from_proto, to_array, type_from_proto

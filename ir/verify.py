@@ -13,7 +13,7 @@ from .ops import NVMC_OPS
 
 # 2**40 elements (4 TiB as f32) is beyond any real tensor; larger counts are damaged or
 # mistyped dimensions, and their products would overflow the int64 workload columns.
-MAX_ELEMENTS = 2**40
+from .limits import MAX_ELEMENTS  # noqa: F401 (re-exported)
 # annotation parameters the analyses read as numbers (passes/workload.py, nvmc/calibrate.py)
 _ANNOTATION_NUMBERS = {"codebook": {"index_bits": (0, 64), "rel_bits": (0, 64), "clusters": (1, 2**32)},
                        "quant": {"bits": (1, 64)}, "sparsity": {"density": (0, 1)}}

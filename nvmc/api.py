@@ -24,6 +24,7 @@ from nvmc.frontend import import_model, save_onnx, to_onnx, verify_types
 from nvmc.ir import Graph, ModelError, parse_text, print_graph, verify_structure
 from nvmc.ir.errors import NvmcError
 from nvmc.ir.files import atomic_write, check_output, read_input
+from nvmc.ir.limits import MAX_BATCH
 from nvmc.passes.workload import Workload, analyze
 
 from dataclasses import dataclass, field
@@ -288,7 +289,6 @@ def _target_with(target: "str | os.PathLike | Target", overrides: Mapping[str, A
     return t.with_overrides(sets)
 
 
-MAX_BATCH = 1 << 16  # beyond, MAC and byte counts of large models leave int64
 
 
 def _check_batch(batch: Any) -> int:

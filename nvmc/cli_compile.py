@@ -23,7 +23,7 @@ from nvmc.cli import check_output_path, cli, input_shape_option, load_model, mod
 from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import NvmcError
 from nvmc.render import binary, console, err_console, one_line, print_error, print_notices, si, styled
-from nvmc.api import MAX_BATCH
+from nvmc.ir.limits import MAX_BATCH
 from nvmc.report import METRICS
 
 EXIT_NOT_FITTING = 1

@@ -17,10 +17,9 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
-import onnx
 
 from nvmc.ir.errors import did_you_mean
 from nvmc.ir.files import INPUTS_NPZ_BYTES, load_npz
@@ -28,6 +27,9 @@ from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import TensorType, numpy_dtype
 
 from .base import OptionError, PassError
+
+if TYPE_CHECKING:
+    import onnx
 
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 QDQ_OPSET = 13  # per-axis QuantizeLinear / DequantizeLinear

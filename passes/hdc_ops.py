@@ -37,7 +37,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from onnx import helper
 
 from nvmc.ir.graph import Graph, Node
 from nvmc.ir.ops import NVMC_OPS, register_op
@@ -77,6 +76,8 @@ def reduced(shape: tuple[Dim, ...] | None, axis: int, keepdims: int) -> tuple[Di
 
 
 def _onnx_type(dtype: str) -> int:
+    from onnx import helper  # lowering to ONNX: only when a graph is exported
+
     return helper.np_dtype_to_tensor_dtype(numpy_dtype(dtype))
 
 

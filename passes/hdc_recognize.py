@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -11,8 +12,6 @@ from nvmc.ir.graph import Graph, Node
 from . import hdc_ops
 from .base import Pass, PassResult, option, register_pass
 from .rewrite import Const, Match, Op, PatternPass, Rewriter, Var
-
-_CAST_INT = {hdc_ops._onnx_type(t): t for t in hdc_ops.COUNT_TYPES}
 
 
 @register_pass("hdc-recognize", exact=True)
@@ -98,7 +97,7 @@ def _reduce_axis(node: Node, graph: Graph, axes_value: str) -> tuple[int | None,
 
 
 def _count_type(cast: Node) -> tuple[str | None, str | None]:
-    ct = _CAST_INT.get(cast.attrs.get("to"))
+    ct = _cast_int().get(cast.attrs.get("to"))
     return (ct, None) if ct else (None, f"Cast '{cast.name}' does not produce integer counts")
 
 
@@ -304,3 +303,9 @@ class _BindTrees(_Rule):
 
         walk(root)
         return nodes, leaves
+
+
+@lru_cache(maxsize=1)
+def _cast_int() -> dict[int, str]:
+    """ONNX element type code -> nvmc dtype of the count types (onnx is loaded on first use)."""
+    return {hdc_ops._onnx_type(t): t for t in hdc_ops.COUNT_TYPES}

@@ -39,7 +39,18 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from scipy import linalg, special
+
+
+def _erf(x):
+    from scipy import special
+
+    return special.erf(x)
+
+
+def _expit(x):
+    from scipy import special
+
+    return special.expit(x)
 
 FIT_VERSION = 2
 FIT_POINTS = 1024
@@ -60,15 +71,15 @@ class Function:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + special.erf(x / math.sqrt(2.0)))
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
 FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     Function("exp", np.exp, (-16.0, 0.0), "abs", "e^x on x <= 0 (softmax after subtracting the row max)"),
-    Function("erf", special.erf, (-4.0, 4.0), "abs", "error function (GELU's erf form)"),
+    Function("erf", _erf, (-4.0, 4.0), "abs", "error function (GELU's erf form)"),
     Function("gelu", _gelu, (-8.0, 8.0), "abs", "x/2 (1 + erf(x / sqrt 2))"),
     Function("tanh", np.tanh, (-4.0, 4.0), "abs", "hyperbolic tangent"),
-    Function("sigmoid", special.expit, (-8.0, 8.0), "abs", "1 / (1 + e^-x)"),
+    Function("sigmoid", _expit, (-8.0, 8.0), "abs", "1 / (1 + e^-x)"),
     Function("reciprocal", lambda x: 1.0 / x, (1.0, 64.0), "rel", "1 / x on x > 0 (softmax's 1 / sum)"),
     Function("rsqrt", lambda x: 1.0 / np.sqrt(x), (1e-2, 16.0), "rel", "1 / sqrt(x) on x > 0 (layer norm)"),
     Function("sqrt", np.sqrt, (1e-2, 16.0), "rel", "sqrt(x) on x > 0"),
@@ -144,6 +155,8 @@ def _fit(func: Function, lo: float, hi: float, hidden: int) -> Net:
     diag = np.bincount(j, a0 * a0, hidden) + np.bincount(j + 1, a1 * a1, hidden)
     off = np.bincount(j, a0 * a1, hidden - 1)
     rhs = np.bincount(j, a0 * y * weight, hidden) + np.bincount(j + 1, a1 * y * weight, hidden)
+    from scipy import linalg  # on first fit only: listing the passes does not load scipy
+
     values = linalg.solveh_banded(np.vstack([np.concatenate([[0.0], off]), diag]), rhs)
     slopes = np.diff(values) / np.diff(nodes)
     # the same curve in the ReLU basis: unit j = relu(x - node_j) carries the change of slope

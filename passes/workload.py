@@ -74,6 +74,7 @@ from nvmc.ir.kinds import (CONTROL_OPS, GATHER_OPS, KIND, NODE_KINDS, NONMAC_KIN
                            SIMPLE_KINDS, TRANSCENDENTAL_KINDS, VIEW_OPS)
 from nvmc.ir.errors import ShapeError, VerifyError
 from nvmc.ir.graph import Graph, Node
+from nvmc.ir.limits import MAX_COUNT
 from nvmc.ir.types import TensorType, dtype_size
 
 _WEIGHT_DTYPES = {"f16", "bf16", "f32", "f64", "i8", "u8", "i4", "u4", "f8e4m3fn", "f8e4m3fnuz",
@@ -178,10 +179,9 @@ def analyze(graph: Graph) -> Workload:
     return workload
 
 
-# A node's count of MACs or of one kind of op is at most this (2**53: exact in float64 too,
-# and the totals of up to 1,024 such nodes stay in int64). Beyond, the model's attributes are
-# not a network anyone runs (a kernel of 2**40): an error, never a wrapped-around number.
-MAX_COUNT = 2**53
+# A node's count of MACs or of one kind of op is at most MAX_COUNT (ir/limits.py). Beyond, the
+# model's attributes are not a network anyone runs (a kernel of 2**40): an error, never a
+# wrapped-around number.
 
 
 def _check_count(node: Node, what: str, count: int) -> int:

@@ -53,6 +53,7 @@ from typing import Any
 
 from nvmc.ir.errors import NvmcError, did_you_mean
 from nvmc.ir.files import read_input
+from nvmc.ir.limits import MAX_BATCH
 
 SPEC_SCHEMA = "nvmc.sweep/1"
 _TOP_KEYS = ("schema", "name", "description", "models", "targets", "pipelines", "batch", "set", "grid", "points")
@@ -61,7 +62,6 @@ _RANGE_KEYS = frozenset({"from", "to", "step", "num", "factor", "scale"})
 MAX_RANGE_VALUES = 10_000   # values of one grid range
 MAX_POINTS = 100_000        # points of one spec (each is a row of the results database)
 MAX_SPEC_BYTES = 16 << 20   # a spec is a hand-written TOML file
-MAX_BATCH = 1 << 16  # = nvmc.api.MAX_BATCH (the spec loader does not import the driver)
 
 
 class SpecError(NvmcError):
