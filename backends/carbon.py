@@ -188,9 +188,8 @@ def parameters(node_nm: float | None = None, grid: str | float | None = None) ->
     keys += [k for k in d.params if k.startswith(("fab.", "deployment."))]
     ci, label = grid_intensity(grid)
     # the deployment figures are the user's choice (--lifetime, --utilisation), not hardware data:
-    # listed as defaults, like a target's defaults
-    rows = [Param(f"carbon:{d.params[k].key}", d.params[k].value,
-                  "default" if k.startswith("deployment.") else d.params[k].kind, d.params[k].note,
+    # assumed defaults, with the reason and the option that sets them
+    rows = [Param(f"carbon:{d.params[k].key}", d.params[k].value, d.params[k].kind, d.params[k].note,
                   d.params[k].origin) for k in keys]
     rows.append(Param("carbon:grid", ci, "source" if label in grid_names() else "--set",
                       f"use-phase grid '{label}' (g CO2e/kWh; --grid). Carbon {FORMULA}",

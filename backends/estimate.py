@@ -43,6 +43,7 @@ class Estimate:
     target_file: str = ""
     pipeline: str = ""
     carbon: dict[str, Any] = field(default_factory=dict)          # backends.carbon.carbon(...), set by the driver
+    applicable: bool = True                                       # False: the target cannot run this model at all
     scope: dict[str, str] = field(default_factory=dict)           # what the energy covers: label, excludes
     precision: dict[str, Any] = field(default_factory=dict)       # model / costed precision (+ note when they differ)
 
@@ -57,6 +58,19 @@ class Estimate:
         return cls(target.name, target.family, target.hash, list(names), list(ops), np.zeros(n), np.full(n, np.nan),
                    {}, {}, {}, ok=False, reason=reason, notes=list(notes), info=dict(info or {}),
                    target_file=target.source, scope=dict(scope or {}), precision=dict(precision or {}))
+
+    @classmethod
+    def not_applicable(cls, target, reason: str, *, names=(), ops=()) -> "Estimate":
+        """The target cannot run this kind of model (an op its family does not cost): a row of
+        a comparison that says why, not an error that ends it."""
+        est = cls.not_fitting(target, reason, names=names, ops=ops)
+        est.applicable = False
+        return est
+
+    @property
+    def status(self) -> str:
+        """'ok', 'not_fitting' (a result: too big, ...) or 'not_applicable' (it cannot run the model)."""
+        return "ok" if self.ok else ("not_fitting" if self.applicable else "not_applicable")
 
     @property
     def area_mm2(self) -> float | None:
@@ -137,6 +151,7 @@ class Estimate:
             "target": {"name": self.target, "family": self.family, "file": self.target_file,
                        "hash": self.target_hash, **{k: _jsonable(v) for k, v in self.info.items()}},
             "ok": self.ok,
+            "status": self.status,
             "reason": self.reason,
             "batch": self.batch,
             "pipeline": self.pipeline,

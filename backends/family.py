@@ -240,7 +240,7 @@ class FamilySpec:
 
     @property
     def display(self) -> str:
-        return f"data/families/{self.path.name}"
+        return f"data/families/{self.path.name}" if self.path.parent == FAMILIES_DIR else str(self.path)
 
     def field(self, key: str) -> Field:
         section, _, name = key.partition(".")
@@ -311,8 +311,10 @@ class FamilySpec:
         model_bits = np.maximum(c["act_bits"], c["weight_bits"]) if "act_bits" in c else np.full(len(macs), 32.0)
         model = precision_name(_majority(model_bits, macs))
         costed = model if bits is None else precision_name(_majority(np.asarray(bits, dtype=np.float64), macs))
+        if costed == "none":  # nothing was costed at a precision (a model of views only)
+            costed = model
         out = {"model": model, "costed": costed, "native": list(self.native) if self.native else ["model"]}
-        if costed != model:
+        if costed != model and "none" not in (costed, model):
             out["note"] = (f"{model} model costed at {costed}, the target's native precision; "
                            f"--passes 'quantize{{bits={_bits_of(costed)}}}' measures the error of running it so")
         return out
@@ -352,7 +354,8 @@ def precision_name(bits: float) -> str:
 
 
 def _bits_of(name: str) -> int:
-    return 1 if name == "binary" else int(name.lstrip("fpint") or 32)
+    """'int8' -> 8, 'fp32' -> 32, 'binary' -> 1."""
+    return 1 if name == "binary" else int(name.removeprefix("fp").removeprefix("int"))
 
 
 def _majority(bits: np.ndarray, weights: np.ndarray) -> float:
@@ -437,3 +440,14 @@ def finite(value: float) -> bool:
 
 
 _GENERIC = FamilySpec("?", FAMILIES_DIR, "", {}, "", "", "", None, True)
+
+
+def target_or_data(p: Params, key: str, source: DataFile, name: str) -> Any:
+    """``p[key]`` where the target file or --set gives it, else number ``name`` of the data file
+    ``source``, listed under ``key`` with that number's provenance. For a key whose default the
+    family data file cannot name: it exists on some devices only (a second accelerator, a GPU's
+    host link), or it sits in a section another key chooses (``tech/dram.toml [<simdram.dram>]``)."""
+    if p.get(key) is not None:
+        return p[key]
+    q = source.param(name)
+    return p.add(Param(key, q.value, q.kind, f"= {source.name} {name}: {q.note}", q.origin, q.formula))

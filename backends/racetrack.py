@@ -4,13 +4,15 @@ Cognition in Next-Generation Racetrack Memories" (ACM TECS 2022; shared/referenc
 paper 8), and its FPGA baseline.
 
 It costs HDC models: the nvmc ops of passes/hdc_ops.py (run ``--passes hdc-recognize`` on a
-plain ONNX HDC model first) plus their glue (item-memory Gather, views, ArgMin). Any other
-op is refused with an error naming the node; nothing is costed by a silent fallback.
+plain ONNX HDC model first) plus their glue, by the workload's ``kind`` column: views (free),
+moves (Slice, Concat, Cast, ...: their bits are read and written), the item-memory gather,
+and reductions that only compare (ArgMin, ArgMax, TopK). Any other node is refused with an
+error naming it; nothing is costed by a silent fallback.
 
 Geometry of a node (from the workload columns, passes/hdc_ops.py "Workload counts"):
 hypervector elements are bool, one byte in the byte columns and one bit in hardware, so
-Bind has M = output elements and k = other / M + 1 operands; Permute and Gather move M =
-output elements; Bundle adds n = in / (in - add) vectors into m = in - add counters; a
+Bind has M = output elements and k = other / M + 1 operands; Permute, moves and Gather move
+M = output elements; Bundle adds n = in / (in - add) vectors into m = in - add counters; a
 Similarity makes P = other - add comparisons of D = other / P bits, and writes its
 non-constant operands (the queries) into the array.
 
@@ -18,15 +20,14 @@ Racetrack fabric (``[fabric] kind = "racetrack"``)
 =================================================
 Technology: ``data/tech/racetrack.toml`` (RTSim / DESTINY timings and energies per access,
 its geometry: 64 domains per track, 32 tracks per domain-block cluster (DBC), 2 access ports,
-256 DBCs per bank; transverse-read latency and energy derived there). ``banks`` banks work
-at once: ``lanes`` = banks x DBCs x tracks tracks, each holding one bit position of
-consecutive hypervectors in its domains. An op processes its bit columns in waves of
-``lanes``; within a column the steps below run one after another (times add up):
+256 DBCs per bank; transverse-read latency and energy, leakage per bank derived there).
+``banks`` banks work at once: ``lanes`` = banks x DBCs x tracks tracks, each holding one bit
+position of consecutive hypervectors in its domains. An op processes its bit columns in
+waves of ``lanes``; within a column the steps below run one after another (times add up):
 
-* Gather (item-memory lookup): per bit, ``gather_shifts`` shifts to align the symbol's row
-  with the nearest port (mean distance domains / (3 ports)), a read, and a write of the bit
-  into the working array;
-* Permute: a read and a write per bit; the rotation itself is the write drivers' offset
+* Gather (item-memory lookup): per bit, ``geometry.mean_port_distance`` shifts to align the
+  symbol's row with its port, a read, and a write of the bit into the working array;
+* Permute and moves: a read and a write per bit; a rotation is the write drivers' offset
   wiring in the CMOS periphery (no extra step);
 * Bind of k operands: rounds r = ceil((k - 1) / (TRD - 1)); per round and column one TR
   (its parity is the XOR of the operands under the window), one write of the partial result,
@@ -39,26 +40,29 @@ consecutive hypervectors in its domains. An op processes its bit columns in wave
 * Similarity: the query is written once beside the stored class vectors; per comparison and
   bit, one shift brings the next class under the window and one TR of two domains gives the
   XOR; a CMOS adder tree counts the differing bits (about one full-adder per bit);
-* ArgMin/ArgMax: CMOS compares of w-bit distances (w = bits of the largest D), overlapped
+* compare-only reductions (ArgMin/ArgMax): CMOS compares of w-bit values (w = bits of the
+  largest distance D, or the compared values' own width without a Similarity), overlapped
   with the array (no time);
-* views (Slice, Reshape, Unsqueeze, Cast, ...): addressing, free.
+* views (Reshape, Unsqueeze, ...): addressing, free.
 
-Energy: events x per-track energies of the library + CMOS bit operations x the 45 nm adder
-bit energy + leakage (RTSim's bank leakage x banks x ``leakage_scale``) x latency. A node
-whose operands and result (bits) exceed the capacity of the working banks (lanes x domains)
-does not fit: the Estimate says so.
+Energy (counted, then priced by backends/family.py): events x per-track energies of the
+library + CMOS bit operations x the 45 nm adder bit energy + leakage (``leakage.per_bank_w``
+x banks x ``leakage_scale``) x latency. A node whose operands and result (bits) exceed the
+capacity of the working banks (lanes x domains) does not fit: the Estimate says so.
 
 FPGA baseline (``[fabric] kind = "fpga"``)
 ==========================================
 Device: ``data/devices/fpga-16nm.toml``, the ISLPED'16 HDC RTL on a 16 nm FPGA. The encoder
-streams one letter per clock through ``datapath_bits`` lanes: Gather, Permute (wiring) and
-Bind feed the Bundle's counters in the same cycle, so only Bundle takes cycles, ceil(n x m
-/ lanes); the associative memory compares ``classes_in_parallel`` classes at once,
-``similarity_bits_per_cycle`` bits per clock: ceil(P / classes) x ceil(D / bits) cycles.
-Energy: bit operations (XOR bits, counter bits, compare bits) x the FPGA bit-op energy
-(Horowitz adder bit x node scaling x Kuon & Rose's FPGA/ASIC dynamic-power ratio), item and
-class memory reads x the BRAM bit energy, and static power x latency.
+streams one letter per clock through ``datapath_bits`` lanes: Gather, Permute and moves
+(wiring) and Bind feed the Bundle's counters in the same cycle, so only Bundle takes cycles,
+ceil(n x m / lanes); the associative memory compares ``classes_in_parallel`` classes at
+once, ``similarity_bits_per_cycle`` bits per clock: ceil(P / classes) x ceil(D / bits)
+cycles. Energy: bit operations (XOR bits, counter bits, compare bits, one register bit per
+moved bit) x the FPGA bit-op energy (Horowitz adder bit x node scaling x Kuon & Rose's
+FPGA/ASIC dynamic-power ratio), item and class memory reads x the BRAM bit energy, and
+static power x latency.
 
+Keys, defaults and their sources: ``data/families/racetrack-hdc.toml``. No area is modelled.
 The paper reports 7.8x runtime and 5.3x energy below its FPGA and 8.6x energy below the best
 in-memory HDC design; these are targets to explain (the Estimate's notes print them), never
 outputs.
@@ -66,195 +70,90 @@ outputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from nvmc.ir.kinds import NONMAC_KINDS
+
 from .errors import TargetError, UnsupportedOpError
-from .estimate import Estimate
+from .family import KIND, Counts, FamilySpec, NotFitting, Params
 from .support import op_mask
-from .target import Field, Target
-from .techlib import Param, library
+from .techlib import Param
 
 FAMILY = "racetrack-hdc"
-
-SCHEMA: dict[str, dict[str, Field]] = {
-    "fabric": {
-        "kind": Field("choice", "'racetrack': HDC in racetrack memory with transverse reads; 'fpga': the FPGA "
-                                "baseline", default="racetrack", choices=("racetrack", "fpga")),
-    },
-    "racetrack": {
-        "technology": Field("str", "racetrack technology of the library (data/tech/)", default="racetrack"),
-        "banks": Field("int", "banks of the technology's geometry working in parallel", default=16),
-        "transverse_read_distance": Field("int", "domains one transverse read spans (default: the technology's)"),
-        "leakage_scale": Field("float", "fraction of the banks' leakage that is not power-gated", default=1.0,
-                               minimum=0.0, maximum=1.0),
-    },
-    "fpga": {
-        "device": Field("str", "the FPGA, a device of the technology library (data/devices/)", default="fpga-16nm"),
-        "clock_hz": Field("float", "fabric clock (default: the device's)", unit="Hz"),
-        "datapath_bits": Field("int", "hypervector bits the encoder processes per clock (default: the device's)"),
-        "classes_in_parallel": Field("int", "classes the associative memory compares at once (default: the device's)"),
-        "similarity_bits_per_cycle": Field("int", "bits per class the associative memory compares per clock "
-                                                  "(default: the device's)"),
-        "static_power_w": Field("float", "static power of the device (default: the device's)", minimum=0.0,
-                                unit="W"),
-    },
-}
-
-HDC_OPS = ("nvmc.Bind", "nvmc.Permute", "nvmc.Bundle", "nvmc.Similarity")
-VIEW_OPS = frozenset({"Slice", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Flatten", "Cast", "Shape", "Size",
-                      "Constant", "Dropout"})
-LOOKUP_OPS = frozenset({"Gather"})
-SELECT_OPS = frozenset({"ArgMin", "ArgMax", "TopK"})
-RAW_HDC_OPS = frozenset({"Xor", "BitwiseXor", "ReduceSum", "Greater", "Less", "Concat", "Not"})
+SPEC = FamilySpec.load(FAMILY)
+SCHEMA = SPEC.schema
+HDC_OPS = {"bind": "nvmc.Bind", "permute": "nvmc.Permute", "bundle": "nvmc.Bundle", "similarity": "nvmc.Similarity"}
 PAPER = ("paper (Khan et al., TECS 2022; seeds.md #8): racetrack HDC 7.8x faster and 5.3x less energy than an "
          "FPGA, 8.6x less energy than the best in-memory HDC, on language recognition. Targets to explain, not "
          "outputs: compare with --compare fpga")
-RACETRACK_ENERGY = ("shift", "transverse_read", "read", "write", "cmos", "leakage")
-FPGA_ENERGY = ("logic", "bram", "static")
 
 
-@dataclass
-class Config:
-    """A racetrack-hdc target resolved against the library (SI units)."""
-
-    kind: str
-    params: list[Param]
-    values: dict[str, float]
-
-    def __getattr__(self, key: str) -> float:
-        try:
-            return self.values[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-
-def resolve(target: Target) -> Config:
-    if "config" in target.cache:
-        return target.cache["config"]
-    lib = library()
-    kind = target["fabric.kind"]
-    params: list[Param] = [Param("fabric.kind", kind, _origin_kind(target, "fabric.kind"),
-                                 _origin_note(target, "fabric.kind"), target.source)]
-    values: dict[str, float] = {}
-    with target.library_errors():
-        if kind == "racetrack":
-            _resolve_racetrack(target, lib, params, values)
-        else:
-            _resolve_fpga(target, lib, params, values)
-    config = Config(kind, params, values)
-    target.cache["config"] = config
-    return config
+def resolve(p: Params) -> None:
+    """Every number the model reads, in the order ``nvmc explain`` lists them."""
+    if p["fabric.kind"] == "fpga":
+        if "energy.bit_op_energy_j" not in p.data("fpga.device").params:
+            raise TargetError(f"device '{p['fpga.device']}' is not an FPGA (no energy.bit_op_energy_j)",
+                              where=p.target.source, hint="choose an FPGA device of data/devices/, e.g. fpga-16nm")
+        for key in ("clock_hz", "datapath_bits", "classes_in_parallel", "similarity_bits_per_cycle", "static_power_w"):
+            p.param(f"fpga.{key}")
+        for q in p.data("fpga.device").params.values():  # the energies and the figures they derive from
+            p.lib("fpga.device", q.key)
+        return
+    if "transverse_read.energy_j" not in p.data("racetrack.technology").params:
+        raise TargetError(f"technology '{p['racetrack.technology']}' has no [transverse_read] figures",
+                          where=p.target.source, hint="choose a racetrack technology (data/tech/racetrack.toml)")
+    trd, most = p["racetrack.transverse_read_distance"], p.lib("racetrack.technology", "transverse_read.max_distance")
+    if not 2 <= trd <= most:
+        raise TargetError(f"racetrack.transverse_read_distance = {trd}: a transverse read spans 2 to {int(most)} "
+                          "domains (PIRM sense margin)", where=p.target.where("racetrack.transverse_read_distance"))
+    banks = p["racetrack.banks"]
+    p.derive("racetrack.lanes", banks * p.lib("racetrack.technology", "per_track.tracks_per_bank"),
+             "racetrack.banks x per_track.tracks_per_bank", "tracks working in parallel")
+    p.derive("racetrack.leakage_w", p.lib("racetrack.technology", "leakage.per_bank_w") * banks
+             * p["racetrack.leakage_scale"], "leakage.per_bank_w x racetrack.banks x racetrack.leakage_scale",
+             "leakage of the working banks")
+    for q in p.data("racetrack.technology").params.values():  # the figures used and those they derive from
+        p.lib("racetrack.technology", q.key)
 
 
-def _origin_kind(target: Target, key: str) -> str:
-    origin = target.origins.get(key, "default")
-    return origin if origin in ("--set", "default") else "target"
+def estimate(workload, target, *, batch: int = 1):
+    check_supported(workload, target)
+    return SPEC.estimate(workload, target, count, batch=batch)
 
 
-def _origin_note(target: Target, key: str) -> str:
-    origin = target.origins.get(key, "default")
-    return {"--set": f"--set {key}={target.describe(key)}", "default": "family default"}.get(origin, origin)
-
-
-def _knob(target: Target, params: list[Param], key: str, owner=None, default_key: str | None = None):
-    """A target value, or (left out) the library number it defaults to; recorded for explain."""
-    value = target[key]
-    if value is None and owner is not None:
-        p = owner.param(default_key)
-        params.append(Param(key, p.value, p.kind, f"= {owner.name} {default_key}: {p.note}", p.origin, p.formula))
-        return p.value
-    params.append(Param(key, value, _origin_kind(target, key), _origin_note(target, key), target.source))
-    return value
-
-
-def _prefixed(p: Param, owner: str) -> Param:
-    return Param(f"{owner}:{p.key}", p.value, p.kind, p.note, p.origin, p.formula)
-
-
-def _resolve_racetrack(target: Target, lib, params: list[Param], v: dict[str, float]) -> None:
-    tech = lib.tech(_knob(target, params, "racetrack.technology"))
-    if "transverse_read.energy_j" not in tech.params:
-        raise TargetError(f"technology '{tech.name}' has no [transverse_read] figures",
-                          hint="choose a racetrack technology (data/tech/racetrack.toml)")
-    banks = _knob(target, params, "racetrack.banks")
-    trd = int(_knob(target, params, "racetrack.transverse_read_distance", tech, "geometry.transverse_read_distance"))
-    if not 2 <= trd <= tech["transverse_read.max_distance"]:
-        raise TargetError(f"racetrack.transverse_read_distance = {trd}: a transverse read spans 2 to "
-                          f"{int(tech['transverse_read.max_distance'])} domains (PIRM sense margin)")
-    v["leakage_scale"] = _knob(target, params, "racetrack.leakage_scale")
-    v["banks"], v["trd"] = banks, trd
-    v["domains"] = tech["geometry.domains_per_track"]
-    v["ports"] = tech["geometry.ports_per_dbc"]
-    v["lanes"] = banks * tech["per_track.tracks_per_bank"]
-    v["gather_shifts"] = v["domains"] / (3 * v["ports"])
-    for key in ("shift_latency_s", "read_latency_s", "write_latency_s"):
-        v[key] = tech[f"access.{key}"]
-    v["tr_latency_s"] = tech["transverse_read.latency_s"]
-    v["shift_energy_j"], v["read_energy_j"], v["write_energy_j"] = (tech[f"per_track.{k}_energy_j"]
-                                                                    for k in ("shift", "read", "write"))
-    v["tr_energy_j"] = tech["transverse_read.energy_j"]
-    v["cmos_bit_j"] = tech["cmos.bit_add_energy_j"]
-    v["leakage_w"] = tech["access.leakage_w"] * banks * v["leakage_scale"]
-    params.append(Param("racetrack.lanes", v["lanes"], "derived",
-                        f"banks x per_track.tracks_per_bank = {banks} x {int(tech['per_track.tracks_per_bank'])} "
-                        "tracks working in parallel", target.source))
-    params.append(Param("racetrack.gather_shifts", v["gather_shifts"], "derived",
-                        "geometry.domains_per_track / (3 x geometry.ports_per_dbc): mean distance from a random row "
-                        "to the nearest of the ports", target.source))
-    params.append(Param("racetrack.leakage_w", v["leakage_w"], "derived",
-                        "access.leakage_w (one RTSim bank) x banks x leakage_scale", target.source))
-    params.extend(_prefixed(p, tech.name) for p in tech.params.values()
-                  if p.key.split(".")[0] in ("access", "geometry", "transverse_read", "per_track", "cmos"))
-
-
-def _resolve_fpga(target: Target, lib, params: list[Param], v: dict[str, float]) -> None:
-    dev = lib.device(_knob(target, params, "fpga.device"))
-    if "energy.bit_op_energy_j" not in dev.params:
-        raise TargetError(f"device '{dev.name}' is not an FPGA (no energy.bit_op_energy_j)",
-                          hint="choose an FPGA device of data/devices/, e.g. fpga-16nm")
-    v["clock_hz"] = _knob(target, params, "fpga.clock_hz", dev, "fabric.clock_hz")
-    v["datapath_bits"] = _knob(target, params, "fpga.datapath_bits", dev, "fabric.datapath_bits")
-    v["classes_in_parallel"] = _knob(target, params, "fpga.classes_in_parallel", dev, "fabric.classes_in_parallel")
-    v["similarity_bits"] = _knob(target, params, "fpga.similarity_bits_per_cycle", dev,
-                                 "fabric.similarity_bits_per_cycle")
-    v["static_w"] = _knob(target, params, "fpga.static_power_w", dev, "fabric.static_power_w")
-    v["bit_op_j"] = dev["energy.bit_op_energy_j"]
-    v["bram_bit_j"] = dev["energy.bram_bit_energy_j"]
-    params.extend(_prefixed(p, dev.name) for p in dev.params.values())
-
-
-def parameters(target: Target) -> list[Param]:
-    """Every number the estimate uses, with its provenance (for ``nvmc explain``)."""
-    return resolve(target).params
+def parameters(target) -> list[Param]:
+    """Every number the estimate uses, with its provenance (for ``nvmc explain``): the keys of
+    the fabric in use only (a racetrack target reads no FPGA figure, and the reverse)."""
+    p = SPEC.params(target)
+    p.param("fabric.kind")
+    resolve(p)
+    return p.params
 
 
 # ---------------------------------------------------------------- the model
-def check_supported(workload, target: Target) -> None:
+def _compare_only(c) -> np.ndarray:
+    """Reductions whose only ops are compares (ArgMin, ArgMax, TopK, ReduceMax, ...)."""
+    others = sum(c[k].astype(np.float64) for k in NONMAC_KINDS if k != "cmp")
+    return (c["kind"] == KIND["reduction"]) & (c["cmp"] > 0) & (others == 0)
+
+
+def check_supported(workload, target) -> None:
     """Refuse, naming the first node, anything that is not an HDC op or its glue."""
-    ops = np.asarray(workload.ops, dtype=object)
     c = workload.columns
-    known = op_mask(ops, list(HDC_OPS) + list(VIEW_OPS | LOOKUP_OPS | SELECT_OPS)) | (_folded(workload) > 0)
-    bad = np.flatnonzero(~known | (c["macs"] > 0))
+    glue = np.isin(c["kind"], [KIND["view"], KIND["move"], KIND["gather"]]) | _compare_only(c)
+    bad = np.flatnonzero(~(op_mask(workload.ops, HDC_OPS.values()) | glue) | (c["macs"] > 0))
     if not bad.size:
         return
     i = int(bad[0])
-    op = workload.ops[i]
-    if op in RAW_HDC_OPS:
-        why, hint = (f"it is plain ONNX; the {FAMILY} family costs the nvmc HDC ops",
-                     "run with --passes hdc-recognize to turn Xor / Slice+Concat / ReduceSum patterns into "
-                     "nvmc.Bind / Permute / Bundle / Similarity")
+    why = (f"family '{FAMILY}' costs hyperdimensional-computing models only (nvmc.Bind, Permute, Bundle, Similarity "
+           "and their glue)")
+    if (c["macs"] > 0).any():  # a DNN
+        hint = "choose a DNN target ('nvmc targets' lists them)"
     else:
-        why, hint = (f"family '{FAMILY}' costs hyperdimensional-computing models only (nvmc.Bind, Permute, Bundle, "
-                     "Similarity and their glue)", "choose a DNN target ('nvmc targets' lists them)")
-    raise UnsupportedOpError(f"node '{workload.names[i]}' ({op}) is not supported by target '{target.name}': {why}",
-                             hint=hint)
-
-
-def _folded(workload) -> np.ndarray:
-    """1 for nodes the workload analysis folds into their neighbours (they cost nothing)."""
-    return workload.columns.get("folded", np.zeros(len(workload.names), dtype=np.int64))
+        hint = ("if this is a plain ONNX HDC model, run with --passes hdc-recognize to turn Xor / Slice+Concat / "
+                "ReduceSum patterns into nvmc.Bind / Permute / Bundle / Similarity")
+    raise UnsupportedOpError(f"node '{workload.names[i]}' ({workload.ops[i]}) is not supported by target "
+                             f"'{target.name}': {why}", hint=hint)
 
 
 def _geometry(workload) -> dict[str, np.ndarray]:
@@ -264,13 +163,12 @@ def _geometry(workload) -> dict[str, np.ndarray]:
     ops = np.asarray(workload.ops, dtype=object)
     out, inp = c["output_bytes"].astype(f), c["input_bytes"].astype(f)
     other, add, cmp = (c[k].astype(f) for k in ("other", "add", "cmp"))
-    live = _folded(workload) == 0
-    g = {name: live & (ops == op) for name, op in (("bind", "nvmc.Bind"), ("permute", "nvmc.Permute"),
-                                                   ("bundle", "nvmc.Bundle"), ("similarity", "nvmc.Similarity"))}
-    g["gather"] = live & op_mask(ops, list(LOOKUP_OPS))
-    g["select"] = live & op_mask(ops, list(SELECT_OPS))
+    g = {name: ops == op for name, op in HDC_OPS.items()}
+    g["gather"] = c["kind"] == KIND["gather"]
+    g["move"] = c["kind"] == KIND["move"]
+    g["select"] = _compare_only(c)
     safe = lambda x: np.maximum(x, 1.0)  # noqa: E731
-    g["bits"] = np.where(g["bind"] | g["permute"] | g["gather"], out, 0.0)
+    g["bits"] = np.where(g["bind"] | g["permute"] | g["gather"] | g["move"], out, 0.0)
     g["operands"] = np.where(g["bind"], np.rint(other / safe(out)) + 1.0, 0.0)
     counters = np.where(g["bundle"], inp - add, 0.0)
     g["counters"] = counters
@@ -282,89 +180,65 @@ def _geometry(workload) -> dict[str, np.ndarray]:
     g["written"] = np.where(g["similarity"], inp, 0.0)
     g["compares"] = np.where(g["select"], cmp, 0.0)
     dmax = float(g["dim"].max(initial=0.0))
-    g["distance_bits"] = np.ceil(np.log2(dmax + 1.0)) if dmax > 0 else 16.0
+    g["distance_bits"] = np.ceil(np.log2(dmax + 1.0)) if dmax > 0 else c["act_bits"].astype(f)
     g["counter_bits"] = np.where(g["vectors"] > 0, np.ceil(np.log2(g["vectors"] + 1.0)), 0.0)
     g["footprint"] = out + inp
     return g
 
 
-def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
-    cfg = resolve(target)
-    check_supported(workload, target)
-    names, ops = list(workload.names), list(workload.ops)
+def count(workload, p: Params) -> Counts:
+    resolve(p)
     g = _geometry(workload)
-    if cfg.kind == "racetrack":
-        capacity = cfg.lanes * cfg.domains
-        worst = int(np.argmax(g["footprint"])) if len(names) else 0
-        if len(names) and g["footprint"][worst] > capacity:
-            return Estimate.not_fitting(
-                target, f"node '{names[worst]}' needs {g['footprint'][worst]:.4g} bits of operands and results, the "
-                        f"{cfg.banks} working banks hold {capacity:.4g} ({cfg.lanes:.0f} tracks x {cfg.domains:.0f} "
-                        "domains): raise racetrack.banks", names=names, ops=ops, info=_info(cfg))
-        latency, energy, events = _racetrack(g, cfg)
-    else:
-        latency, energy, events = _fpga(g, cfg)
-    node_latency = np.sum(list(latency.values()), axis=0) if latency else np.zeros(len(names))
-    if cfg.kind == "racetrack":
-        energy["leakage"] = node_latency * cfg.leakage_w
-    else:
-        energy["static"] = node_latency * cfg.static_w
-    notes = [_describe(cfg), PAPER]
-    assumptions = [f"{p.key} = {p.value:.4g}: {p.note}" for p in cfg.params
-                   if p.kind == "assumed" and isinstance(p.value, (int, float))]
-    return Estimate(target=target.name, family=FAMILY, target_hash=target.hash, names=names, ops=ops,
-                    macs=workload.columns["macs"].astype(np.float64), node_latency=node_latency, latency=latency,
-                    energy=energy, area={}, events=events, batch=batch, notes=notes, assumptions=assumptions,
-                    info=_info(cfg), target_file=target.source)
+    c = workload.columns
+    # costed at the model's own precision: each bool element is one bit in the tracks or lanes
+    bits = np.maximum(c["act_bits"], c["weight_bits"]).astype(np.float64)
+    if p["fabric.kind"] == "fpga":
+        return _fpga(g, p, bits)
+    lanes, domains = p["racetrack.lanes"], p.lib("racetrack.technology", "geometry.domains_per_track")
+    capacity = lanes * domains
+    if len(g["footprint"]) and g["footprint"].max() > capacity:
+        worst = int(np.argmax(g["footprint"]))
+        raise NotFitting(f"node '{workload.names[worst]}' needs {g['footprint'][worst]:.4g} bits of operands and "
+                         f"results, the {p['racetrack.banks']} working banks hold {capacity:.4g} ({lanes:.0f} tracks x "
+                         f"{domains:.0f} domains): raise racetrack.banks")
+    return _racetrack(g, p, bits)
 
 
-def _info(cfg: Config) -> dict:
-    if cfg.kind == "racetrack":
-        return {"fabric": "racetrack", "lanes": cfg.lanes, "banks": cfg.banks, "transverse_read_distance": cfg.trd}
-    return {"fabric": "fpga", "clock_hz": cfg.clock_hz, "datapath_bits": cfg.datapath_bits}
-
-
-def _describe(cfg: Config) -> str:
-    if cfg.kind == "racetrack":
-        return (f"racetrack: {cfg.banks:.0f} banks = {cfg.lanes:.0f} tracks in parallel, transverse reads over "
-                f"{cfg.trd:.0f} domains; area not modelled (no cited racetrack array area)")
-    return (f"fpga: {cfg.datapath_bits:.0f}-bit encoder at {cfg.clock_hz / 1e6:.0f} MHz, associative memory "
-            f"{cfg.classes_in_parallel:.0f} classes x {cfg.similarity_bits:.0f} bit(s) per clock; area not modelled")
-
-
-def _racetrack(g: dict, cfg: Config) -> tuple[dict, dict, dict]:
+def _racetrack(g: dict, p: Params, bits: np.ndarray) -> Counts:
     """Events and busy times per node on the racetrack fabric (module doc, one rule per op)."""
-    lanes, trd = cfg.lanes, cfg.trd
+    lib = lambda key: p.lib("racetrack.technology", key)  # noqa: E731
+    lanes, trd = p["racetrack.lanes"], p["racetrack.transverse_read_distance"]
+    domains = lib("geometry.domains_per_track")
     waves = lambda columns: np.ceil(columns / lanes)  # noqa: E731
     zeros = np.zeros_like(g["bits"])
     ev = {k: zeros.copy() for k in ("shifts", "transverse_reads", "reads", "writes", "cmos_bit_ops")}
     steps = {k: zeros.copy() for k in ("shift", "transverse_read", "read", "write")}  # per-column steps x waves
 
-    # Gather: align, read, write each bit; Permute: read and write each bit
-    for mask, shifts in ((g["gather"], cfg.gather_shifts), (g["permute"], 0.0)):
-        bits = np.where(mask, g["bits"], 0.0)
-        w = waves(bits)
-        ev["shifts"] += bits * shifts
-        ev["reads"] += bits
-        ev["writes"] += bits
+    # Gather: align, read, write each bit; Permute and moves: read and write each bit
+    for mask, shifts in ((g["gather"], lib("geometry.mean_port_distance")), (g["permute"] | g["move"], 0.0)):
+        moved = np.where(mask, g["bits"], 0.0)
+        w = waves(moved)
+        ev["shifts"] += moved * shifts
+        ev["reads"] += moved
+        ev["writes"] += moved
         steps["shift"] += w * shifts
         steps["read"] += w
         steps["write"] += w
 
     # Bind: r rounds of (TR, write, TRD shifts) per bit column
-    bits = np.where(g["bind"], g["bits"], 0.0)
+    bound = np.where(g["bind"], g["bits"], 0.0)
     rounds = np.where(g["bind"], np.ceil(np.maximum(g["operands"] - 1.0, 1.0) / (trd - 1)), 0.0)
-    w = waves(bits)
-    ev["transverse_reads"] += bits * rounds
-    ev["writes"] += bits * rounds
-    ev["shifts"] += bits * rounds * trd
+    w = waves(bound)
+    ev["transverse_reads"] += bound * rounds
+    ev["writes"] += bound * rounds
+    ev["shifts"] += bound * rounds * trd
     steps["transverse_read"] += w * rounds
     steps["write"] += w * rounds
     steps["shift"] += w * rounds * trd
 
     # Bundle: n vectors over s tracks per counter, ceil(n / s / TRD) TR rounds per track
     n, m = g["vectors"], g["counters"]
-    segments = np.where(m > 0, np.ceil(n / cfg.domains), 0.0)
+    segments = np.where(m > 0, np.ceil(n / domains), 0.0)
     seg_rounds = np.where(segments > 0, np.ceil(n / np.maximum(segments, 1.0) / trd), 0.0)
     trs = m * segments * seg_rounds
     result_bits = np.where(g["majority"], m, m * g["counter_bits"])
@@ -387,32 +261,46 @@ def _racetrack(g: dict, cfg: Config) -> tuple[dict, dict, dict]:
     steps["shift"] += waves(cols)
     steps["transverse_read"] += waves(cols)
 
-    # ArgMin / ArgMax: CMOS compares, overlapped
+    # compare-only reductions (ArgMin / ArgMax): CMOS compares, overlapped
     ev["cmos_bit_ops"] += g["compares"] * g["distance_bits"]
 
-    latency = {"shift": steps["shift"] * cfg.shift_latency_s,
-               "transverse_read": steps["transverse_read"] * cfg.tr_latency_s,
-               "read": steps["read"] * cfg.read_latency_s,
-               "write": steps["write"] * cfg.write_latency_s}
-    energy = {"shift": ev["shifts"] * cfg.shift_energy_j,
-              "transverse_read": ev["transverse_reads"] * cfg.tr_energy_j,
-              "read": ev["reads"] * cfg.read_energy_j,
-              "write": ev["writes"] * cfg.write_energy_j,
-              "cmos": ev["cmos_bit_ops"] * cfg.cmos_bit_j}
-    return latency, energy, ev
+    busy = {"shift": steps["shift"] * lib("access.shift_latency_s"),
+            "transverse_read": steps["transverse_read"] * lib("transverse_read.latency_s"),
+            "read": steps["read"] * lib("access.read_latency_s"),
+            "write": steps["write"] * lib("access.write_latency_s")}
+    actions = {"shift": (ev["shifts"], lib("per_track.shift_energy_j")),
+               "transverse_read": (ev["transverse_reads"], lib("transverse_read.energy_j")),
+               "read": (ev["reads"], lib("per_track.read_energy_j")),
+               "write": (ev["writes"], lib("per_track.write_energy_j")),
+               "cmos": (ev["cmos_bit_ops"], lib("cmos.bit_add_energy_j"))}
+    note = (f"racetrack: {p['racetrack.banks']} banks = {lanes:.0f} tracks in parallel, transverse reads over {trd} "
+            f"domains, leakage {p['racetrack.leakage_w']:.3g} W; area not modelled (no cited racetrack array area)")
+    return Counts(actions=actions, busy=busy, latency=sum(busy.values()), static={"leakage": p["racetrack.leakage_w"]},
+                  bits=bits, events=ev, notes=[note, PAPER],
+                  info={"fabric": "racetrack", "lanes": lanes, "banks": p["racetrack.banks"],
+                        "transverse_read_distance": trd})
 
 
-def _fpga(g: dict, cfg: Config) -> tuple[dict, dict, dict]:
+def _fpga(g: dict, p: Params, bits: np.ndarray) -> Counts:
     """Cycles and events per node on the FPGA baseline (module doc)."""
     n, m = g["vectors"], g["counters"]
-    encode = np.ceil(n * m / cfg.datapath_bits)
-    search = np.ceil(g["pairs"] / cfg.classes_in_parallel) * np.ceil(g["dim"] / cfg.similarity_bits)
+    encode = np.ceil(n * m / p["fpga.datapath_bits"])
+    per_class = np.ceil(g["dim"] / p["fpga.similarity_bits_per_cycle"])
+    search = np.ceil(g["pairs"] / p["fpga.classes_in_parallel"]) * per_class
     cycles = np.where(g["bundle"], encode, 0.0) + np.where(g["similarity"], search, 0.0)
     bit_ops = (np.where(g["bind"], g["bits"] * (g["operands"] - 1.0), 0.0)
+               + np.where(g["move"], g["bits"], 0.0)
                + n * m * g["counter_bits"] + np.where(g["majority"], m * g["counter_bits"], 0.0)
                + g["pairs"] * g["dim"] * (1.0 + g["distance_bits"])
                + g["compares"] * g["distance_bits"])
     bram_bits = np.where(g["gather"], g["bits"], 0.0) + g["pairs"] * g["dim"]
-    latency = {"fabric": cycles / cfg.clock_hz}
-    energy = {"logic": bit_ops * cfg.bit_op_j, "bram": bram_bits * cfg.bram_bit_j}
-    return latency, energy, {"cycles": cycles, "bit_ops": bit_ops, "bram_bits": bram_bits}
+    busy = {"fabric": cycles / p["fpga.clock_hz"]}
+    note = (f"fpga: {p['fpga.datapath_bits']}-bit encoder at {p['fpga.clock_hz'] / 1e6:.0f} MHz, associative memory "
+            f"{p['fpga.classes_in_parallel']} classes x {p['fpga.similarity_bits_per_cycle']} bit(s) per clock; area "
+            "not modelled")
+    return Counts(actions={"logic": (bit_ops, p.lib("fpga.device", "energy.bit_op_energy_j")),
+                           "bram": (bram_bits, p.lib("fpga.device", "energy.bram_bit_energy_j"))},
+                  busy=busy, latency=busy["fabric"], static={"static": p["fpga.static_power_w"]}, bits=bits,
+                  events={"cycles": cycles, "bit_ops": bit_ops, "bram_bits": bram_bits}, notes=[note, PAPER],
+                  scope={"label": "FPGA logic, block RAM and the device's static power"},
+                  info={"fabric": "fpga", "clock_hz": p["fpga.clock_hz"], "datapath_bits": p["fpga.datapath_bits"]})

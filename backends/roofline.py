@@ -1,211 +1,158 @@
 """The ``roofline`` family: CPU and GPU baselines as rooflines with cited peaks, for paper-style
-ratios (``nvmc compile model --target upmem --compare gpu,cpu``).
+ratios (``nvmc compile model --target upmem --compare gpu,cpu``). Keys, defaults and their
+sources: ``data/families/roofline.toml``.
 
 A device of the technology library gives the peaks (``cpu``: ``data/devices/xeon-e3-1275-v3.toml``;
 ``gpu``: ``gtx-1080-ti.toml`` with the extras in ``gtx-1080-ti-roofline.toml``). Per node,
 vectorised:
 
-* compute time = MACs / (peak MAC rate of the node's precision x utilization) + element ops /
-  the FP32 rate. The precision (``dram_pim.precisions``) picks the rate: float32 (and 16-bit) at
-  the FP32 FMA rate, int8 at the device's int8 dot-product rate, 1-bit operands at its
-  XNOR-popcount rate;
-* memory time = DRAM bytes / DRAM bandwidth. A node reads its weights and, unless they fit in
-  half of the last-level cache (``llc_bytes``: produced by the node before and still there),
-  its input activations, and writes its output unless it fits there too. When the whole model's
-  weights fit in the cache they stay there between inferences and cost no DRAM traffic;
+* compute time = MACs / (peak MAC rate of the node's precision x utilization) + element-op slots
+  (``family.element_slots``: a simple op one slot, a transcendental one ``transcendental_cost``)
+  / the FP32 rate. The precision (``dram_pim.operand_bits``, classes of
+  ``dram_pim.precision_class``) picks the rate: floats and wider integers at the FP32 FMA rate,
+  integers of up to 8 bits at the device's int8 dot-product rate, 1-bit operands at its
+  XNOR-popcount rate; each rate = cores x clock x MACs per core per cycle;
+* memory time = DRAM bytes / DRAM bandwidth. A node reads its weights (the rows a gather reads)
+  and, unless it fits in ``llc_resident_fraction`` of the last-level cache (produced by the node
+  before and still there), its input activations, and writes its output unless it fits there
+  too. When the whole model's weights fit in that share they stay there between inferences and
+  cost no DRAM traffic;
 * a GPU holds the weights in its own memory. When weights plus the largest layer's activations
   exceed it (*oversubscription*), the excess part of every layer's weights crosses the host link
   (PCIe) at every inference: link time = those bytes / link bandwidth;
 * a node takes the longest of the three (units overlap) plus a per-operator overhead (kernel
-  launch / framework dispatch). Views and folded nodes are free.
+  launch / framework dispatch). Views (and folded nodes) are free.
 
-Energy: arithmetic (MACs x energy of one MAC at the precision, element ops at the FP32 MAC energy),
-DRAM bytes x energy per bit, link bytes x energy per bit, plus static power (a fraction of the
-TDP) x time. No area is reported: these are reference points, not designs.
+Energy (counted, then priced by backends/family.py): arithmetic = (MACs + element-op slots) x the
+energy of one MAC (at the node's precision; element ops at the FP32 MAC energy), DRAM bytes x 8 x
+the DRAM technology's energy per bit, link bytes x 8 x its energy per bit, plus static power (the
+device's TDP x ``static_power_fraction``) x time. On an FP32 model the arithmetic and the DRAM
+price per byte are gpu-llc's rules on the same device, so ``gpu`` and gpu-llc's ``sram`` (and
+``--set scope.system=gpu`` there) compare on one scope: the whole device. No area is modelled:
+these are reference points, not designs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .support import check_supported
+from .dram_pim import BINARY, INT8, operand_bits, precision_class
 from .errors import TargetError
-from .dram_pim import Knobs, device, node_kinds, precision_class, precisions, tech
-from .estimate import Estimate
-from .target import Field, Target
+from .family import KIND, Counts, FamilySpec, NotFitting, Params, element_slots, target_or_data
 from .techlib import Param
 from .units import format_capacity
 
 FAMILY = "roofline"
-
-SCHEMA: dict[str, dict[str, Field]] = {
-    "device": {
-        "name": Field("str", "the CPU or GPU, a device of the technology library (data/devices/)", required=True),
-        "kind": Field("choice", "which keys of the device file hold the peaks", required=True,
-                      choices=("cpu", "gpu")),
-        "extras": Field("str", "a second data file with the figures the device file lacks (int8 / binary rates, "
-                               "host link, static power); default: none"),
-    },
-    "compute": {
-        "utilization": Field("float", "fraction of the peak MAC rate sustained (default: the device's)", maximum=1.0),
-        "op_overhead_s": Field("float", "per operator: kernel launch / framework dispatch", minimum=0.0, unit="s"),
-    },
-    "memory": {
-        "bandwidth_bytes_per_s": Field("float", "DRAM bandwidth", unit="B/s"),
-        "capacity": Field("capacity", "DRAM capacity"),
-        "llc": Field("capacity", "last-level cache (activations that fit in half of it stay on chip)"),
-        "host_link_bytes_per_s": Field("float", "GPU only: host link bandwidth for oversubscribed weights",
-                                       unit="B/s"),
-    },
-}
-
-# the device file keys of each kind: (rates, memory)
-_KEYS = {
-    "gpu": {"cores": "compute.cuda_cores", "clock": "compute.boost_clock_hz", "utilization": "compute.utilization",
-            "overhead": "compute.kernel_overhead_s", "bandwidth": "dram.bandwidth_bytes_per_s",
-            "capacity": "dram.capacity_bytes", "llc": "l2.capacity_bytes", "fp32_energy": "compute.mac_energy_j",
-            "tdp": "compute.tdp_w"},
-    "cpu": {"cores": "compute.cores", "clock": "compute.clock_hz", "utilization": "compute.utilization",
-            "overhead": "compute.op_overhead_s", "bandwidth": "memory.bandwidth_bytes_per_s",
-            "capacity": "memory.capacity_bytes", "llc": "memory.llc_bytes", "fp32_energy": "compute.fp32_mac_energy_j",
-            "tdp": "compute.tdp_w"},
-}
+SPEC = FamilySpec.load(FAMILY)
+SCHEMA = SPEC.schema
 COMPONENTS = ("compute", "dram", "host_link")
+KIND_KEY = {"gpu": "compute.cuda_cores", "cpu": "compute.cores"}   # a device file of that kind has it
 
 
-@dataclass
-class Config:
-    device: str
-    kind: str
-    rates: np.ndarray              # MAC/s by precision class: binary, int8, int16, float
-    fp32_rate: float
-    utilization: float
-    overhead_s: float
-    bandwidth: float
-    capacity: float
-    llc: float
-    link_bw: float
-    mac_energy: np.ndarray         # J per MAC by precision class
-    dram_j_per_bit: float
-    link_j_per_bit: float
-    static_w: float
-    params: list[Param]
-
-    def info(self) -> dict:
-        return {"device": self.device, "kind": self.kind, "peak_fp32_macs_per_s": self.fp32_rate,
-                "dram_bandwidth_bytes_per_s": self.bandwidth, "dram_capacity_bytes": self.capacity}
-
-
-def resolve(target: Target) -> Config:
-    if "config" in target.cache:
-        return target.cache["config"]
-    dev = device(target, "device.name")
-    extras = device(target, "device.extras") if target["device.extras"] else dev
-    kind = target["device.kind"]
-    keys = _KEYS[kind]
-    if keys["cores"] not in dev.params:
-        other = next((k for k, v in _KEYS.items() if v["cores"] in dev.params), None)
+def resolve(p: Params) -> None:
+    """Every number the model reads, in the order ``nvmc explain`` lists them."""
+    kind = p["device.kind"]
+    dev = p.data("device.name")
+    if KIND_KEY[kind] not in dev.params:
+        other = next((k for k, key in KIND_KEY.items() if key in dev.params), None)
         raise TargetError(f"device.kind = '{kind}' does not match device '{dev.name}'"
-                          + (f", which is a {other}" if other else ""), where=target.where("device.kind"),
+                          + (f", which is a {other}" if other else ""), where=p.target.where("device.kind"),
                           hint=f"name a {kind} device with device.name (data/devices/), or keep the target's kind")
-    k = Knobs(target)
-    k("device.name")
-    k("device.kind")
-    if target["device.extras"]:
-        k("device.extras")
-    cores, clock = k.lib(dev, keys["cores"]), k.lib(dev, keys["clock"])
+    extras = extras_key(p)
+    cores_x_clock = p["compute.cores"] * p["compute.clock_hz"]
+    for rate in ("fp32", "int8", "binary"):
+        p.derive(f"compute.{rate}_macs_per_s", cores_x_clock * p.lib(extras, f"compute.{rate}_macs_per_cycle_per_core"),
+                 f"compute.cores x compute.clock_hz x compute.{rate}_macs_per_cycle_per_core", f"peak {rate} MAC rate")
+    p.lib(extras, "compute.int8_mac_energy_j")
+    p.lib(extras, "compute.binary_mac_energy_j")
+    p.derive("compute.static_w", p.lib("device.name", "compute.tdp_w") * p.lib(extras, "compute.static_power_fraction"),
+             "compute.tdp_w x compute.static_power_fraction", "static power drawn while running")
+    p.lib("memory.technology", "access.energy_per_bit_j")
     if kind == "gpu":
-        fp32 = cores * clock
-        k.derived("compute.fp32_macs_per_s", fp32, f"{dev.name} cores x clock (one FP32 FMA per core per cycle)")
-    else:
-        fp32 = k.lib(dev, "compute.fp32_macs_per_s")
-    int8 = cores * clock * k.lib(extras, "compute.int8_macs_per_cycle_per_core")
-    binary = cores * clock * k.lib(extras, "compute.binary_macs_per_cycle_per_core")
-    k.derived("compute.int8_macs_per_s", int8, "cores x clock x int8 MACs per core per cycle")
-    k.derived("compute.binary_macs_per_s", binary, "cores x clock x 1-bit MACs per core per cycle")
-    utilization = k("compute.utilization", dev, keys["utilization"])
-    overhead = k("compute.op_overhead_s", dev, keys["overhead"])
-    bandwidth = k("memory.bandwidth_bytes_per_s", dev, keys["bandwidth"])
-    capacity = k("memory.capacity", dev, keys["capacity"])
-    llc = k("memory.llc", dev, keys["llc"])
-    if kind == "gpu":
-        link = k("memory.host_link_bytes_per_s", extras, "host_link.bandwidth_bytes_per_s")
-        link_j = k.lib(extras, "host_link.energy_per_bit_j")
-    else:
-        link, link_j = 0.0, 0.0
-    fp32_j = k.lib(dev, keys["fp32_energy"])
-    energy = np.array([k.lib(extras, "compute.binary_mac_energy_j"), k.lib(extras, "compute.int8_mac_energy_j"),
-                       fp32_j, fp32_j])
-    static = k.lib(dev, keys["tdp"]) * k.lib(extras, "compute.static_power_fraction")
-    dram_j = k.lib(tech("dram", target.source), "access.energy_per_bit_j")
-    config = Config(dev.name, kind, np.array([binary, int8, fp32, fp32]), fp32, utilization, overhead, bandwidth,
-                    capacity, llc, link, energy, dram_j, link_j, static, k.params)
-    target.cache["config"] = config
-    return config
+        target_or_data(p, "memory.host_link_bytes_per_s", p.data(extras), "host_link.bandwidth_bytes_per_s")
+        p.lib(extras, "host_link.energy_per_bit_j")
 
 
-def parameters(target: Target) -> list[Param]:
-    return resolve(target).params
+def extras_key(p: Params) -> str:
+    """The key naming the data file of the int8 / binary rates, host link and static power."""
+    return "device.extras" if p.get("device.extras") else "device.name"
 
 
-def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
-    cfg = resolve(target)
-    check_supported(workload, target, FAMILY)
-    names, ops = list(workload.names), list(workload.ops)
+def info(p: Params) -> dict:
+    return {"device": p["device.name"], "kind": p["device.kind"], "peak_fp32_macs_per_s": p["compute.fp32_macs_per_s"],
+            "dram_bandwidth_bytes_per_s": p["memory.bandwidth_bytes_per_s"], "dram_capacity_bytes": p["memory.capacity"]}
+
+
+def estimate(workload, target, *, batch: int = 1):
+    return SPEC.estimate(workload, target, count, batch=batch)
+
+
+def parameters(target) -> list[Param]:
+    """Every number the estimate uses, with its provenance (for ``nvmc explain``)."""
+    return SPEC.parameters(target, resolve)
+
+
+# ---------------------------------------------------------------- the model
+def count(workload, p: Params) -> Counts:
+    resolve(p)
     c = workload.columns
     f = np.float64
-    kinds = node_kinds(workload)
-    prec = precisions(workload, kinds)
-    cls = precision_class(prec["bits"])
-    work, mac = kinds["work"], kinds["mac"]
+    kind, extras = p["device.kind"], extras_key(p)
+    work = c["kind"] != KIND["view"]
+    mac = c["kind"] == KIND["mac"]
     macs = np.where(mac, c["macs"].astype(f), 0.0)
-    w, inp, out = (np.where(work, c[key].astype(f), 0.0) for key in ("weight_bytes", "input_bytes", "output_bytes"))
-    element_ops = np.where(work, sum(c[key].astype(f) for key in
-                                     ("add", "mul", "div", "cmp", "exp", "log", "sqrt", "pow", "tanh", "erf",
-                                      "other")), 0.0)
+    w_stored, inp, out = (np.where(work, c[k].astype(f), 0.0) for k in ("weight_bytes", "input_bytes", "output_bytes"))
+    w = np.where(work, c["weight_read_bytes"].astype(f), 0.0)
+    slots = np.where(work, element_slots(workload, p["compute.transcendental_cost"]), 0.0)
 
-    resident = float(w.sum() + (inp + out).max(initial=0.0))
-    streamed_fraction = 0.0
-    if resident > cfg.capacity:
-        if cfg.kind != "gpu" or cfg.link_bw <= 0:
-            return Estimate.not_fitting(target, f"weights plus the largest layer's activations need "
-                                                f"{format_capacity(resident)}, the {cfg.kind} has "
-                                                f"{format_capacity(cfg.capacity)} of memory",
-                                        names=names, ops=ops, info=cfg.info())
-        streamed_fraction = min(1.0, (resident - cfg.capacity) / max(float(w.sum()), 1.0))
-    weights_cached = float(w.sum()) <= cfg.llc / 2
-    on_chip = cfg.llc / 2
-    dram_bytes = (np.where(weights_cached, 0.0, w * (1.0 - streamed_fraction))
-                  + np.where(inp <= on_chip, 0.0, inp) + np.where(out <= on_chip, 0.0, out))
-    link_bytes = w * streamed_fraction
-    t_compute = macs / (cfg.rates[cls] * cfg.utilization) + element_ops / cfg.fp32_rate
-    t_dram = dram_bytes / cfg.bandwidth
-    t_link = link_bytes / cfg.link_bw if cfg.link_bw > 0 else np.zeros_like(w)
-    overhead = np.where(work, cfg.overhead_s, 0.0)
-    latency = {"compute": t_compute, "dram": t_dram, "host_link": t_link, "overhead": overhead}
-    node_latency = np.maximum.reduce([t_compute, t_dram, t_link]) + overhead
-    energy = {
-        "compute": macs * cfg.mac_energy[cls] + element_ops * cfg.mac_energy[3],
-        "dram": dram_bytes * 8.0 * cfg.dram_j_per_bit,
-        "host_link": link_bytes * 8.0 * cfg.link_j_per_bit,
-        "static": node_latency * cfg.static_w,
-    }
-    notes = []
-    bound = np.array(COMPONENTS, dtype=object)[np.argmax(np.stack([t_compute, t_dram, t_link]), axis=0)]
-    notes.append(", ".join(f"{int(np.sum(work & (bound == u)))} {u}-bound" for u in COMPONENTS)
-                 + f" of {int(work.sum())} costed nodes")
-    if streamed_fraction > 0:
-        notes.append(f"GPU memory oversubscribed: {format_capacity(resident)} needed, "
-                     f"{format_capacity(cfg.capacity)} held; {100 * streamed_fraction:.1f} % of the weights cross the "
-                     "host link at every inference")
+    # precision: binary, int8 or the FP32 rate and energy
+    prec = operand_bits(workload)
+    cls = precision_class(prec["bits"])
+    fp32_j = p["compute.fp32_mac_energy_j"]
+    rate = np.select([cls == BINARY, cls == INT8], [p["compute.binary_macs_per_s"], p["compute.int8_macs_per_s"]],
+                     default=p["compute.fp32_macs_per_s"])
+    mac_j = np.select([cls == BINARY, cls == INT8], [p.lib(extras, "compute.binary_mac_energy_j"),
+                                                     p.lib(extras, "compute.int8_mac_energy_j")], default=fp32_j)
+    costed_bits = np.select([cls == BINARY, cls == INT8], [1.0, 8.0], default=float(p["compute.float_bits"]))
+    ops = macs + slots
+    # J per op: a MAC at its precision, an element-op slot at the FP32 MAC energy (exactly fp32_j for FP32 nodes)
+    op_j = np.where(mac_j == fp32_j, fp32_j, (macs * mac_j + slots * fp32_j) / np.maximum(ops, 1.0))
+
+    capacity = p["memory.capacity"]
+    resident = float(w_stored.sum() + (inp + out).max(initial=0.0))
+    link_bw = p["memory.host_link_bytes_per_s"] if kind == "gpu" else 0.0
+    streamed = 0.0
+    if resident > capacity:
+        if kind != "gpu":
+            raise NotFitting(f"weights plus the largest layer's activations need {format_capacity(resident)}, the "
+                             f"{kind} has {format_capacity(capacity)} of memory")
+        streamed = min(1.0, (resident - capacity) / max(float(w_stored.sum()), 1.0))
+    on_chip = p["memory.llc"] * p["memory.llc_resident_fraction"]
+    weights_cached = float(w_stored.sum()) <= on_chip
+    dram_bytes = (np.where(weights_cached, 0.0, w * (1.0 - streamed)) + np.where(inp <= on_chip, 0.0, inp)
+                  + np.where(out <= on_chip, 0.0, out))
+    link_bytes = w * streamed
+    busy = {"compute": macs / (rate * p["compute.utilization"]) + slots / p["compute.fp32_macs_per_s"],
+            "dram": dram_bytes / p["memory.bandwidth_bytes_per_s"],
+            "host_link": link_bytes / link_bw if link_bw > 0 else np.zeros_like(w),
+            "overhead": np.where(work, p["compute.op_overhead_s"], 0.0)}
+    latency = np.maximum.reduce([busy[u] for u in COMPONENTS]) + busy["overhead"]
+    actions = {"compute": (ops, op_j), "dram": (dram_bytes * 8, p.lib("memory.technology", "access.energy_per_bit_j")),
+               "host_link": (link_bytes * 8, p.lib(extras, "host_link.energy_per_bit_j") if kind == "gpu" else 0.0)}
+
+    bound = np.array(COMPONENTS, dtype=object)[np.argmax(np.stack([busy[u] for u in COMPONENTS]), axis=0)]
+    notes = [", ".join(f"{int(np.sum(work & (bound == u)))} {u}-bound" for u in COMPONENTS)
+             + f" of {int(work.sum())} costed nodes"]
+    if streamed > 0:
+        notes.append(f"GPU memory oversubscribed: {format_capacity(resident)} needed, {format_capacity(capacity)} "
+                     f"held; {100 * streamed:.1f} % of the weights cross the host link at every inference")
     if weights_cached:
-        notes.append("all weights fit in half of the last-level cache: no DRAM traffic for them")
-    return Estimate(
-        target=target.name, family=FAMILY, target_hash=target.hash, names=names, ops=ops, macs=macs,
-        node_latency=node_latency, latency=latency, energy=energy, area={}, batch=batch, notes=notes,
-        assumptions=[f"{p.key} = {p.value}: {p.note}" for p in cfg.params if p.kind == "assumed"],
-        info={**cfg.info(), "streamed_weight_fraction": streamed_fraction}, target_file=target.source,
-        events={"dram_bytes": dram_bytes, "host_link_bytes": link_bytes, "bits": prec["bits"]},
-    )
+        notes.append(f"all weights fit in {p['memory.llc_resident_fraction']:.0%} of the last-level cache: no DRAM "
+                     "traffic for them")
+    link = ", host link (oversubscribed weights)" if kind == "gpu" else ""
+    scope = {"system": kind, "label": f"the whole {kind.upper()}: arithmetic, DRAM{link} and static power "
+                                      "(TDP x static_power_fraction)", "excludes": ""}
+    return Counts(actions=actions, busy=busy, latency=latency, static={"static": p["compute.static_w"]},
+                  bits=costed_bits, macs=macs, notes=notes, scope=scope,
+                  info=info(p) | {"streamed_weight_fraction": streamed},
+                  events={"dram_bytes": dram_bytes, "host_link_bytes": link_bytes, "bits": prec["bits"]})

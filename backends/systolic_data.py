@@ -1,16 +1,14 @@
 """Data of the systolic family: on-chip buffer arrays (NVSim tables) and CMOS node scaling (SB17).
 
-Buffer arrays: a technology that can be a systolic buffer has a ``[buffer_array]`` section
-in its ``data/tech/<name>.toml`` naming a CSV (``nvsim_buffers/buffer_tables.csv``), its
-row label and the node the table was made at. The table holds NVSim RAM designs per
-(device roadmap, word width, capacity); between two capacities the figures are
-interpolated log-log (:class:`techlib.ArrayTable`), outside the table they are refused.
+Buffer arrays: a technology that can be a systolic buffer has a ``[buffer_array]`` section in
+its ``data/tech/<name>.toml`` naming a CSV (``nvsim_buffers/buffer_tables.csv``), its row label
+and the node the table was made at; the CSV holds NVSim RAM designs per (roadmap, word width,
+capacity), interpolated log-log between capacities (:class:`techlib.ArrayTable`), refused outside.
 
-Node scaling: Stillmaker & Baas 2017 as tabulated in Accelergy's hwcomponents (the
-``[node_scaling]`` section of the device file). Energy at a node is ``a Vdd^2 + b Vdd + c``
-of its table row; area is the 45 nm row of the area table; both are interpolated linearly
-in node between table nodes. Leakage power scales like energy (hwcomponents'
-``tech_node_leak``). A figure at node A moves to node B by ``factor(B) / factor(A)``.
+Node scaling: Stillmaker & Baas 2017 as tabulated in Accelergy's hwcomponents (the device's
+``[node_scaling]`` section): energy ``a Vdd^2 + b Vdd + c`` of a node's row, area its 45 nm
+row, both linear in node between table nodes; leakage scales like energy (hwcomponents'
+``tech_node_leak``). A figure moves from node A to node B by ``factor(B) / factor(A)``.
 """
 
 from __future__ import annotations
@@ -24,77 +22,49 @@ import numpy as np
 
 from nvmc.ir.files import note_input
 
-from .errors import TechLibError
-from .techlib import ArrayTable, DataFile, library
+from .errors import TargetError, TechLibError
+from .techlib import ArrayTable, Param, library
 from .units import format_capacity
 
-SB17_NODES_NM = (130, 90, 65, 45, 32, 20, 16, 14, 10, 7)
-_TABLE_FIELDS = ("area_mm2", "read_latency_ns", "write_latency_ns", "read_energy_nj", "write_energy_nj",
-                 "leakage_mw")
+_TABLE_FIELDS = ("area_mm2", "read_latency_ns", "write_latency_ns", "read_energy_nj", "write_energy_nj", "leakage_mw")
 
 
 # ------------------------------------------------------------------ node scaling
 @dataclass(frozen=True)
 class NodeScaling:
-    """SB17 factors relative to 45 nm; ``energy(n) / energy(m)`` moves an energy from m to n nm."""
+    """SB17 per node: ``energy(n, m)`` moves an energy (or leakage) from m to n nm, ``area(n, m)``
+    an area; the nodes are those the device's ``[node_scaling]`` section tabulates."""
 
-    energy_45: dict[int, float]
-    area_45: dict[int, float]
+    energy_at: dict[int, float]     # a Vdd^2 + b Vdd + c of each node's row
+    area_at: dict[int, float]       # the 45 nm row of the area table
 
     @classmethod
-    def from_device(cls, dev: DataFile) -> "NodeScaling":
-        vdd = dev["node_scaling.vdd_v"]
-        energy = {}
-        for n in SB17_NODES_NM:
-            a, b, c = (dev[f"node_scaling.energy_{k}_{n}nm"] for k in "abc")
-            energy[n] = a * vdd ** 2 + b * vdd + c
-        ref = energy[45]
-        return cls({n: e / ref for n, e in energy.items()},
-                   {n: dev[f"node_scaling.area_{n}nm"] for n in SB17_NODES_NM})
+    def from_params(cls, p, device_key: str = "array.device") -> "NodeScaling":
+        """The device's SB17 table, each entry read through ``p`` (so ``nvmc explain`` lists them)."""
+        prefix = "node_scaling.area_"
+        nodes = [int(k[len(prefix):-len("nm")]) for k in p.data(device_key).params if k.startswith(prefix)]
+        vdd = p.lib(device_key, "node_scaling.vdd_v")
+        energy = {n: sum(p.lib(device_key, f"node_scaling.energy_{k}_{n}nm") * vdd ** power   # a Vdd^2 + b Vdd + c
+                         for k, power in zip("abc", (2, 1, 0))) for n in nodes}
+        return cls(energy, {n: p.lib(device_key, f"node_scaling.area_{n}nm") for n in nodes})
 
     @property
     def node_range(self) -> tuple[int, int]:
-        return min(SB17_NODES_NM), max(SB17_NODES_NM)
+        return min(self.area_at), max(self.area_at)
 
-    def _interp(self, table: dict[int, float], node_nm: float) -> float:
-        lo, hi = self.node_range
-        if not lo <= node_nm <= hi:
-            raise ValueError(f"node {node_nm:g} nm is outside the Stillmaker & Baas table ({lo}-{hi} nm)")
-        nodes = sorted(table)
+    @staticmethod
+    def _interp(table: dict[int, float], node_nm: float) -> float:
+        nodes = sorted(table)  # the caller checks node_range: np.interp would clamp
         return float(np.interp(node_nm, nodes, [table[n] for n in nodes]))
 
-    def energy(self, node_nm: float, from_nm: float = 45) -> float:
-        return self._interp(self.energy_45, node_nm) / self._interp(self.energy_45, from_nm)
+    def energy(self, node_nm: float, from_nm: float) -> float:
+        return self._interp(self.energy_at, node_nm) / self._interp(self.energy_at, from_nm)
 
-    def area(self, node_nm: float, from_nm: float = 45) -> float:
-        return self._interp(self.area_45, node_nm) / self._interp(self.area_45, from_nm)
+    def area(self, node_nm: float, from_nm: float) -> float:
+        return self._interp(self.area_at, node_nm) / self._interp(self.area_at, from_nm)
 
 
 # ------------------------------------------------------------------ buffer arrays
-@dataclass(frozen=True)
-class BufferSpec:
-    """Where a technology's buffer figures live (its ``[buffer_array]`` section)."""
-
-    technology: str
-    table: Path
-    row: str
-    node_nm: float
-    source: str
-    origin: str
-
-
-def buffer_spec(tech_name: str) -> BufferSpec:
-    lib = library()
-    tech = lib.tech(tech_name)
-    table = tech.settings.get("buffer_array.table")
-    if table is None:
-        usable = [n for n, t in lib.techs.items() if "buffer_array.table" in t.settings]
-        raise TechLibError(f"technology '{tech_name}' has no on-chip buffer data ([buffer_array] section)",
-                           where=str(tech.path), hint=f"choose one of: {', '.join(usable)}")
-    return BufferSpec(tech_name, lib.root / table, tech.settings.get("buffer_array.row", tech_name),
-                      tech["buffer_array.node_nm"], tech.settings.get("buffer_array.source", ""), str(tech.path))
-
-
 @lru_cache(maxsize=8)
 def _read_rows(path: Path) -> tuple[dict, ...]:
     if not path.exists():
@@ -104,11 +74,8 @@ def _read_rows(path: Path) -> tuple[dict, ...]:
     with open(path, newline="") as f:
         for i, raw in enumerate(csv.DictReader(f), start=2):
             try:
-                row = dict(raw)
-                for k in _TABLE_FIELDS:
-                    row[k] = float(raw[k])
-                row["capacity_bytes"] = int(raw["capacity_bytes"])
-                row["word_bytes"] = int(raw["word_bytes"])
+                row = {**raw, **{k: float(raw[k]) for k in _TABLE_FIELDS},
+                       "capacity_bytes": int(raw["capacity_bytes"]), "word_bytes": int(raw["word_bytes"])}
             except (KeyError, TypeError, ValueError) as e:
                 raise TechLibError(f"line {i}: bad row ({e})", where=str(path)) from None
             if any(row[k] <= 0 for k in _TABLE_FIELDS):
@@ -117,26 +84,81 @@ def _read_rows(path: Path) -> tuple[dict, ...]:
     return tuple(rows)
 
 
-def word_widths(spec: BufferSpec, roadmap: str) -> list[int]:
-    """Word widths (bytes) tabulated for a technology and roadmap."""
-    return sorted({r["word_bytes"] for r in _read_rows(spec.table)
-                   if r["technology"] == spec.row and r["roadmap"] == roadmap})
-
-
 @lru_cache(maxsize=64)
-def buffer_table(tech_name: str, roadmap: str, word_bytes: int) -> ArrayTable:
-    """The NVSim RAM designs of one technology, roadmap and word width, by capacity."""
-    spec = buffer_spec(tech_name)
-    rows = [dict(r, line_bytes=r["word_bytes"]) for r in _read_rows(spec.table)
-            if r["technology"] == spec.row and r["roadmap"] == roadmap and r["word_bytes"] == word_bytes]
-    if not rows:
-        widths = word_widths(spec, roadmap)
-        raise TechLibError(f"no {tech_name} buffer data for {roadmap} devices with {word_bytes * 8}-bit words",
-                           where=str(spec.table),
-                           hint=f"tabulated word widths: {', '.join(str(w * 8) for w in widths) or 'none'} bit")
-    return ArrayTable(tech_name, rows, spec.source, str(spec.table))
+def buffer_table(tech_name: str, roadmap: str, word_bytes: int) -> tuple[ArrayTable, float, str]:
+    """The NVSim RAM designs of one technology (its ``[buffer_array]`` section), roadmap and word
+    width, by capacity; the node they were made at; and the technology file."""
+    lib = library()
+    tech = lib.tech(tech_name)
+    path = tech.settings.get("buffer_array.table")
+    if path is None:
+        usable = [n for n, t in lib.techs.items() if "buffer_array.table" in t.settings]
+        raise TechLibError(f"technology '{tech_name}' has no on-chip buffer data ([buffer_array] section)",
+                           where=str(tech.path), hint=f"choose one of: {', '.join(usable)}")
+    label = tech.settings.get("buffer_array.row", tech_name)
+    rows = [r for r in _read_rows(lib.root / path) if r["technology"] == label and r["roadmap"] == roadmap]
+    widths = sorted({r["word_bytes"] for r in rows})
+    if word_bytes not in widths:
+        tabulated = ", ".join(f"{w * 8} bit" for w in widths) or "none (rerun nvsim_buffers/run_nvsim_buffers.py)"
+        raise TechLibError(f"no NVSim buffer data for {word_bytes * 8}-bit words ({tech_name}, {roadmap})",
+                           where=str(lib.root / path), hint=f"tabulated: {tabulated}")
+    table = ArrayTable(tech_name, [dict(r, line_bytes=word_bytes) for r in rows if r["word_bytes"] == word_bytes],
+                       tech.settings.get("buffer_array.source", ""), str(lib.root / path))
+    return table, tech["buffer_array.node_nm"], str(tech.path)
 
 
-def capacity_range_text(table: ArrayTable) -> str:
-    lo, hi = table.capacity_range
-    return f"{format_capacity(lo)} to {format_capacity(hi)}"
+# ------------------------------------------------------------------ a target's buffers
+@dataclass
+class Buffer:
+    """One on-chip buffer resolved against its NVSim table (SI units, at the target's node)."""
+
+    technology: str
+    capacity: int
+    word_bytes: int
+    banks: int
+    volatile: bool
+    read_energy_j: float
+    write_energy_j: float
+    read_latency_s: float
+    write_latency_s: float
+    leakage_w: float
+    area_mm2: float
+
+    def info(self) -> dict:
+        info = {k: v for k, v in vars(self).items() if k not in ("capacity", "word_bytes")}
+        return {**info, "capacity_bytes": self.capacity, "word_bits": self.word_bytes * 8}
+
+
+def resolve_buffer(p, role: str, roadmap: str, node: float, scaling: NodeScaling) -> Buffer:
+    """The ``<role>_buffer`` keys of a target as a :class:`Buffer`: its NVSim row at the capacity,
+    energy and leakage scaled to ``node`` like logic, area by the area factor, latencies kept."""
+    sec = f"{role}_buffer"
+    tech_name, capacity, word_bits = p[f"{sec}.technology"], int(p[f"{sec}.capacity"]), int(p[f"{sec}.word_bits"])
+    where = p.target.source
+    if word_bits % 8:
+        raise TargetError(f"{sec}.word_bits = {word_bits}: must be a whole number of bytes", where=where)
+    if capacity < word_bits // 8:
+        raise TargetError(f"{sec}.capacity = {capacity} B is smaller than one {word_bits}-bit word", where=where,
+                          hint="a buffer holds at least one word; give e.g. capacity = '64KiB'")
+    try:
+        table, table_nm, tech_file = buffer_table(tech_name, roadmap, word_bits // 8)
+    except TechLibError as e:
+        raise TargetError(f"{sec}: {e.message}", where=where, hint=e.hint) from None
+    if not table.covers(capacity):
+        lo, hi = (format_capacity(c) for c in table.capacity_range)
+        raise TargetError(f"{sec}.capacity = {format_capacity(capacity)}: no {tech_name} buffer data at that "
+                          f"capacity (the NVSim table covers {lo} to {hi})", where=where,
+                          hint=f"choose a capacity between {lo} and {hi}")
+    point = table.at(capacity)
+    e, a = scaling.energy(node, table_nm), scaling.area(node, table_nm)
+    note = f"{point.note}, {roadmap}, {word_bits}-bit words, at {table_nm:g} nm"
+    for name in ("area_mm2", "read_latency_s", "write_latency_s", "read_energy_j", "write_energy_j", "leakage_w"):
+        p.add(Param(f"{sec}.array.{name}", getattr(point, name), "source", note, table.origin))
+    p.add(Param(f"{sec}.energy_scale", e, "derived", f"Stillmaker & Baas energy (and leakage) factor "
+                f"{table_nm:g} -> {node:g} nm; latencies are not scaled", tech_file))
+    p.add(Param(f"{sec}.area_scale", a, "derived", f"Stillmaker & Baas area factor {table_nm:g} -> {node:g} nm",
+                tech_file))
+    volatile = bool(library().tech(tech_name).settings.get("buffer_array.volatile", True))
+    return Buffer(tech_name, capacity, word_bits // 8, int(p[f"{sec}.banks"]), volatile, point.read_energy_j * e,
+                  point.write_energy_j * e, point.read_latency_s, point.write_latency_s, point.leakage_w * e,
+                  point.area_mm2 * a)

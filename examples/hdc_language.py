@@ -146,10 +146,12 @@ Why nvmc's ratios differ from the paper's:
     a class at once with transverse reads. With a one-cycle associative memory the FPGA is the
     faster of the two: the paper's FPGA design (not readable here) must lie in between.
   * energy: the racetrack's per-bit figures are RTSim/DESTINY per-word energies divided by the
-    32 tracks of a word (2.5 pJ read, 3.4 pJ write, 0.6 pJ shift per bit, TR derived at 1.8 pJ)
-    and RTSim's 3.1 W bank leakage; every letter costs ~4 writes per hypervector bit. The FPGA's
-    energy is almost all static power (1 W, assumed) over its long runtime. The paper's own TR
-    and write energies and FPGA power were not readable here.""")
+    32 tracks of a word (2.5 pJ read, 3.4 pJ write, 0.6 pJ shift per bit, TR derived at 1.8 pJ);
+    every letter costs ~9 writes per hypervector bit (item-memory read-out, three rotations, four
+    n-gram slices, the Bind: a Slice is a move and costs its bits on every target). Its leakage
+    (0.76 mW for 16 banks) is RTSim's only figure, NVMain's 3.12 W template for a 4 GiB memory,
+    per bit. The FPGA's energy is almost all static power (1 W, assumed) over its long runtime.
+    The paper's own TR and write energies, leakage and FPGA power were not readable here.""")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 Steps, in order:
 1. read the file (clear errors for missing, empty, non-ONNX, truncated files; external
    data must lie in the model's directory) and run ``onnx.checker``;
-2. bind dynamic input dimensions: ``input_shapes={"x": (1, 3, 224, 224)}``; a leading
-   symbolic (batch) dimension left unbound becomes 1, with a notice in ``graph.meta``;
+2. bind dynamic input dimensions: by input, ``input_shapes={"x": (1, 3, 224, 224)}``, or
+   by the dimension's name for every input that has it, ``dims={"seq": 128}``; a leading
+   symbolic (batch) dimension left unbound becomes 1, with a notice in ``graph.meta``.
+   ``input_values={"sr": 16000}`` makes an input a constant, and an ``If`` whose condition
+   then has a constant value is replaced by the branch it takes (silero-vad's sample rate);
 3. drop initializers from the graph inputs (they are constants from IR version 4 on);
 4. run ONNX shape inference with data propagation;
 5. build the Graph, folding ``Constant`` and ``ConstantOfShape`` of a constant shape
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -24,11 +28,11 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import helper
 
-from nvmc.ir.errors import ModelError
+from nvmc.ir.errors import ModelError, did_you_mean
 from nvmc.ir.files import note_input, read_input
 from nvmc.ir.graph import Graph, gc_paused
 from nvmc.ir.limits import MAX_ELEMENTS
-from nvmc.ir.types import TensorType
+from nvmc.ir.types import TensorType, numpy_dtype
 
 from .onnx_types import attr_from_proto, to_array, type_from_proto
 
@@ -93,10 +97,11 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> list[Path]:
 
 
 def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: InputShapes | None = None,
-                 *, source: str | None = None) -> Graph:
+                 *, source: str | None = None, dims: Mapping[str, int] | None = None,
+                 input_values: Mapping[str, object] | None = None) -> Graph:
     """Import an ONNX model (proto or path) into a Graph."""
     try:
-        return _import_model(model, input_shapes, source=source)
+        return _import_model(model, input_shapes, source=source, dims=dims or {}, values=input_values or {})
     except UnicodeError as e:  # protobuf does not check a string field's UTF-8 until it is read
         where = source or (None if isinstance(model, onnx.ModelProto) else str(model))
         raise ModelError(f"the model holds text that is not UTF-8 ({e.reason})", where=where,
@@ -104,7 +109,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Input
 
 
 def _import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: InputShapes | None,
-                  *, source: str | None) -> Graph:
+                  *, source: str | None, dims: Mapping[str, int], values: Mapping[str, object]) -> Graph:
     files: list[Path] = []
     if not isinstance(model, onnx.ModelProto):
         source = source or str(model)
@@ -120,16 +125,16 @@ def _import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Inpu
     except UnicodeError as e:  # the checker's own message quotes text of the model that is not UTF-8
         raise ModelError(f"the model is not valid ONNX: it holds text that is not UTF-8 ({e.reason})", where=source,
                          hint="the file is damaged; re-export the model") from None
-    notices = _bind_inputs(model, input_shapes or {}, source, set(weights))
+    notices = _bind_inputs(model, input_shapes or {}, source, set(weights), dims)
+    if values:
+        notices += _bind_values(model, values, source, set(weights))
     _drop_initializer_inputs(model)
-    try:
-        # strict: a node whose declared types contradict inference is an error here, not a
-        # graph that `verify` would later reject after the import claimed its types checked
-        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"ONNX shape inference failed: {first}", where=source) from None
-    model = _resolve_shape_arithmetic(model)
+    model = _infer(model, source)
+    taken = _fold_ifs(model) if any(n.op_type == "If" for n in model.graph.node) else 0
+    if taken:  # the bound shapes and values decide these Ifs: their branches replace them
+        notices.append(f"{taken} If node(s) whose condition is constant (given the bound shapes and values) "
+                       "replaced by the branch they take")
+        model = _infer(model, source)
     with gc_paused():  # 100k nodes: the collector's full passes would make this superlinear
         graph = _build(model, source, weights)
     # Every type came from ONNX's own inference: until the graph changes, verify_types need
@@ -139,6 +144,21 @@ def _import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Inpu
     graph.meta["source"] = source
     graph.meta["files"] = [str(f) for f in files]  # what a save must not overwrite (ir/files.py)
     return graph
+
+
+def _infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
+    """ONNX shape inference, then the shape arithmetic it leaves open (``_resolve_shape_arithmetic``)."""
+    from .typecheck import check_propagation
+
+    check_propagation(model, ModelError)
+    try:
+        # strict: a node whose declared types contradict inference is an error here, not a
+        # graph that `verify` would later reject after the import claimed its types checked
+        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"ONNX shape inference failed: {first}", where=source) from None
+    return _resolve_shape_arithmetic(model)
 
 
 def _without_weights(model: onnx.ModelProto, limit: int = 4096
@@ -176,17 +196,19 @@ def _without_weights(model: onnx.ModelProto, limit: int = 4096
     return light, weights
 
 
-def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str, weights: set[str]) -> list[str]:
+def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str, weights: set[str],
+                 dims: Mapping[str, int] = {}) -> list[str]:  # noqa: B006 (read only)
     inits = {t.name for t in model.graph.initializer} | weights
     inputs = {i.name: i for i in model.graph.input if i.name not in inits}
     unknown = set(shapes) - set(inputs)
     if unknown:
-        from nvmc.ir.errors import did_you_mean
-
         name = sorted(unknown)[0]
         raise ModelError(f"--input-shape names '{name}', which is not an input of the model"
                          f"{did_you_mean(name, inputs)}", where=source,
                          hint=f"inputs are: {', '.join(inputs)}")
+    shapes = {**_shapes_from_dims(inputs, dims, source), **shapes}
+    named: dict[str, tuple[int, str]] = {}
+    batch: dict[str, list[str]] = {}  # leading dimension left open -> the inputs it was bound to 1 in
     notices = []
     for name, vi in inputs.items():
         if not vi.type.HasField("tensor_type"):
@@ -205,6 +227,12 @@ def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str, weigh
                 if d.HasField("dim_value") and d.dim_value >= 0 and d.dim_value != value:  # -1: dynamic
                     raise ModelError(f"--input-shape {name}: dimension fixed at {d.dim_value} by the model, "
                                      f"not {value}", where=source)
+                if _NAMED_DIM.match(d.dim_param):  # one name, one value: 'seq' of input_ids and attention_mask
+                    bound = named.setdefault(d.dim_param, (int(value), name))
+                    if bound[0] != value:
+                        raise ModelError(f"dimension '{d.dim_param}' is {bound[0]} for input '{bound[1]}' but "
+                                         f"{value} for input '{name}'", where=source,
+                                         hint=f"bind it once for every input: --dim {d.dim_param}=N")
                 d.Clear()
                 d.dim_value = int(value)
         elif dims and (not dims[0].HasField("dim_value") or dims[0].dim_value < 0):
@@ -214,12 +242,214 @@ def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str, weigh
             for d in dims[1:]:  # some exporters write -1 for a dynamic dimension: unbound, not negative
                 if d.HasField("dim_value") and d.dim_value < 0:
                     d.Clear()
-            notices.append(f"input '{name}': batch dimension '{label}' bound to 1 (set it with --input-shape)")
+            batch.setdefault(label, []).append(name)
+    for label, names in batch.items():
+        flag = f"--dim {label}=N" if label != "?" else "--input-shape"
+        notices.append(f"batch dimension '{label}' of input{'s' if len(names) > 1 else ''} "
+                       f"{', '.join(repr(n) for n in names)} bound to 1 (set it with {flag})")
     for vi in list(model.graph.output) + list(model.graph.value_info):  # -1 (paddle2onnx): dynamic; inference fills it
         for d in vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else ():
             if d.HasField("dim_value") and d.dim_value < 0:
                 d.Clear()
     return notices
+
+
+# A dimension name that binds: an identifier. Exporters also write '?', '-1' or '' for "unknown",
+# which name no dimension (PP-OCR's classifier has [?, 3, ?, ?]: its '?'s differ).
+_NAMED_DIM = re.compile(r"[A-Za-z_][\w.]*\Z")
+
+
+def _shapes_from_dims(inputs: dict[str, onnx.ValueInfoProto], dims: Mapping[str, int],
+                      source: str) -> dict[str, list[int]]:
+    """``--dim seq=128``: the shape of every input that has a dimension of that name (the
+    others of its dimensions as the model has them), so that it binds like --input-shape."""
+    if not dims:
+        return {}
+    names = {d.dim_param for vi in inputs.values() if vi.type.HasField("tensor_type")
+             for d in vi.type.tensor_type.shape.dim if _NAMED_DIM.match(d.dim_param)}
+    for name, value in dims.items():
+        if name not in names:
+            raise ModelError(f"--dim names '{name}', which is no dimension of the model's inputs"
+                             f"{did_you_mean(name, names)}", where=source,
+                             hint=f"the inputs' named dimensions: {', '.join(sorted(names)) or 'none'} "
+                                  f"({input_summary(inputs.values())})")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_ELEMENTS:
+            raise ModelError(f"--dim {name}={value}: a dimension is a whole number from 0 to 2**40", where=source)
+    shapes = {}
+    for input_name, vi in inputs.items():
+        if not vi.type.HasField("tensor_type"):
+            continue
+        shape = vi.type.tensor_type.shape.dim
+        if any(d.dim_param in dims for d in shape):
+            shapes[input_name] = [int(dims[d.dim_param]) if d.dim_param in dims
+                                  else (d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None)
+                                  for d in shape]
+    for input_name, shape in list(shapes.items()):
+        if None in shape:  # a dimension --dim did not name stays as it is
+            vi = inputs[input_name].type.tensor_type.shape.dim
+            for d, value in zip(vi, shape):
+                if value is not None:
+                    d.Clear()
+                    d.dim_value = value
+            del shapes[input_name]
+    return shapes
+
+
+def input_summary(inputs) -> str:
+    """'input_ids i64[batch,seq], attention_mask i64[batch,seq]': the inputs as ONNX declares them."""
+    parts = []
+    for vi in inputs:
+        t = type_from_proto(vi.type, vi.name) if vi.type.HasField("tensor_type") else None
+        parts.append(f"{vi.name} {t}" if t is not None else vi.name)
+    return ", ".join(parts)
+
+
+def _bind_values(model: onnx.ModelProto, values: Mapping[str, object], source: str, weights: set[str]) -> list[str]:
+    """``--input-value sr=16000``: each named input becomes a constant of its declared type
+    (after shape inference, ``_fold_ifs`` replaces the Ifs this decides by their branches)."""
+    g = model.graph
+    inits = {t.name for t in g.initializer} | weights
+    inputs = {i.name: i for i in g.input if i.name not in inits}
+    for name, value in values.items():
+        if name not in inputs:
+            raise ModelError(f"--input-value names '{name}', which is not an input of the model"
+                             f"{did_you_mean(name, inputs)}", where=source, hint=f"inputs are: {', '.join(inputs)}")
+        t = type_from_proto(inputs[name].type, f"input '{name}'")
+        try:
+            array = np.asarray(value, dtype=numpy_dtype(t.dtype))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ModelError(f"--input-value {name}={value}: not a value of the input's type {t}: {e}",
+                             where=source) from None
+        if t.shape is not None and (len(t.shape) != array.ndim or any(
+                isinstance(d, int) and d != n for d, n in zip(t.shape, array.shape))):
+            if array.size == 1 and (t.shape == () or all(d == 1 or not isinstance(d, int) for d in t.shape)):
+                array = array.reshape([1] * len(t.shape))
+            else:
+                raise ModelError(f"--input-value {name}: a value of shape {list(array.shape)} for an input of type "
+                                 f"{t}", where=source)
+        g.initializer.append(onnx.numpy_helper.from_array(array, name))
+    kept = [i for i in g.input if i.name not in values]
+    del g.input[:]
+    g.input.extend(kept)
+    return [f"input '{n}' is the constant {v!r} (--input-value)" for n, v in values.items()]
+
+
+def _fold_ifs(model: onnx.ModelProto, limit: int = 4096, rounds: int = 16) -> int:
+    """Replace every ``If`` whose condition is constant (computable from the model's small
+    constants with onnx's reference evaluator) by the nodes of the branch it takes; repeat
+    while that exposes more (nested Ifs). Returns how many were replaced."""
+    from onnx.reference import ReferenceEvaluator
+
+    g = model.graph
+    taken = 0
+    for _ in range(rounds):
+        known = {t.name: t for t in g.initializer if math.prod(t.dims) <= limit}
+        values: dict[str, np.ndarray] = {}
+        for name, t in known.items():
+            try:
+                values[name] = onnx.numpy_helper.to_array(t)
+            except Exception:  # reported where the graph is built
+                continue
+        shapes = _static_shapes(model)
+        changed = False
+        nodes = list(g.node)
+        out: list[onnx.NodeProto] = []
+        for node in nodes:
+            if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx") and node.input[0] in shapes:
+                dims = shapes[node.input[0]]  # a shape the bindings made static is a constant too
+                attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+                values[node.output[0]] = (np.array(dims[attrs.get("start", 0):attrs.get("end", len(dims))], np.int64)
+                                          if node.op_type == "Shape" else np.array(math.prod(dims), np.int64))
+            elif node.domain in ("", "ai.onnx") and node.op_type != "If" and not node.op_type.startswith("Random") \
+                    and (node.input or node.op_type == "Constant") and all(not i or i in values for i in node.input) \
+                    and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                                for a in node.attribute):
+                try:  # a small constant expression (the condition's Equal, Cast ...): evaluated once
+                    sub = helper.make_model(helper.make_graph(
+                        [node], "c", [], [helper.make_empty_tensor_value_info(o) for o in node.output],
+                        [onnx.numpy_helper.from_array(np.asarray(values[i]), i) for i in set(node.input) if i]),
+                        opset_imports=list(model.opset_import), ir_version=model.ir_version)
+                    results = ReferenceEvaluator(sub).run(list(node.output), {})
+                    if all(np.asarray(r).size <= limit for r in results):
+                        values.update((o, np.asarray(r)) for o, r in zip(node.output, results))
+                except Exception:
+                    pass
+            if node.op_type == "If" and node.domain in ("", "ai.onnx") and node.input[0] in values:
+                cond = np.asarray(values[node.input[0]])
+                if cond.size != 1:
+                    out.append(node)
+                    continue
+                branch = next(a.g for a in node.attribute if a.name == ("then_branch" if bool(cond.reshape(-1)[0])
+                                                                          else "else_branch"))
+                out += _inline(branch, list(node.output), f"{node.name or 'If'}.{taken}", g)
+                taken += 1
+                changed = True
+            else:
+                out.append(node)
+        if not changed:
+            break
+        del g.node[:]
+        g.node.extend(out)
+    if taken:
+        del g.value_info[:]  # the branches' values replace the If's: inference recomputes every type
+    return taken
+
+
+def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    """Value -> its shape, for every value ONNX inference (on a copy) gives a static shape."""
+    try:
+        inferred = _resolve_shape_arithmetic(onnx.shape_inference.infer_shapes(model, data_prop=True))
+    except Exception:
+        return {}
+    out = {}
+    for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else None
+        if dims is not None and vi.type.tensor_type.HasField("shape") and all(
+                d.HasField("dim_value") and d.dim_value >= 0 for d in dims):
+            out[vi.name] = [d.dim_value for d in dims]
+    return out
+
+
+def _inline(branch: onnx.GraphProto, outputs: list[str], prefix: str, g: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The nodes of ``branch`` with its own values renamed under ``prefix`` (a branch may reuse
+    a name of the other branch or of another If), its constants moved to ``g``, and an
+    Identity from each of its outputs to the If's outputs."""
+    local = {t.name for t in branch.initializer} | {o for n in branch.node for o in n.output if o}
+    rename = {name: f"{prefix}/{name}" for name in local}
+    for t in branch.initializer:
+        copy = onnx.TensorProto()
+        copy.CopyFrom(t)
+        copy.name = rename[t.name]
+        g.initializer.append(copy)
+    nodes = []
+    for n in branch.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(n)
+        copy.input[:] = [rename.get(i, i) for i in n.input]
+        copy.output[:] = [rename.get(o, o) for o in n.output]
+        copy.name = f"{prefix}/{n.name}" if n.name else ""
+        for attr in copy.attribute:  # nested subgraphs read the branch's values by name too
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                _rename_reads(sub, rename)
+        nodes.append(copy)
+    for src, dst in zip(branch.output, outputs):
+        nodes.append(helper.make_node("Identity", [rename.get(src.name, src.name)], [dst], name=f"{prefix}/{dst}"))
+    return nodes
+
+
+def _rename_reads(graph: onnx.GraphProto, rename: dict[str, str]) -> None:
+    """Rename the outer-scope values ``graph`` (and its own subgraphs) read, where it does not
+    define a value of the same name itself."""
+    own = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {
+        o for n in graph.node for o in n.output}
+    visible = {k: v for k, v in rename.items() if k not in own}
+    for n in graph.node:
+        n.input[:] = [visible.get(i, i) for i in n.input]
+        for attr in n.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                _rename_reads(sub, visible)
+    for o in graph.output:
+        o.name = visible.get(o.name, o.name)
 
 
 def _resolve_shape_arithmetic(model: onnx.ModelProto, limit: int = 4096, rounds: int = 4) -> onnx.ModelProto:

@@ -65,8 +65,18 @@ def to_array(tensor: onnx.TensorProto, base_dir: str | None = None) -> np.ndarra
         raise ModelError(f"tensor '{tensor.name}' cannot be read: {e}") from None
 
 
+_PROBE_BYTES = 32 << 20
+
+
 def from_array(array: np.ndarray, name: str) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(array, order="C"), name)  # keeps 0-d scalars 0-d
+    array = np.asarray(array, order="C")  # a filled constant (a broadcast view) is materialised here
+    if array.nbytes > _PROBE_BYTES:
+        # numpy_helper copies the bytes once more, then protobuf copies them into its own
+        # memory and crashes (SIGSEGV) where that allocation fails (under a memory limit):
+        # ask for both copies first, so that running out of memory is a MemoryError here
+        probe = bytearray(2 * array.nbytes + (array.nbytes >> 3))
+        del probe
+    return numpy_helper.from_array(array, name)  # keeps 0-d scalars 0-d
 
 
 def attr_from_proto(attr: onnx.AttributeProto, where: str) -> Any:

@@ -7,11 +7,12 @@ and equal dimensions wherever both sides have a number.
 
 from __future__ import annotations
 
-import onnx
-
+import math
 from functools import lru_cache
 
-from nvmc.ir.errors import VerifyError, did_you_mean
+import onnx
+
+from nvmc.ir.errors import NvmcError, VerifyError, did_you_mean
 from nvmc.ir.graph import Graph, gc_paused
 
 from .onnx_export import lower_nvmc_ops, to_onnx
@@ -32,6 +33,37 @@ def _check_empty_lists(graph: Graph) -> None:
                     raise VerifyError(f"node '{node.name}' ({node.qualified_op}): attribute '{key}' is an empty "
                                       f"list, but the op takes a single value there",
                                       hint="give it a value or leave it out")
+
+
+MAX_PROPAGATED = 1 << 20  # values ONNX's data propagation computes for one Range (about 0.3 s and 100 MB a million)
+
+
+def check_propagation(model: onnx.ModelProto, error: type[NvmcError] = VerifyError) -> None:
+    """Refuse a Range whose constant inputs make more than MAX_PROPAGATED values, before ONNX
+    shape inference runs: its data propagation computes each of them as a protobuf dimension
+    (a 200-byte model asking for 2**28 takes every byte of the machine's memory)."""
+    graphs = [model.graph]
+    while graphs:
+        g = graphs.pop()
+        scalars = {t.name: t for t in g.initializer if len(t.dims) == 0 or list(t.dims) == [1]}
+        for node in g.node:
+            if node.op_type == "Constant":
+                value = next((a.t for a in node.attribute if a.name == "value"), None)
+                if value is not None and node.output and (len(value.dims) == 0 or list(value.dims) == [1]):
+                    scalars[node.output[0]] = value
+            for a in node.attribute:
+                graphs += [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+            if node.op_type != "Range" or len(node.input) != 3 or not all(i in scalars for i in node.input):
+                continue
+            try:
+                start, limit, delta = (float(onnx.numpy_helper.to_array(scalars[i]).reshape(-1)[0]) for i in node.input)
+                count = math.ceil((limit - start) / delta) if delta else 0
+            except (ValueError, OverflowError, IndexError, TypeError):  # NaN, inf, a damaged tensor: no number
+                continue
+            if count > MAX_PROPAGATED:
+                raise error(f"Range node '{node.name or node.output[0]}' makes {count:,} values from constant inputs; "
+                            f"ONNX shape inference computes at most {MAX_PROPAGATED:,} here",
+                            hint="check its start, limit and delta (a typo?)")
 
 
 @lru_cache(maxsize=None)
@@ -80,6 +112,7 @@ def verify_types(graph: Graph) -> None:
         model = to_onnx(lowered, value_infos=False, large_consts_as_inputs=64)
     for out in model.graph.output:  # let ONNX infer these too, so a mismatch names the value
         out.type.tensor_type.ClearField("shape")
+    check_propagation(model)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as e:

@@ -41,16 +41,21 @@ class NvmcError(Exception):
         self.hint = hint
 
     def render(self) -> str:
-        where = f"{_shorten(str(self.where))}: " if self.where else ""
-        lines = [f"error: {where}{self.message}"]
+        where = f"{_shorten(_flat(str(self.where)))}: " if self.where else ""
+        lines = [f"error: {where}{_flat(self.message)}"]
         if isinstance(self.where, SourceSpan) and self.where.source_line:
             lines.append(self.where.caret())
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {_flat(self.hint)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _flat(text: str) -> str:
+    """One line: a newline or CR in a name quoted by a message (a file, a node) shown escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n") if "\n" in text or "\r" in text else text
 
 
 def _shorten(text: str, limit: int = 240) -> str:

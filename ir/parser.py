@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -53,6 +54,7 @@ def parse_text(text: str, *, filename: str = "<text>",
     with gc_paused():
         graph = _parse_fast(text, filename, load)
     if graph is None:
+        _check_nesting(text, filename)
         try:
             tree = _parser().parse(text)
         except lark.exceptions.UnexpectedInput as e:
@@ -71,9 +73,35 @@ def _parse_fast(text: str, filename: str, load: SidecarLoader) -> Graph | None:
     if not actions:
         return None
     try:
+        _check_nesting(skeleton, filename)
         return _Builder(text, filename, load, actions).build(_parser().parse(skeleton))
     except Exception:
         return None
+
+
+MAX_NESTING = 64  # lists, dense<> values and annotations in one statement (a printed graph nests 3 deep)
+_NESTING_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|->|[\[\]{}<>\n]')
+
+
+def _check_nesting(text: str, filename: str) -> None:
+    """Refuse nesting deeper than MAX_NESTING before the grammar reads the text: the LALR
+    parser takes seconds a megabyte, and the tree of a line nested 200,000 deep is then too
+    deep to build. Linear, and cheaper than the grammar over the same text."""
+    if text.count("[") + text.count("{") + text.count("<") <= MAX_NESTING:
+        return
+    depth, line, start = 0, 1, 0
+    for m in _NESTING_TOKEN.finditer(text):
+        token = m.group()
+        if token == "\n":
+            depth, line, start = 0, line + 1, m.end()
+        elif token in ("[", "{", "<"):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ParseError(f"nested more than {MAX_NESTING} deep (lists, dense<> values, annotations)",
+                                 where=SourceSpan(filename, line, m.start() - start + 1),
+                                 hint="a .nvir statement nests a few levels: check for a runaway repetition")
+        elif token in ("]", "}", ">"):
+            depth = max(0, depth - 1)
 
 
 def _syntax_error(e: lark.exceptions.UnexpectedInput, text: str, filename: str) -> ParseError:

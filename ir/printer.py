@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,17 @@ FORMAT_VERSION = 1
 INLINE_LIMIT = 8
 _BARE_NAME = re.compile(r"[A-Za-z0-9_.$/\-]+\Z")
 _BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# A sidecar file name as '@file:key' writes it (nvir.lark SIDECAR): no whitespace, ':', '@', '<', '>'.
+SIDECAR_FILE = re.compile(r"[^\s:@<>]+\Z")
+_SHOWN_SIDECAR = re.compile(r"[^\s:@<>\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+\Z")
+
+
+def sidecar_for(model) -> str:
+    """The sidecar name a .nvir printed from ``model`` (a path) refers to: MODEL.npz, or
+    weights.npz where the model's file name could not be written in a .nvir or would reach a
+    terminal as control characters (a file name may hold ESC, CR, ':' or spaces)."""
+    name = f"{Path(model).stem}.npz"
+    return name if _SHOWN_SIDECAR.match(name) else "weights.npz"
 
 
 def print_graph(graph: Graph, sidecar: str = "weights.npz", inline_limit: int | None = None

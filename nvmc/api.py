@@ -22,6 +22,7 @@ import onnx
 
 from nvmc.frontend import import_model, save_onnx, to_onnx, verify_types
 from nvmc.ir import Graph, ModelError, parse_text, print_graph, verify_structure
+from nvmc.ir.printer import SIDECAR_FILE
 from nvmc.ir.errors import NvmcError
 from nvmc.ir.files import atomic_write, check_output, read_input
 from nvmc.ir.limits import MAX_BATCH
@@ -38,10 +39,14 @@ __all__ = ["Compiled", "analyze", "compile", "estimate", "export", "load", "pars
 
 
 def load(source: str | os.PathLike | onnx.ModelProto, *,
-         input_shapes: Mapping[str, Sequence[int]] | None = None, verify_graph: bool = True) -> Graph:
+         input_shapes: Mapping[str, Sequence[int]] | None = None, dims: Mapping[str, int] | None = None,
+         input_values: Mapping[str, Any] | None = None, verify_graph: bool = True) -> Graph:
     """Load an ONNX model (path or ModelProto) or a .nvir file into a verified Graph.
 
-    ``input_shapes`` binds dynamic dimensions, e.g. ``{"tokens": (8, 16, 64)}``.
+    ``input_shapes`` binds an input's dynamic dimensions, e.g. ``{"tokens": (8, 16, 64)}``;
+    ``dims`` binds a named dimension in every input that has it, e.g. ``{"seq": 128}``;
+    ``input_values`` makes inputs constants, e.g. ``{"sr": 16000}`` (an ``If`` on one then
+    takes its branch).
 
         >>> g = load("examples/models/tiny_cnn.onnx")
         >>> g.name, len(g), g.nodes[0].op
@@ -49,13 +54,16 @@ def load(source: str | os.PathLike | onnx.ModelProto, *,
     """
     try:
         if isinstance(source, onnx.ModelProto):
-            graph = import_model(source, input_shapes)
+            graph = import_model(source, input_shapes, dims=dims, input_values=input_values)
         else:
             path = Path(source)
             if path.suffix == ".nvir":
+                if dims or input_values:
+                    raise ModelError("--dim and --input-value bind ONNX models; a .nvir file is already bound",
+                                     hint="bind them when you make the .nvir (nvmc ir MODEL.onnx --dim ... -o x.nvir)")
                 graph = load_text(path)
             else:
-                graph = import_model(path, input_shapes, source=str(path))
+                graph = import_model(path, input_shapes, source=str(path), dims=dims, input_values=input_values)
         if verify_graph:  # types too: a .nvir file's are as written (an import's are ONNX's: cached)
             verify(graph)
     except NvmcError as e:  # an error deep in the import still names the file it is about
@@ -105,6 +113,10 @@ def save(graph: Graph, path: str | os.PathLike, *, overwrite_inputs: bool = Fals
     if path.suffix == ".nvir":
         sidecar = path.with_suffix(".npz")
         text, arrays = print_graph(graph, sidecar=sidecar.name)
+        if arrays and not SIDECAR_FILE.match(sidecar.name):  # the text could not name it: it would not read back
+            raise NvmcError(f"the .nvir would reference its sidecar as '@{sidecar.name}:...', which a .nvir cannot "
+                            "hold: a sidecar name has no whitespace, ':', '@', '<' or '>'", where=str(path),
+                            hint="choose a -o name without them")
         written = [path, sidecar] if arrays else [path]
         if not overwrite_inputs:
             for out in written:
@@ -161,11 +173,13 @@ class Compiled:
 
 def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Sequence[str], *,
             passes: str | None = None, sets: Sequence[str] = (), batch: int | None = None,
-            input_shapes: Mapping[str, Sequence[int]] | None = None, grid: str | float | None = None,
+            input_shapes: Mapping[str, Sequence[int]] | None = None, dims: Mapping[str, int] | None = None,
+            input_values: Mapping[str, Any] | None = None, grid: str | float | None = None,
             lifetime_years: float | None = None, utilisation: float | None = None) -> Compiled:
     """Load (or take) a model, run the pass pipeline, and cost it on one or more targets.
 
-    ``target``: a shipped target name, a .toml path, a ``Target``, or a list of them;
+    ``target``: a shipped target name, a .toml path, a ``Target``, or a list of them (a target
+    after the first that cannot run the model at all is a ``not_applicable`` estimate saying why);
     ``sets``: field overrides such as ``["llc.capacity=8MiB"]`` applied to every target;
     ``batch``: inferences per run (default: the leading dimension of the first input).
     A model that does not fit a target is a result (``estimate.ok`` is False), not an error.
@@ -182,14 +196,14 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
         >>> out.to_dict()["ratios"]["sot-mram"]["macs"]
         1.0
     """
+    from nvmc.backends import Estimate, UnsupportedOpError, load_target
     from nvmc.backends import estimate as backend_estimate
-    from nvmc.backends import load_target
     from nvmc.passes import run_pipeline
 
     if isinstance(model, Graph):
         graph = model.copy() if passes else model  # never change the caller's graph
     else:
-        graph = load(model, input_shapes=input_shapes)
+        graph = load(model, input_shapes=input_shapes, dims=dims, input_values=input_values)
     pipeline_result = run_pipeline(graph, passes) if passes else None
     workload = analyze(graph)
     names = [target] if isinstance(target, (str, os.PathLike)) or not isinstance(target, Sequence) else target
@@ -201,8 +215,13 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
     requests = requests_of(targets)
     costed = calibrate(graph, workload, requests) if requests else workload
     estimates = []
-    for t in targets:
-        est = backend_estimate(costed, t, batch=batch)
+    for i, t in enumerate(targets):
+        try:
+            est = backend_estimate(costed, t, batch=batch)
+        except UnsupportedOpError as e:
+            if i == 0:  # the target asked for: an error; one compared with it: a row saying why
+                raise
+            est = Estimate.not_applicable(t, f"n/a: {e.message}", names=workload.names, ops=workload.ops)
         est.pipeline = passes or ""
         est.carbon = carbon(est, t, grid=grid, lifetime_years=lifetime_years, utilisation=utilisation)
         estimates.append(est)

@@ -7,6 +7,8 @@ own ``nvmc/cli_*.py`` modules and register on the same group.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -41,9 +43,58 @@ class InputShape(click.ParamType):
         return name, shape
 
 
+class NameValue(click.ParamType):
+    """``seq=128`` -> ("seq", 128); ``sr=16000``, ``scale=0.5``, ``mask=[1,0,1]`` (a number or a
+    JSON list of numbers)."""
+
+    name = "NAME=VALUE"
+
+    def __init__(self, whole: bool):
+        self.whole = whole  # --dim: a whole number >= 0
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        name, sep, text = value.partition("=")
+        try:
+            parsed = json.loads(text)
+            if not sep or not name or isinstance(parsed, (bool, dict, str)) or parsed is None:
+                raise ValueError
+            if self.whole and (not isinstance(parsed, int) or parsed < 0):
+                raise ValueError
+        except ValueError:
+            self.fail(f"'{value}' is not NAME=VALUE with " + ("a whole number >= 0, e.g. seq=128" if self.whole
+                                                              else "a number or a list, e.g. sr=16000"), param, ctx)
+        return name, parsed
+
+
+class Bindings(dict):
+    """What the user bound: input shapes (the dict itself: name -> dims, as before), named
+    dimensions (``dims``) and constant inputs (``values``)."""
+
+    def __init__(self, shapes=(), dims=(), values=()):
+        super().__init__(shapes)
+        self.dims, self.values = dict(dims), dict(values)
+
+    def load_kwargs(self) -> dict:
+        return {"input_shapes": dict(self), "dims": self.dims, "input_values": self.values}
+
+
 def input_shape_option(f):
+    """--input-shape, --dim and --input-value: collected into one ``input_shapes`` argument
+    (a :class:`Bindings`)."""
+
+    @functools.wraps(f)
+    def command(*args, input_shapes=(), dims=(), input_values=(), **kwargs):
+        return f(*args, input_shapes=Bindings(input_shapes, dims, input_values), **kwargs)
+
+    command = click.option("--input-value", "input_values", type=NameValue(whole=False), multiple=True,
+                           help="Make an input a constant, e.g. sr=16000 (repeatable); an If on it then takes its "
+                                "branch.")(command)
+    command = click.option("--dim", "dims", type=NameValue(whole=True), multiple=True,
+                           help="Bind a named dimension in every input, e.g. seq=128 (repeatable).")(command)
     return click.option("--input-shape", "input_shapes", type=InputShape(), multiple=True,
-                        help="Bind an input's dynamic dimensions, e.g. input=1x3x224x224 (repeatable).")(f)
+                        help="Bind an input's dynamic dimensions, e.g. input=1x3x224x224 (repeatable).")(command)
 
 
 def model_argument(f):
@@ -51,7 +102,8 @@ def model_argument(f):
 
 
 def load_model(model: Path, input_shapes=()):
-    graph = nvmc.load(model, input_shapes=dict(input_shapes))
+    bound = input_shapes if isinstance(input_shapes, Bindings) else Bindings(input_shapes)
+    graph = nvmc.load(model, **bound.load_kwargs())
     print_notices(graph.meta.get("notices", []))
     return graph
 
@@ -76,7 +128,9 @@ def ir_cmd(model: Path, output: Path | None, input_shapes) -> None:
     """Print MODEL (.onnx or .nvir) in the .nvir text form."""
     graph = load_model(model, input_shapes)
     if output is None:
-        sidecar = model.with_suffix(".npz").name
+        from nvmc.ir.printer import sidecar_for
+
+        sidecar = sidecar_for(model)  # its name as a .nvir can hold it
         text, arrays = nvmc.ir.print_graph(graph, sidecar=sidecar)
         click.echo(text, nl=False)
         if arrays:

@@ -32,6 +32,11 @@ MAX_SCALE = MAX_BATCH  # --devices, --batch: beyond, MAC and byte counts leave i
 
 
 def _target_list(value: str | None) -> list[str]:
+    """``T2,T3``; ``all`` (or ``*``): every shipped target."""
+    if value and value.strip() in ("all", "*"):
+        from nvmc.backends import shipped_targets
+
+        return list(shipped_targets())
     return [t.strip() for t in value.split(",") if t.strip()] if value else []
 
 
@@ -50,20 +55,37 @@ def _sets_for(target, sets: tuple[str, ...], iso: str | None) -> list[str]:
 
 
 def _resolve_targets(names: list[str], sets: tuple[str, ...], iso: str | None):
-    from nvmc.backends import load_target
+    """The targets with --set and --iso applied. With several families, a --set key applies to
+    the targets whose family has it (as in sweeps); one that no target has is an error."""
+    from nvmc.backends import family_module, load_target
 
+    bases = [load_target(name) for name in names]
+    if len({b.family for b in bases}) == 1:
+        return [load_target(b, _sets_for(b, sets, iso)) for b in bases]
     targets = []
-    for name in names:
-        base = load_target(name)
-        targets.append(load_target(base, _sets_for(base, sets, iso)))
+    for b in bases:
+        schema = family_module(b.family).SCHEMA
+        aliases = getattr(family_module(b.family), "SET_ALIASES", {})
+        mine = tuple(s for s in sets if _has_key(schema, aliases, s.partition("=")[0].strip()))
+        targets.append(load_target(b, _sets_for(b, mine, iso if "iso" in schema.get("llc", {}) else None)))
+    for s in sets:  # a key of none of the families: say so, as a single target would
+        if not any(_has_key(family_module(b.family).SCHEMA, getattr(family_module(b.family), "SET_ALIASES", {}),
+                            s.partition("=")[0].strip()) for b in bases):
+            load_target(bases[0], [s])
     return targets
+
+
+def _has_key(schema, aliases, key: str) -> bool:
+    section, _, name = aliases.get(key, key).partition(".")
+    return name in schema.get(section, {})
 
 
 @cli.command("compile")
 @model_argument
 @click.option("-t", "--target", "target_name", required=True,
               help="A shipped target (see 'nvmc targets') or a path to a target .toml file.")
-@click.option("--compare", metavar="T2,T3", help="Also cost on these targets and print ratios side by side.")
+@click.option("--compare", metavar="T2,T3", help="Also cost on these targets and print ratios side by side "
+                                                  "('all': every shipped target).")
 @click.option("--passes", "pipeline", metavar="PIPELINE",
               help="Transform the model first, e.g. 'fuse-conv-bn,dce' (see 'nvmc passes').")
 @click.option("--iso", type=click.Choice(["capacity", "area"]),
@@ -120,7 +142,8 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     if output is not None:
         if output.suffix != ".onnx":
             raise NvmcError("-o writes an .onnx file", where=str(output))
-    given = [model, target_name, *_target_list(compare)]  # target TOML files are inputs too
+    others = [t for t in _target_list(compare) if t != target_name]
+    given = [model, target_name, *others]  # target TOML files are inputs too
     for path, option in ((output, "-o"), (json_path, "--json"), (csv_path, "--csv"), (html_path, "--html")):
         check_output_path(path, *given, option=option)
     if html_path is not None and str(html_path) == "-":
@@ -128,10 +151,10 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     from nvmc.backends.training import Request
 
     training, sets = Request.from_cli(mode, devices, parallel, interconnect, train_batch, sets)
-    targets = _resolve_targets([target_name, *_target_list(compare)], tuple(sets), iso)
+    targets = _resolve_targets([target_name, *others], tuple(sets), iso)
     targets = training.targets(targets) if training else targets
     with progress(f"loading {model.name}", quiet=quiet):
-        graph = nvmc.load(model, input_shapes=dict(input_shapes)) if quiet else load_model(model, input_shapes)
+        graph = nvmc.load(model, **input_shapes.load_kwargs()) if quiet else load_model(model, input_shapes)
     try:
         with progress(f"costing {model.name} on {len(targets)} target(s)", quiet=quiet):
             compiled = nvmc.compile(graph, targets, passes=pipeline, grid=grid, lifetime_years=lifetime_years,
@@ -171,6 +194,9 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
         _print_summary(out, model, estimates[0], top)
         if len(estimates) > 1:
             out.print(_compare_table(estimates))
+            for e in estimates[1:]:
+                if not e.ok:
+                    out.print(styled((f"{e.target}: ", "yellow"), e.reason), soft_wrap=True)
             scopes = {e.scope.get("label") for e in estimates if e.ok}
             if len(scopes) > 1:
                 out.print(styled(("note: ", "yellow"), "the energies cover different parts of the system (" + "; ".join(
@@ -184,7 +210,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
             print_error(f"budget exceeded: {r.message()}")
         elif not quiet:
             print_error(f"budget ok: {r.message()}")
-    if not all(e.ok for e in estimates):
+    if not all(e.ok for e in estimates if e.applicable):  # n/a rows of a comparison are not failures
         sys.exit(EXIT_NOT_FITTING)
     if not all(r.ok for r in checked):
         print_error(f"error: {sum(not r.ok for r in checked)} budget(s) exceeded (exit {EXIT_BUDGET})")
@@ -318,7 +344,33 @@ def _print_summary(out, model: Path, est, top: int) -> None:
         out.print(summary_line(est.carbon), soft_wrap=True)
 
 
+def _compare_rows(estimates) -> Table:
+    """The comparison with one row per target, for many targets: it fits 100 columns whatever
+    their number (the wide table grows a column pair per target)."""
+    base = estimates[0]
+    table = Table(title=f"comparison: {len(estimates)} targets (×: ratio to {base.target}; below 1 the other "
+                        "target is lower)", title_justify="left")
+    for col in ("target", "family", "latency", "×", "energy/inf", "×", "EDP", "×", "area", "precision"):
+        table.add_column(col, justify="left" if col in ("target", "family", "precision") else "right",
+                         no_wrap=col != "target")
+    keys = (("latency_s", "s"), ("energy_per_inference_j", "J"), ("edp_js", "J·s"))
+    for e in estimates:
+        if not e.ok:
+            state = "n/a" if not e.applicable else "no fit"
+            table.add_row(one_line(e.target), e.family, state, "", state, "", state, "", "", "")
+            continue
+        cells = []
+        for key, unit in keys:
+            cells += [_fmt_metric(key, e.totals[key], unit), *_ratios_row([base.totals[key], e.totals[key]])]
+        area = e.totals["area_mm2"]
+        table.add_row(one_line(e.target), e.family, *cells, "not modelled" if area is None else f"{area:.3g} mm²",
+                      e.precision.get("costed", "—"))
+    return table
+
+
 def _compare_table(estimates) -> Table:
+    if len(estimates) > 3:
+        return _compare_rows(estimates)
     base = estimates[0]
     table = Table(title=f"comparison (ratio = other ÷ {base.target}; below 1: the other target is lower)",
                   title_justify="left")

@@ -17,7 +17,7 @@ from rich.table import Table
 from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
 from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import NvmcError
-from nvmc.render import binary, console, err_console, one_line, print_notices
+from nvmc.render import MAX_MESSAGE_LINE, binary, console, err_console, one_line, print_notices
 
 OUTPUT_SUFFIXES = (".onnx", ".nvir")
 
@@ -71,16 +71,17 @@ def opt_cmd(model: Path, pipeline: str, output: Path | None, verify_each: bool, 
     if original is not None:
         from nvmc.harness import compare
 
-        report = compare(original, graph, input_shapes=dict(input_shapes))
+        report = compare(original, graph, input_shapes=dict(input_shapes), dims=input_shapes.dims)
         err_console().print(str(report), markup=False, highlight=False)
     if json_path is not None:
         text = json_text(result.to_dict())
         write_output(json_path, text)
     if output is None:
         from nvmc.ir import print_graph
+        from nvmc.ir.printer import sidecar_for
         from nvmc.render import print_notices
 
-        sidecar = model.with_suffix(".npz").name
+        sidecar = sidecar_for(model)  # its name as a .nvir can hold it
         text, arrays = print_graph(graph, sidecar=sidecar)
         click.echo(text, nl=False)
         if arrays:
@@ -122,7 +123,9 @@ def _explain(result, name: str, cls) -> None:
         return
     out.print(f"{name}: {len(reasons)} place(s) left alone", markup=False)
     for node, reason in reasons:
-        out.print(f"  {node}: {reason}", markup=False, highlight=False, soft_wrap=True)
+        # names (in the node and in the reason) can be any length: one line of at most ~2,000 characters
+        out.print(one_line(f"  {one_line(node)}: {reason}", MAX_MESSAGE_LINE), markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------- passes
@@ -210,7 +213,7 @@ def check_cmd(original: Path, transformed: Path, inputs_path: Path | None, seed:
         if not path.exists():
             raise NvmcError("file not found", where=str(path), hint="check the path")
     report = compare(original, transformed, inputs=inputs_path, seed=seed, samples=samples,
-                     input_shapes=dict(input_shapes))
+                     input_shapes=dict(input_shapes), dims=input_shapes.dims)
     if json_path is not None:
         text = json_text(report.to_dict())
         write_output(json_path, text)

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from nvmc.cli import check_output_path, cli
 from nvmc.ir.errors import NvmcError
-from nvmc.render import console, err_console, one_line, si, styled
+from nvmc.render import MAX_MESSAGE_LINE, console, err_console, one_line, print_error, si, styled
 
 
 def _default_db(spec: Path) -> Path:
@@ -52,6 +52,8 @@ def sweep_cmd(spec: Path, db: Path | None, scheduler: str | None, workers: int |
     from nvmc.sweep import Store, load_spec, run_sweep
     from nvmc.sweep.run import Summary, fill_status
 
+    if db is not None and str(db) == "-":
+        raise NvmcError("--db is a database file, not stdout", where="--db", hint="give a path, e.g. runs.sqlite")
     plan = load_spec(spec)
     db = db or _default_db(spec)
     if status_only:  # reads the database, never writes it
@@ -135,7 +137,7 @@ def _print_counts(summary, db: Path, *, started: bool = True) -> None:
     out.print(line + ("" if started else f" (no database yet at {db})"), soft_wrap=True)
     for where, message in summary.errors:  # on stderr, so `-q` and redirected stdout still show them
         first = (str(message).splitlines() or ["(no message)"])[0]
-        err_console().print(f"failed: {where}: {first}", soft_wrap=True, markup=False, highlight=False)
+        print_error(f"failed: {where}: {first}")  # a stored message quotes names: shortened like any error
 
 
 def _print_summary(summary, db: Path) -> None:
@@ -180,6 +182,8 @@ def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path:
     """Export the results of a sweep: SOURCE is its spec (.toml) or a results database."""
     from nvmc.sweep import Store, load_spec, write_csv, write_html, write_json
 
+    if html_path is not None and str(html_path) == "-":
+        raise NvmcError("--html writes a file, not stdout", where="--html", hint="give a path, e.g. pareto.html")
     ids = None
     if source.suffix == ".toml":
         plan = load_spec(source)
@@ -236,5 +240,5 @@ def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
                           si(r["energy_per_inference_j"], "J"), "not modelled" if r["area_mm2"] is None else f"{r['area_mm2']:.3g} mm²", si(r["edp_js"], "J·s"))
         out.print(table)
     for r in [r for r in rows if r["status"] == "error"][:5]:
-        out.print(f"failed: {label(r)}: {(r['error'] or '').splitlines()[0]}", soft_wrap=True, markup=False,
-                  highlight=False)
+        out.print(one_line(f"failed: {label(r)}: {((r['error'] or '').splitlines() or [''])[0]}", MAX_MESSAGE_LINE),
+                  soft_wrap=True, markup=False, highlight=False)

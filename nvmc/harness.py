@@ -159,14 +159,17 @@ class _Runner:
             raise NvmcError(f"onnxruntime failed to run the {self.label} model: {first}") from None
 
 
-def random_inputs(runner_inputs, rng: np.random.Generator, input_shapes: Mapping[str, Sequence[int]]) -> dict:
+def random_inputs(runner_inputs, rng: np.random.Generator, input_shapes: Mapping[str, Sequence[int]],
+                  dims: Mapping[str, int] | None = None) -> dict:
     feeds = {}
     for i in runner_inputs:
         if i.type not in _ORT_TYPES:
             raise NvmcError(f"input '{i.name}' has type {i.type}, which the harness cannot draw",
                             hint="give the inputs in an .npz file")
         dtype = np.dtype(_ORT_TYPES[i.type])
-        shape = tuple(input_shapes.get(i.name, [d if isinstance(d, int) and d > 0 else 1 for d in i.shape]))
+        named = dims or {}
+        shape = tuple(input_shapes.get(i.name, [d if isinstance(d, int) and d > 0 else named.get(d, 1)
+                                                for d in i.shape]))
         if dtype.kind == "f":
             feeds[i.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind == "b":
@@ -237,8 +240,8 @@ def _top1(ref: np.ndarray, out: np.ndarray) -> float | None:
 
 # ------------------------------------------------------------------------------- public
 def compare(reference: ModelLike, candidate: ModelLike, *, inputs: str | os.PathLike | Mapping | None = None,
-            seed: int = 0, samples: int = 1, input_shapes: Mapping[str, Sequence[int]] | None = None
-            ) -> NumericsReport:
+            seed: int = 0, samples: int = 1, input_shapes: Mapping[str, Sequence[int]] | None = None,
+            dims: Mapping[str, int] | None = None) -> NumericsReport:
     """Run both models on the same inputs and compare every output (see the module doc)."""
     if samples < 1:
         raise NvmcError(f"samples must be at least 1, not {samples}")
@@ -255,7 +258,7 @@ def compare(reference: ModelLike, candidate: ModelLike, *, inputs: str | os.Path
         draws, label = [dict(inputs)], "given arrays"
     else:
         rng = np.random.default_rng(seed)
-        draws = [random_inputs(ref.inputs, rng, input_shapes or {}) for _ in range(samples)]
+        draws = [random_inputs(ref.inputs, rng, input_shapes or {}, dims) for _ in range(samples)]
         label = f"random, seed {seed}"
     for feeds in draws:
         ref_out = dict(zip(ref.output_names, ref.run(feeds)))

@@ -14,10 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 # What a terminal would act on instead of showing: C0 controls but tab and newline, DEL, C1
-# (ESC starts colour, title and clear-screen sequences; CR overwrites a line) and the Unicode
-# bidirectional overrides that reorder what is shown ("Trojan Source").
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# (ESC starts colour, title and clear-screen sequences; CR overwrites a line), the Unicode
+# line and paragraph separators (rich breaks a line at them) and the bidirectional overrides
+# that reorder what is shown ("Trojan Source").
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_UNSAFE_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def _escape_char(m: re.Match) -> str:
@@ -76,8 +77,10 @@ def print_error(text: str) -> None:
     """An error's rendering on stderr; a line over MAX_MESSAGE_LINE characters keeps its two
     ends (where the file and the reason are) and says how much of the middle it left out."""
     half = MAX_MESSAGE_LINE // 2
+    # escaped first (an escape is 4 characters long); only \n ends a line (splitlines would
+    # also break one at a CR, a form feed or U+2028 from a name)
     lines = [ln if len(ln) <= MAX_MESSAGE_LINE else
-             f"{ln[:half]} …({len(ln) - 2 * half:,} characters left out)… {ln[-half:]}" for ln in text.splitlines()]
+             f"{ln[:half]} …({len(ln) - 2 * half:,} characters left out)… {ln[-half:]}" for ln in visible(text).split("\n")]
     err_console().print("\n".join(lines), soft_wrap=True)
 
 
@@ -108,9 +111,11 @@ def si(value: float, unit: str, digits: int = 3) -> str:
 
 
 def binary(nbytes: float) -> str:
+    """1.5 KiB, 1023 KiB, 3.2 GiB: never an exponent (1023.4 KiB is '1023 KiB', not '1.02e+03 KiB')."""
     for scale, prefix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
         if nbytes >= scale:
-            return f"{nbytes / scale:.3g} {prefix}"
+            x = nbytes / scale
+            return f"{x:.0f} {prefix}" if x >= 100 else f"{x:.3g} {prefix}"
     return f"{nbytes:.0f} B"
 
 

@@ -192,6 +192,26 @@ def _check_count(node: Node, what: str, count: int) -> int:
     return count
 
 
+def binding_hint(g: Graph) -> str:
+    """How to bind what the model's inputs leave open, ready to paste: the named dimensions as
+    ``--dim``, inputs with unnamed ones as ``--input-shape`` (N: a value only the user knows)."""
+    named: list[str] = []
+    unnamed: list[str] = []
+    for name in g.inputs:
+        shape = g.values[name].type.shape
+        if shape is None:
+            unnamed.append(f"--input-shape {name}=N")
+            continue
+        named += [d for d in shape if isinstance(d, str) and d not in named]
+        if any(d is None for d in shape):
+            unnamed.append(f"--input-shape {name}=" + "x".join(str(d) if isinstance(d, int) else "N" for d in shape))
+    flags = [f"--dim {d}=N" for d in named] + unnamed
+    shown = ", ".join(f"{n} {g.values[n].type}" for n in g.inputs)
+    if not flags:
+        return f"the model's inputs are static ({shown}); the dimension is computed inside the model"
+    return f"bind the inputs' open dimensions: {' '.join(flags)}  (inputs: {shown}; Python: dims={{...}})"
+
+
 class _Analyzer:
     def __init__(self, graph: Graph):
         self.g = graph
@@ -215,8 +235,7 @@ class _Analyzer:
                              hint="nvmc cannot cost this op; lower or remove it before compiling "
                                   "(--input-shape does not help)")
         raise ShapeError(f"node '{node.name}' ({node.qualified_op}): value '%{value}' has {what} ({t})",
-                         hint="bind dynamic dimensions with --input-shape NAME=1x3x224x224 "
-                              "(Python: input_shapes={...})")
+                         hint=binding_hint(self.g))
 
     def numel(self, node: Node, value: str) -> int:
         n = self.g.values[value].type.numel()

@@ -160,9 +160,9 @@ def test_elementwise_and_views():
 def test_unsupported_op_is_named():
     then = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [], [vi("t", 1, 8)])
     other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [vi("e", 1, 8)])
-    cond = numpy_helper.from_array(np.array(True), "c")
+    cond = helper.make_tensor_value_info("c", TensorProto.BOOL, [])  # decided at run time (a constant one folds)
     wl = workload_of(model([helper.make_node("If", ["c"], ["y"], "branch", then_branch=then, else_branch=other)],
-                           [vi("x", 1, 8)], [vi("y", 1, 8)], [cond]))
+                           [vi("x", 1, 8), cond], [vi("y", 1, 8)]))
     with pytest.raises(UnsupportedOpError) as info:
         backends.estimate(wl, "sot-mram")
     assert "node 'branch' (If)" in info.value.message and "sot-mram" in info.value.message

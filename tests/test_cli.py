@@ -50,10 +50,12 @@ def test_ir_then_export_round_trip(tmp_path, example_models):
 def test_dynamic_batch_notice_and_binding(example_models):
     model = str(example_models / "tiny_transformer.onnx")
     proc = run_nvmc("analyze", model, check=True)
-    assert "batch dimension 'batch' bound to 1" in proc.stderr
+    assert "batch dimension 'batch' of input 'tokens' bound to 1 (set it with --dim batch=N)" in proc.stderr
     bound = run_nvmc("analyze", model, "--input-shape", "tokens=4x16x64", "--json", "-", check=True)
-    assert json.loads(bound.stdout)["totals"]["macs"] == 4 * json.loads(
-        run_nvmc("analyze", model, "--json", "-", check=True).stdout)["totals"]["macs"]
+    one = json.loads(run_nvmc("analyze", model, "--json", "-", check=True).stdout)["totals"]["macs"]
+    assert json.loads(bound.stdout)["totals"]["macs"] == 4 * one
+    by_name = run_nvmc("analyze", model, "--dim", "batch=4", "--json", "-", check=True)  # the same, by its name
+    assert json.loads(by_name.stdout)["totals"]["macs"] == 4 * one
 
 
 def _write(path, data: bytes):

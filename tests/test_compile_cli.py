@@ -108,13 +108,19 @@ def test_unsupported_op_exits_2(tmp_path):
     then = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [], [vi("t")])
     other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [vi("e")])
     node = helper.make_node("If", ["c"], ["y"], "branch", then_branch=then, else_branch=other)
-    graph = helper.make_graph([node], "g", [vi("x")], [vi("y")], [numpy_helper.from_array(np.array(True), "c")])
+    cond = helper.make_tensor_value_info("c", TensorProto.BOOL, [])  # decided at run time: nothing to fold
+    graph = helper.make_graph([node], "g", [vi("x"), cond], [vi("y")])
     path = tmp_path / "branchy.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     proc = run_nvmc("compile", str(path), "--target", "sot-mram")
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: {path}: node 'branch' (If) is not supported by target 'sot-mram'")
     no_traceback(proc)
+    # a condition the user fixes (--input-value) takes its branch: Neg, a costed op
+    fixed = run_nvmc("compile", str(path), "--target", "sot-mram", "--input-value", "c=0", "--json", "-")
+    assert fixed.returncode == 0, fixed.stderr
+    assert [layer["op"] for layer in json.loads(fixed.stdout)["layers"]] == ["Neg", "Identity"]
+    assert "1 If node(s)" in fixed.stderr
 
 
 def test_not_fitting_exits_1():

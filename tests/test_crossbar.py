@@ -177,6 +177,54 @@ def test_nodes_scale_energy_and_area():
     assert energies == sorted(energies, reverse=True) and areas == sorted(areas, reverse=True)
 
 
+def test_latency_does_not_follow_the_node_and_the_estimate_says_why():
+    """Issue 22: the four rram-pim nodes give one latency. The read pulse is the device's
+    (readPulseWidth 10 ns) and NeuroSim's SAR latency is (bits + 1) x 1 ns at every technode
+    (SarADC.cpp CalculateLatency), so the arrays' time cannot scale; a note says so."""
+    model = NETS.vgg8()
+    e = {t: nvmc.compile(model, t).estimate for t in ("rram-pim", "rram-pim-22nm", "rram-pim-14nm", "rram-pim-7nm")}
+    latencies = [x.totals["latency_s"] for x in e.values()]
+    assert max(latencies) == pytest.approx(min(latencies), rel=1e-12)
+    for est in e.values():
+        note = next(n for n in est.notes if n.startswith("latency:"))
+        assert "10 ns read pulse + 8 x 6 ns conversions" in note and "chip.node_nm" in note
+        assert int(note.split("latency: ")[1].split(" %")[0]) >= 99       # VGG8 is array-read bound
+
+
+def test_transcendental_ops_follow_the_one_classification():
+    """Every kind of ir/kinds' TRANSCENDENTAL_KINDS (div included) runs on the digital units at its
+    onnx-tool MAC equivalents: div 4, exp 32, sqrt as exp (assumed); each an int8 MAC."""
+    nodes = [helper.make_node("Div", ["x", "c"], ["y"], name="div"), helper.make_node("Exp", ["y"], ["z"], name="exp"),
+             helper.make_node("Sqrt", ["z"], ["o"], name="sqrt")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("o", TensorProto.FLOAT, [1, 64])],
+                              [numpy_helper.from_array(np.full((1, 64), 2.0, np.float32), "c")])
+    est = nvmc.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "rram-pim").estimate
+    mac_j = (0.2e-12 + 0.1e-12) * 0.659                     # Horowitz int8 MAC at 45 nm, SB17 to 32 nm
+    slots = np.array([4, 32, 32]) * 64
+    assert est.energy["digital"] == pytest.approx(slots * mac_j, rel=1e-9)
+    assert est.latency["digital"] == pytest.approx(slots / (128 * 1e9), rel=1e-9)   # 128 lanes per tile, 1 GHz
+
+
+def test_costed_precision_is_the_arrays_precision():
+    fp32 = nvmc.compile(matmul_layer(128, 16), "rram-pim").estimate
+    assert fp32.precision["costed"] == "int8" and "fp32 model costed at int8" in fp32.precision["note"]
+    # bit-serial inputs: a node costs max(weight bits, input bits)
+    w4 = nvmc.compile(matmul_layer(128, 16), "rram-pim", sets=["precision.weight_bits=4"]).estimate
+    assert w4.precision["costed"] == "int8"
+    both = nvmc.compile(matmul_layer(128, 16), "rram-pim", sets=["precision.weight_bits=4",
+                                                                "precision.input_bits=4"]).estimate
+    assert both.precision["costed"] == "int4"
+
+
+def test_training_is_a_function_of_the_forward_pass_without_an_import_cycle():
+    import ast
+
+    tree = ast.parse((REPO / "backends" / "crossbar_train.py").read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert not any("crossbar" in m for m in imported), imported
+
+
 # DNN+NeuroSim V1.3 self-run on VGG8 / CIFAR-10 (examples/crossbar/neurosim_v13_vgg8.out): NeuroSim's
 # C++ sources from the PyPI wheel hwcomponents-neurosim 1.0.43 (DNN_NeuroSim_V1.3/Inference_pytorch/
 # NeuroSIM), default Param.cpp, built with g++ 12.2 -O3, synthetic traces (examples/crossbar/

@@ -13,7 +13,9 @@ from onnx import TensorProto, helper, numpy_helper
 import nvmc
 from nvmc import backends
 from nvmc.backends import TargetError, UnsupportedOpError
-from nvmc.backends.simdram import element_aaps, int_add_aaps, int_mul_aaps, mac_aaps, resolve as simdram_resolve
+from nvmc.backends.simdram import SPEC as SIMDRAM
+from nvmc.backends.simdram import element_aaps, int_add_aaps, int_mul_aaps, mac_aaps
+from nvmc.backends.simdram import resolve as simdram_resolve
 from nvmc.backends.systolic_map import compute_cycles
 
 from conftest import REPO, ZOO_NAMES, zoo_path
@@ -98,6 +100,13 @@ def test_upmem_weights_beyond_mram_do_not_fit():
 
 
 # ------------------------------------------------------------------ simdram, by hand and against PIMeval
+def simdram_params():
+    """The shipped simdram target's resolved parameters (what the micro-program costs read)."""
+    p = SIMDRAM.params(backends.load_target("simdram"))
+    simdram_resolve(p)
+    return p
+
+
 def test_simdram_bulk_xor_by_hand():
     """z = x XOR y over 2^20 one-bit lanes: 2 row-steps of 12 AAPs on 524,288 lanes (one rank)."""
     graph = EX.annotate_bits(nvmc.load(EX.bulk_xor(1 << 20)))
@@ -110,7 +119,7 @@ def test_simdram_bulk_xor_by_hand():
 
 
 def test_simdram_micro_program_costs():
-    cfg = simdram_resolve(backends.load_target("simdram"))
+    cfg = simdram_params()
     b = np.array([1.0, 8.0, 32.0])
     assert mac_aaps(b, b, cfg).tolist() == [(1 + 2) / 2 + 13, 0.5 * 8 * 13 * 9, 2 * 0.5 * 24 * 13 * 25]
     assert element_aaps(np.array([8.0]), ["Add"], cfg)["add"][0] == 13 * 8
@@ -126,8 +135,9 @@ PIMEVAL_ROW_NS = 46.62
 
 
 def test_simdram_against_pimeval():
-    cfg = simdram_resolve(backends.load_target("simdram"))
-    assert cfg.t_aap * 1e9 == pytest.approx(PIMEVAL_ROW_NS)        # same DDR4 timing, same row-op time
+    cfg = simdram_params()
+    t_aap = cfg["simdram.aap_s"]
+    assert t_aap * 1e9 == pytest.approx(PIMEVAL_ROW_NS)        # same DDR4 timing, same row-op time
     ours = {("add", b): int_add_aaps(b, cfg) for b in (8, 32)}
     ours.update({("mul", b): int_mul_aaps(b, b, cfg) for b in (8, 32)})
     # how costs grow with the width: linear for add, quadratic for multiply, in both models (within 5 %)
@@ -137,7 +147,7 @@ def test_simdram_against_pimeval():
     # read + write per bit and cheap logic steps); SIMDRAM/Ambit's majority logic copies operands into
     # compute rows first. Ours is 3.5-4.5x PIMeval's per operation.
     for key, ms in PIMEVAL_MS.items():
-        assert 3.5 < ours[key] * cfg.t_aap / (ms * 1e-3) < 4.5, key
+        assert 3.5 < ours[key] * t_aap / (ms * 1e-3) < 4.5, key
 
 
 # ------------------------------------------------------------------ roofline, by hand

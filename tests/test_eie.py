@@ -94,7 +94,8 @@ def test_activation_sparsity_measured_and_assumed():
     g = nvmc.load(gemm_model(w))
     bare = family_module("sparse-engine").estimate(nvmc.analyze(g), load_target("eie"))
     assert bare.info["activation_sparsity"].startswith("assumed")
-    assert any("assumed balanced" in a for a in bare.assumptions)
+    # a per-workload fallback: said in the notes (assumptions list the target's assumed numbers)
+    assert any("assumed balanced" in n for n in bare.notes)
 
 
 def test_load_imbalance_is_measured():

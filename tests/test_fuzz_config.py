@@ -97,7 +97,8 @@ def assert_finite(estimates, what: str) -> None:
         if not e.ok:
             continue
         totals = e.totals
-        bad = {k: totals[k] for k in _TOTALS if not math.isfinite(totals[k]) or totals[k] < 0}
+        bad = {k: totals[k] for k in _TOTALS  # None: not modelled (area on some families), never 0
+               if totals[k] is not None and (not math.isfinite(totals[k]) or totals[k] < 0)}
         assert not bad, f"{what}: target '{e.target}' gives {bad}"
 
 
@@ -183,7 +184,8 @@ def value_for(field, rnd: random.Random) -> str:
 def _passes():
     from nvmc.passes import options_of, registered_passes
 
-    return {name: options_of(cls) for name, cls in registered_passes().items()}
+    # passes other test modules register at import (test-crash, a deliberate bug: exit 70) are not nvmc's
+    return {name: options_of(cls) for name, cls in registered_passes().items() if not name.startswith("test-")}
 
 
 PIPE_JUNK = list("{}=,\"\\ \t\n;:#%&*()[]<>|!?é\x00") + ["{{", "}}", "==", ",,", '"unterminated', "\u202e", "\ufeff"]

@@ -8,6 +8,7 @@ through `nvmc opt`. The fast tests fake an installed distribution on sys.path.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -67,6 +68,25 @@ def test_example_plugin_installs_into_a_fresh_venv_and_runs_in_nvmc_opt(tmp_path
     g = nvmc.load(out)
     assert [(n.op, n.inputs) for n in g.nodes] == [("Relu", ("x",))]
     assert "strip-identity" not in registered_passes()  # installed there, not here
+
+    # the same package's cost-model family: a count function and a data file, nothing else
+    targets = subprocess.run(run + ["targets", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert targets.returncode == 0, targets.stderr
+    assert {"name": "scratchpad-npu", "family": "scratchpad"}.items() <= next(
+        t for t in json.loads(targets.stdout) if t["name"] == "scratchpad-npu").items()
+    compiled = subprocess.run(run + ["compile", str(REPO / "examples" / "models" / "tiny_cnn.onnx"), "-t",
+                                     "scratchpad-npu", "--json", "-"], capture_output=True, text=True, env=env,
+                              timeout=120)
+    assert compiled.returncode == 0, compiled.stderr
+    report = json.loads(compiled.stdout)
+    assert report["scope"]["system"] == "accelerator" and report["totals"]["area_mm2"] is None
+    assert report["precision"]["costed"] == "int8" and "fp32 model costed at int8" in report["precision"]["note"]
+    assert set(report["breakdown"]["energy_j"]) == {"compute", "scratchpad", "dram", "static"}
+    explained = subprocess.run(run + ["explain", "-t", "scratchpad-npu", "--json"], capture_output=True, text=True,
+                               env=env, timeout=120)
+    assert explained.returncode == 0, explained.stderr
+    kinds = {p["key"]: p["kind"] for p in json.loads(explained.stdout)["parameters"] if not p["key"].startswith("carbon")}
+    assert set(kinds.values()) <= {"source", "derived", "assumed"}, kinds
 
 
 @pytest.fixture()

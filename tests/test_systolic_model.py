@@ -24,7 +24,7 @@ from nvmc.passes import registered_passes
 from nvmc import backends
 from nvmc.backends import load_target
 from nvmc.backends.errors import TargetError
-from nvmc.backends.systolic import resolve
+from nvmc.backends.systolic import SPEC, resolve
 from nvmc.backends.techlib import library
 
 needs_quantize = pytest.mark.skipif("quantize" not in registered_passes(),
@@ -49,7 +49,7 @@ def _gemm_model(dtype=np.float32, bias=False):
 
 def _estimate(model, target="systolic-sram-28nm", *sets):
     t = load_target(target, list(sets))
-    return nvmc.compile(nvmc.load(model), t, batch=1).estimate, resolve(t)
+    return nvmc.compile(nvmc.load(model), t, batch=1).estimate, resolve(SPEC.params(t))
 
 
 def test_hand_computed_gemm_traffic_and_energy():
@@ -209,3 +209,58 @@ def test_elementwise_ops_run_in_the_mac_output_path():
     assert fused.latency["vector"][0] == pytest.approx(16 * 16 * 16 / 16 / 500e6)   # Relu's slots, at the Conv
     assert alone.events["ifmap_reads"][relu] == 16 * 16 * 16 * 4 / 32 and alone.node_latency[relu] > 0
     assert fused.events_total()["dram_write_bytes"] == alone.events_total()["dram_write_bytes"] == 16 * 16 * 16 * 4
+
+
+def _single(node, inputs, output, inits=(), extra_nodes=()):
+    graph = helper.make_graph([*extra_nodes, node], "g",
+                              [helper.make_tensor_value_info(n, e, s) for n, e, s in inputs],
+                              [helper.make_tensor_value_info(output[0], TensorProto.FLOAT, output[1])],
+                              [numpy_helper.from_array(a, n) for n, a in inits])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_strided_1x1_conv_reads_only_the_pixels_it_samples():
+    """A stride-2 1x1 conv reads one input pixel in four: its A operand is the im2col volume
+    (gemm_batch x M x K), not the whole input (ZigZag comparison, tests/data/refs/zigzag)."""
+    w = RNG.standard_normal((128, 64, 1, 1)).astype(np.float32)
+    model = _single(helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1], strides=[2, 2]),
+                    [("x", TensorProto.FLOAT, [1, 64, 28, 28])], ("y", [1, 128, 14, 14]), [("w", w)])
+    est, _ = _estimate(model)
+    sampled = 14 * 14 * 64 * 4                  # 50 KiB of the 196 KiB input; fits the ifmap half
+    assert est.events_total()["dram_read_bytes"] == sampled       # weights resident; before: 200704
+    assert est.events_total()["ifmap_writes"] == sampled / 32
+
+
+def test_gather_reads_its_rows_from_dram():
+    """An embedding lookup fetches the rows it selects (weight_read_bytes), not its table."""
+    table = RNG.standard_normal((4000, 64)).astype(np.float32)      # 1 MB: not resident in 512 KiB
+    model = _single(helper.make_node("Gather", ["table", "ids"], ["y"]),
+                    [("ids", TensorProto.INT64, [1, 8])], ("y", [1, 8, 64]), [("table", table)])
+    est, _ = _estimate(model)
+    rows = 8 * 64 * 4
+    assert est.events_total()["dram_read_bytes"] == rows + 8 * 8        # rows + the indices
+    assert est.events_total()["filter_reads"] == rows / 32
+    assert not est.info["weights_resident"]
+
+
+def test_a_weight_computed_at_run_time_is_the_b_operand():
+    """A Gemm whose B comes from the inputs (only its bias is constant) streams B like a weight:
+    weight-stationary, B is fetched once, not re-streamed as A once per column fold."""
+    bias = RNG.standard_normal(1000).astype(np.float32)
+    model = _single(helper.make_node("Gemm", ["x", "b", "c"], ["y"]),
+                    [("x", TensorProto.FLOAT, [1, 1024]), ("b", TensorProto.FLOAT, [1024, 1000])],
+                    ("y", [1, 1000]), [("c", bias)])
+    est, _ = _estimate(model, "systolic-sram-28nm", "array.dataflow=ws")
+    inputs = (1024 + 1024 * 1000) * 4
+    assert est.events_total()["dram_read_bytes"] == pytest.approx(inputs)    # before: 63 passes over B
+
+
+@needs_quantize
+def test_a_width_the_array_lacks_is_costed_at_the_nearest_class_and_says_so():
+    """The array computes int4 / int8 / fp16 / fp32 (data/families/systolic.toml [precision]):
+    an int6 model runs at int8 and the estimate carries the precision note."""
+    q8 = nvmc.compile(nvmc.load(_gemm_model()), "systolic-sram-28nm", passes="quantize{bits=8,measure=false}")
+    assert q8.estimate.precision["costed"] == "int8" and "note" not in q8.estimate.precision
+    q6 = nvmc.compile(nvmc.load(_gemm_model()), "systolic-sram-28nm", passes="quantize{bits=6,measure=false}")
+    assert q6.estimate.precision["model"] == "int6" and q6.estimate.precision["costed"] == "int8"
+    assert "int6 model costed at int8" in q6.estimate.precision["note"]

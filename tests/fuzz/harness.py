@@ -34,8 +34,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["CaseTimeout", "CliOutcome", "run_cli", "classify", "Checksums", "time_limit", "memory_limit",
-           "reproducible_hypothesis"]
+__all__ = ["CaseTimeout", "CliOutcome", "CliResult", "run_cli", "run_cli_io", "classify", "Checksums", "time_limit",
+           "memory_limit", "reproducible_hypothesis"]
 
 DEFAULT_TIMEOUT_S = 10.0
 # A hang inside C code (numpy, protobuf) cannot be interrupted by a Python signal handler;
@@ -52,6 +52,12 @@ class CaseTimeout(BaseException):
 
 class CliOutcome(NamedTuple):
     code: int
+    stderr: str
+
+
+class CliResult(NamedTuple):
+    code: int
+    stdout: str
     stderr: str
 
 
@@ -134,16 +140,28 @@ def reproducible_hypothesis():
 def run_cli(argv: list[str], *, timeout: float = DEFAULT_TIMEOUT_S, env: dict[str, str] | None = None) -> CliOutcome:
     """Run ``nvmc argv...`` in this process; return (exit code, captured stderr).
 
-    stdout is captured and dropped (outputs that matter go to files). ``env`` entries are
-    set for the call and restored afterwards (NO_COLOR=1 and COLUMNS=200 always are).
-    A run past ``timeout`` seconds raises ``AssertionError`` naming the argv, as does an
-    exception escaping ``nvmc.cli.main`` (it must end every failure itself).
+    stdout is captured and dropped (outputs that matter go to files; ``run_cli_io`` keeps it).
+    ``env`` entries are set for the call and restored afterwards (NO_COLOR=1 and COLUMNS=200
+    always are). A run past ``timeout`` seconds raises ``AssertionError`` naming the argv, as
+    does an exception escaping ``nvmc.cli.main`` (it must end every failure itself).
+    """
+    code, _, stderr = run_cli_io(argv, timeout=timeout, env=env)
+    return CliOutcome(code, stderr)
+
+
+def run_cli_io(argv: list[str], *, timeout: float = DEFAULT_TIMEOUT_S, env: dict[str, str] | None = None) -> CliResult:
+    """As ``run_cli``, returning (exit code, captured stdout, captured stderr).
+
+    Each call starts as a fresh process would: no file read by an earlier call counts as an
+    input of this one (nvmc/ir/files.py refuses to write over the inputs of a run).
     """
     from nvmc.cli import main
+    from nvmc.ir.files import forget_inputs
 
     overrides = {"NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     saved = {k: os.environ.get(k) for k in overrides}
     os.environ.update(overrides)
+    forget_inputs()
     err, out = io.StringIO(), io.StringIO()
     code = 0
     try:
@@ -162,7 +180,7 @@ def run_cli(argv: list[str], *, timeout: float = DEFAULT_TIMEOUT_S, env: dict[st
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return CliOutcome(code, err.getvalue())
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 def classify(code: int, stderr: str, *, what: str = "", ok_codes: tuple[int, ...] = (0,)) -> str:

@@ -89,10 +89,16 @@ def model_layers(model: str) -> list[dict]:
 
 # ------------------------------------------------------------------ ZigZag specs
 def resolved():
+    from types import SimpleNamespace
+
     from nvmc.api import _target_with
     from nvmc.backends import systolic
     target = _target_with(TARGET, NVMC_SETS)
-    return target, systolic.resolve(target)
+    p = systolic.SPEC.params(target)
+    chip = systolic.resolve(p)
+    return target, SimpleNamespace(**vars(chip), clock_hz=p["array.clock_hz"],
+                                   dram_bandwidth=p["dram.bandwidth_bytes_per_s"],
+                                   dram_energy_per_bit=chip.dram_energy_per_bit_j)
 
 
 def _port(name, kind, bw_min, bw_max, alloc):
