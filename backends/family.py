@@ -308,8 +308,10 @@ class FamilySpec:
         """The model's precision and the one it was costed at, by MAC-weighted majority."""
         c = workload.columns
         macs = c["macs"].astype(np.float64)
-        model_bits = np.maximum(c["act_bits"], c["weight_bits"]) if "act_bits" in c else np.full(len(macs), 32.0)
-        model = precision_name(_majority(model_bits, macs))
+        model = workload.__dict__.get("_model_precision")  # once per workload: every target reads it
+        if model is None:
+            model_bits = np.maximum(c["act_bits"], c["weight_bits"]) if "act_bits" in c else np.full(len(macs), 32.0)
+            model = workload.__dict__["_model_precision"] = precision_name(_majority(model_bits, macs))
         costed = model if bits is None else precision_name(_majority(np.asarray(bits, dtype=np.float64), macs))
         if costed == "none":  # nothing was costed at a precision (a model of views only)
             costed = model
@@ -360,15 +362,13 @@ def _bits_of(name: str) -> int:
 
 def _majority(bits: np.ndarray, weights: np.ndarray) -> float:
     """The width with the most MACs (the most nodes when there are no MACs); 0 when none."""
-    bits = np.asarray(bits, dtype=np.float64)
-    ok = bits > 0
-    if not ok.any():
+    width = np.clip(np.round(np.asarray(bits, dtype=np.float64)), 0, 128).astype(np.int64)
+    if not width.any():
         return 0.0
-    w = np.where(weights[ok] > 0, weights[ok], 0.0)
+    w = np.where(width > 0, weights, 0.0)
     if not w.any():
-        w = np.ones(int(ok.sum()))
-    values, inverse = np.unique(np.round(bits[ok]), return_inverse=True)
-    return float(values[np.argmax(np.bincount(inverse, weights=w))])
+        w = (width > 0).astype(np.float64)
+    return float(np.argmax(np.bincount(width, weights=w)))
 
 
 def _fmt(v) -> str:

@@ -133,6 +133,9 @@ def _lookup(table, capacity: int, where: str) -> ArrayPoint:
 
 def resolve(p: Params) -> None:
     """Every number the model reads, in the order ``nvmc explain`` lists them."""
+    if "resolved" in p.cache:
+        return
+    p.cache["resolved"] = True
     llc_array(p)
     p.derive("gpu.peak_macs_per_s", p.lib("gpu.device", "compute.cuda_cores") * p["gpu.clock_hz"],
              "compute.cuda_cores x gpu.clock_hz", "one FMA per core per cycle")

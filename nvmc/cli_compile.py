@@ -261,9 +261,10 @@ def _write_csv(estimates, path: Path) -> None:
     components = sorted({k for e in estimates for k in e.energy})
     lat_components = sorted({k for e in estimates for k in e.latency})
     events = sorted({k for e in estimates for k in e.events})
-    header = ["target", "name", "op", "macs", "latency_s", "energy_j", *(f"latency_{k}_s" for k in lat_components),
-              *(f"energy_{k}_j" for k in components), *events]
-    rows = ([e.target, name, e.ops[i], int(e.macs[i]), f"{e.node_latency[i]:.6e}", f"{e.node_energy[i]:.6e}",
+    header = ["target", "energy_scope", "name", "op", "macs", "latency_s", "energy_j",
+              *(f"latency_{k}_s" for k in lat_components), *(f"energy_{k}_j" for k in components), *events]
+    rows = ([e.target, e.scope.get("system", ""), name, e.ops[i], int(e.macs[i]), f"{e.node_latency[i]:.6e}",
+             f"{e.node_energy[i]:.6e}",
              *(f"{e.latency[k][i]:.6e}" if k in e.latency else "" for k in lat_components),
              *(f"{e.energy[k][i]:.6e}" if k in e.energy else "" for k in components),
              *(f"{e.events[k][i]:.6g}" if k in e.events else "" for k in events)]
