@@ -135,7 +135,6 @@ def resolve(p: Params) -> None:
     """Every number the model reads, in the order ``nvmc explain`` lists them."""
     if "resolved" in p.cache:
         return
-    p.cache["resolved"] = True
     llc_array(p)
     p.derive("gpu.peak_macs_per_s", p.lib("gpu.device", "compute.cuda_cores") * p["gpu.clock_hz"],
              "compute.cuda_cores x gpu.clock_hz", "one FMA per core per cycle")
@@ -148,6 +147,7 @@ def resolve(p: Params) -> None:
     for q in p.data("llc.technology").params.values():
         if q.key.startswith("cell."):
             p.lib("llc.technology", q.key)
+    p.cache["resolved"] = True  # only once everything resolved: a failure repeats on every call
 
 
 def info(p: Params) -> dict:

@@ -37,6 +37,14 @@ _BUILTIN = {
 ENTRY_POINT_GROUP = "nvmc.targets"
 
 
+_FAILURES: dict[str, str] = {}  # entry point -> why it failed to load (nvmc targets prints them)
+
+
+def plugin_failures() -> dict[str, str]:
+    _plugins()
+    return dict(_FAILURES)
+
+
 @lru_cache(maxsize=1)
 def _plugins() -> dict[str, ModuleType]:
     from importlib.metadata import entry_points
@@ -45,10 +53,8 @@ def _plugins() -> dict[str, ModuleType]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             module = ep.load()
-        except Exception as e:  # a broken plugin must not break nvmc; say so and go on
-            from nvmc.render import print_notices
-
-            print_notices([f"target plugin '{ep.name}' failed to load: {e}"])
+        except Exception as e:  # a broken plugin must not break nvmc: kept to be reported, then ignored
+            _FAILURES[ep.name] = f"{type(e).__name__}: {e}"
             continue
         family = getattr(module, "FAMILY", ep.name)
         if family not in _BUILTIN:

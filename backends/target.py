@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator
 
 from nvmc.ir.errors import did_you_mean
 from nvmc.ir.files import read_input
+from nvmc.ir.limits import MAX_TOML_KEY_PARTS, toml_key_problem
 
 from .errors import TargetError
 from .units import format_capacity, parse_capacity
@@ -212,6 +213,9 @@ def _split_set(text: str) -> tuple[str, Any, str]:
 
 def _parse_value(raw: str) -> Any:
     """A TOML value when it parses as one (8, 0.5, true, "x"), else the bare string (8MiB, sot-mram)."""
+    if toml_key_problem(raw) is not None:  # tomllib is quadratic in a dotted key's parts
+        raise TargetError(f"a dotted key of more than {MAX_TOML_KEY_PARTS} parts (a.b.c...) in a --set value",
+                          where=f"--set ...={raw[:40]}…", hint="a --set value is a number, a name or a capacity")
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except ValueError:  # TOMLDecodeError, or an integer of more than 4300 digits
@@ -260,6 +264,11 @@ def parse_target(data: bytes, path: Path) -> Target:
     where = str(path)
     try:
         text = data.decode("utf-8")
+        deep = toml_key_problem(text)  # tomllib would take minutes over a key of 60,000 parts
+        if deep is not None:
+            raise TargetError(f"line {deep}: a dotted key of more than {MAX_TOML_KEY_PARTS} parts (a.b.c...)",
+                              where=where, hint="a target's keys nest two levels ([section] key): check for a "
+                                                "runaway repetition")
         doc = tomllib.loads(text)
     except UnicodeDecodeError:
         raise TargetError("not a UTF-8 text file", where=where) from None

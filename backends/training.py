@@ -206,58 +206,7 @@ def data_parallel(est: Estimate, workload, *, devices: int, batch: int | None = 
     return Estimate(label or est.target, est.family, est.target_hash, list(est.names), list(est.ops),
                     step.macs * devices, node_latency, latency, energy, None if est.area is None else dict(est.area), {},
                     batch=samples, notes=notes, assumptions=assumptions, info=info, target_file=est.target_file,
-                    pipeline=est.pipeline)
-
-
-@dataclass
-class Request:
-    """What ``nvmc compile --mode train --devices N --interconnect NAME --batch B`` asks for."""
-
-    devices: int
-    batch: int | None
-    networks: list[Network | None]
-
-    @classmethod
-    def from_cli(cls, mode: str | None, devices: int | None, parallel: str | None, interconnect: str | None,
-                 batch: int | None, sets) -> tuple["Request | None", list[str]]:
-        """(the request or None, the --set items left for the targets); bad input raises."""
-        from .collective import network
-
-        net_sets = [s for s in sets if s.strip().startswith("net.")]
-        rest = [s for s in sets if not s.strip().startswith("net.")]
-        asked = [name for name, v in (("--devices", devices), ("--parallel", parallel),
-                                      ("--interconnect", interconnect), ("--batch", batch)) if v is not None]
-        if net_sets:
-            asked.append("--set net.*")
-        if mode != "train":
-            if asked:
-                raise TargetError(f"{', '.join(asked)}: only with --mode train (they describe a training iteration)",
-                                  where=asked[0], hint="add --mode train")
-            return None, rest
-        devices = 1 if devices is None else devices
-        if devices < 1:
-            raise TargetError(f"need at least one device, got {devices}", where="--devices")
-        if batch is not None and batch < 1:
-            raise TargetError(f"need at least one sample per device, got {batch}", where="--batch")
-        names = [t.strip() for t in interconnect.split(",") if t.strip()] if interconnect else []
-        if devices > 1 or names or net_sets:
-            nets = [network(name, net_sets) for name in names] or [network(None, net_sets)]
-        else:
-            nets = [None]
-        return cls(devices, batch, nets), rest
-
-    def targets(self, targets) -> list:
-        """The targets switched to their family's own training mode where they have one."""
-        return [t.with_overrides(train_sets(t)) if train_sets(t) else t for t in targets]
-
-    def apply(self, workload, estimates) -> list[Estimate]:
-        """One iteration estimate per target and network (``target@network`` when several)."""
-        out = []
-        for est in estimates:
-            for net in self.networks:
-                label = f"{est.target}@{net.name}" if len(self.networks) > 1 else est.target
-                out.append(data_parallel(est, workload, devices=self.devices, batch=self.batch, net=net, label=label))
-        return out
+                    pipeline=est.pipeline, scope=dict(est.scope), precision=dict(est.precision))
 
 
 def _si(x: float) -> str:

@@ -24,7 +24,7 @@ import onnx
 import nvmc
 from nvmc.harness import compare
 from nvmc.passes import run_pipeline
-from nvmc.passes.compression_common import OrtGraph
+from nvmc.frontend.runtime import Session
 from nvmc.passes.winograd import layer_report
 
 HERE = Path(__file__).resolve().parent
@@ -71,7 +71,7 @@ def digits_table() -> None:
     x = (data["x_test"].astype(np.float32) / 16)[:, None]
     y = data["y_test"]
     graph = nvmc.load(folder / "digits_cnn.onnx", input_shapes={"image": x.shape})
-    ref = OrtGraph(graph).run({"image": x})["logits"]
+    ref = Session(graph).run({"image": x})["logits"]
     print("\n== trained digits CNN (examples/compression), held-out split, conv1 rewritten "
           "(conv2 has stride 2: left alone)")
     print(f"float direct conv: {100 * np.mean(ref.argmax(1) == y):.2f}%")
@@ -79,7 +79,7 @@ def digits_table() -> None:
         for quant, bits in (("none", 8), ("tensor", 8), ("tapwise", 8), ("tensor", 6), ("tapwise", 6)):
             g = graph.copy()
             run_pipeline(g, f"winograd{{tile={tile},quant={quant},bits={bits}}}")
-            out = OrtGraph(g).run({"image": x})["logits"]
+            out = Session(g).run({"image": x})["logits"]
             sqnr = 10 * np.log10(np.sum(ref ** 2) / max(np.sum((out - ref) ** 2), 1e-30))
             label = "float" if quant == "none" else f"int{bits} {quant}"
             acc = 100 * np.mean(out.argmax(1) == y)

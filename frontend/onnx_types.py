@@ -9,6 +9,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from nvmc.ir.errors import ModelError
+from nvmc.ir.graph import SUBGRAPH_DECODERS
 from nvmc.ir.types import TensorType
 
 _ONNX_TO_NVMC = {
@@ -25,6 +26,7 @@ _ONNX_TO_NVMC = {
         ("FLOAT6E2M3", "f6e2m3"), ("FLOAT6E3M2", "f6e3m2")) if hasattr(TensorProto, onnx_name)},  # newer onnx
 }
 _NVMC_TO_ONNX = {v: k for k, v in _ONNX_TO_NVMC.items()}
+SUBGRAPH_DECODERS.append(onnx.GraphProto.FromString)  # the IR reads .nvir subgraphs through it
 
 
 def elem_type_name(elem_type: int) -> str:

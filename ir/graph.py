@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import networkx as nx
 import numpy as np
@@ -390,6 +390,18 @@ def _copy_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
             v = type(v).FromString(v.SerializeToString())
         out[k] = v
     return out
+
+
+# Subgraph attributes (If/Loop/Scan bodies) are ONNX GraphProtos: the IR handles them by duck
+# typing and never imports onnx. A .nvir file stores them as bytes in its sidecar; turning
+# bytes back into a GraphProto is the frontend's job, which it registers here when imported.
+SUBGRAPH_DECODERS: list[Callable[[bytes], Any]] = []
+
+
+def decode_subgraph(data: bytes) -> Any:
+    if not SUBGRAPH_DECODERS:
+        raise ValueError("a subgraph attribute needs nvmc.frontend (ONNX) to be read: import nvmc.frontend first")
+    return SUBGRAPH_DECODERS[0](data)
 
 
 def _subgraphs(attrs: dict[str, Any]) -> list[Any]:

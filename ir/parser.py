@@ -20,7 +20,7 @@ import numpy as np
 from . import nvir_fast
 from .errors import NvmcError, ParseError, SourceSpan, did_you_mean
 from .files import read_input
-from .graph import Graph, gc_paused
+from .graph import Graph, decode_subgraph, gc_paused
 from .printer import json_string
 from .types import Annotation, TensorType, numpy_dtype
 
@@ -352,12 +352,11 @@ class _Builder:
                 t = self._type(v.children[0])
                 return self._payload(v.children[1], t, None)
             if v.data == "subgraph":
-                import onnx
-
                 file, key = self._sidecar_ref(v.children[0])
-                proto = onnx.GraphProto()
-                proto.ParseFromString(self._fetch(v.children[0], file, key).tobytes())
-                return proto
+                try:
+                    return decode_subgraph(self._fetch(v.children[0], file, key).tobytes())
+                except ValueError as e:  # including protobuf's DecodeError
+                    raise self.error(v.children[0], f"subgraph '{key}' cannot be read: {e}") from None
         raise AssertionError(f"unhandled value {v!r}")
 
     def _scalar(self, tok: lark.Token):

@@ -174,18 +174,24 @@ class Compiled:
 def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Sequence[str], *,
             passes: str | None = None, sets: Sequence[str] = (), batch: int | None = None,
             input_shapes: Mapping[str, Sequence[int]] | None = None, dims: Mapping[str, int] | None = None,
-            input_values: Mapping[str, Any] | None = None, grid: str | float | None = None,
+            input_values: Mapping[str, Any] | None = None, mode: str = "inference", devices: int | None = None,
+            parallel: str | None = None, interconnect: str | None = None, train_batch: int | None = None,
+            grid: str | float | None = None,
             lifetime_years: float | None = None, utilisation: float | None = None) -> Compiled:
     """Load (or take) a model, run the pass pipeline, and cost it on one or more targets.
 
     ``target``: a shipped target name, a .toml path, a ``Target``, or a list of them (a target
     after the first that cannot run the model at all is a ``not_applicable`` estimate saying why);
-    ``sets``: field overrides such as ``["llc.capacity=8MiB"]`` applied to every target;
+    ``sets``: field overrides such as ``["llc.capacity=8MiB"]`` applied to every target (and
+    ``net.*`` ones that describe a training network);
     ``batch``: inferences per run (default: the leading dimension of the first input).
-    A model that does not fit a target is a result (``estimate.ok`` is False), not an error.
-    Each estimate gets its carbon footprint (``estimate.carbon``, backends/carbon.py) for the
-    use-phase ``grid`` (g CO2e/kWh or an ACT region; default world), ``lifetime_years`` and
-    ``utilisation``; families that ask for measured columns get them (nvmc/calibrate.py).
+    ``mode="train"``: one training iteration instead of an inference, data-parallel on
+    ``devices`` devices over ``interconnect`` (``nvmc compile --mode train``), ``train_batch``
+    samples per device. A model that does not fit a target is a result (``estimate.ok`` is
+    False), not an error. Each estimate gets its carbon footprint (``estimate.carbon``,
+    backends/carbon.py) for the use-phase ``grid`` (g CO2e/kWh or an ACT region; default
+    world), ``lifetime_years`` and ``utilisation``. The steps are nvmc/pipeline.py's: the CLI
+    and sweeps run the same ones.
 
         >>> out = compile("examples/models/tiny_cnn.onnx", ["sram", "sot-mram"], passes="fuse-conv-bn")
         >>> [e.target for e in out.estimates]
@@ -196,35 +202,22 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
         >>> out.to_dict()["ratios"]["sot-mram"]["macs"]
         1.0
     """
-    from nvmc.backends import Estimate, UnsupportedOpError, load_target
-    from nvmc.backends import estimate as backend_estimate
-    from nvmc.passes import run_pipeline
+    from nvmc.backends import load_target
+    from nvmc.pipeline import Costing, measure, prepare
 
+    net, sets = Costing.split_sets(list(sets))
+    costing = Costing(mode=mode, devices=devices, parallel=parallel, interconnect=interconnect,
+                      batch_per_device=train_batch, net=net, grid=grid, lifetime_years=lifetime_years,
+                      utilisation=utilisation)
     if isinstance(model, Graph):
         graph = model.copy() if passes else model  # never change the caller's graph
     else:
         graph = load(model, input_shapes=input_shapes, dims=dims, input_values=input_values)
-    pipeline_result = run_pipeline(graph, passes) if passes else None
-    workload = analyze(graph)
+    pipeline_result, workload = prepare(graph, passes)
     names = [target] if isinstance(target, (str, os.PathLike)) or not isinstance(target, Sequence) else target
-    targets = [load_target(t, list(sets)) for t in names]
+    targets = costing.targets([load_target(t, list(sets)) for t in names])
     batch = _check_batch(batch) if batch is not None else _leading_dim(graph)
-    from nvmc.backends.carbon import carbon
-    from nvmc.calibrate import calibrate, requests_of
-
-    requests = requests_of(targets)
-    costed = calibrate(graph, workload, requests) if requests else workload
-    estimates = []
-    for i, t in enumerate(targets):
-        try:
-            est = backend_estimate(costed, t, batch=batch)
-        except UnsupportedOpError as e:
-            if i == 0:  # the target asked for: an error; one compared with it: a row saying why
-                raise
-            est = Estimate.not_applicable(t, f"n/a: {e.message}", names=workload.names, ops=workload.ops)
-        est.pipeline = passes or ""
-        est.carbon = carbon(est, t, grid=grid, lifetime_years=lifetime_years, utilisation=utilisation)
-        estimates.append(est)
+    estimates = costing.estimates(measure(graph, workload, targets), targets, batch=batch, pipeline=passes or "")
     source = "" if isinstance(model, (Graph, onnx.ModelProto)) else str(model)
     return Compiled(graph, workload, estimates, targets, source, pipeline_result)
 

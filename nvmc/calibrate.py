@@ -209,14 +209,15 @@ def _pieces(graph: Graph, wanted: Sequence[str]) -> list[tuple[list[str], Any, l
     The graph is exported to ONNX once; the pieces are slices of its node list."""
     from nvmc.frontend import lower_nvmc_ops, to_onnx
     from nvmc.frontend.onnx_types import value_info
-    from nvmc.passes.compression_common import OrtGraph
+    from nvmc.frontend.runtime import INLINE_WEIGHTS, Session
 
     if len(graph) <= PIECE_NODES or any(n.implicit_inputs for n in graph.nodes):
-        return [(list(graph.inputs), OrtGraph(graph, [v for v in wanted if v not in graph.inputs]), [])]
+        return [(list(graph.inputs), Session(graph, "calibration graph",
+                                             extra_outputs=[v for v in wanted if v not in graph.inputs]), [])]
     lowered = lower_nvmc_ops(graph)
-    model = to_onnx(lowered, large_consts_as_inputs=OrtGraph.INLINE)
+    model = to_onnx(lowered, large_consts_as_inputs=INLINE_WEIGHTS)
     nodes = model.graph.node
-    fixed = {n: np.ascontiguousarray(a) for n, a in lowered.consts.items() if a.size > OrtGraph.INLINE}
+    fixed = {n: np.ascontiguousarray(a) for n, a in lowered.consts.items() if a.size > INLINE_WEIGHTS}
     inits = {t.name: t for t in model.graph.initializer}
     infos = {vi.name: vi for vi in model.graph.value_info}
     want = set(wanted) | set(lowered.outputs)
@@ -241,7 +242,7 @@ def _pieces(graph: Graph, wanted: Sequence[str]) -> list[tuple[list[str], Any, l
             value_info=[infos[o] for o in made if o in infos and o not in returned])
         proto = onnx.helper.make_model(piece, opset_imports=model.opset_import, producer_name=model.producer_name)
         proto.ir_version = model.ir_version
-        runner = OrtGraph.from_proto(proto, {v: fixed[v] for v in inputs if v in fixed})
+        runner = Session.from_proto(proto, {v: fixed[v] for v in inputs if v in fixed}, label="calibration piece")
         out.append(([v for v in inputs if v not in fixed], runner, [v for v in [*inputs, *outputs]
                                                                     if v not in fixed and last_use.get(v, -1) < end]))
     return out

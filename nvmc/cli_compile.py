@@ -148,16 +148,19 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
         check_output_path(path, *given, option=option)
     if html_path is not None and str(html_path) == "-":
         raise NvmcError("--html writes a file, not stdout", where="--html", hint="give a path, e.g. report.html")
-    from nvmc.backends.training import Request
+    from nvmc.pipeline import Costing
 
-    training, sets = Request.from_cli(mode, devices, parallel, interconnect, train_batch, sets)
+    net, sets = Costing.split_sets(sets)  # net.* describe the training network, the rest the targets
+    Costing(mode=mode or "inference", devices=devices, parallel=parallel, interconnect=interconnect,
+            batch_per_device=train_batch, net=net)  # bad training options fail before the model loads
     targets = _resolve_targets([target_name, *others], tuple(sets), iso)
-    targets = training.targets(targets) if training else targets
     with progress(f"loading {model.name}", quiet=quiet):
         graph = nvmc.load(model, **input_shapes.load_kwargs()) if quiet else load_model(model, input_shapes)
     try:
         with progress(f"costing {model.name} on {len(targets)} target(s)", quiet=quiet):
-            compiled = nvmc.compile(graph, targets, passes=pipeline, grid=grid, lifetime_years=lifetime_years,
+            compiled = nvmc.compile(graph, targets, passes=pipeline, sets=net, mode=mode or "inference",
+                                    devices=devices, parallel=parallel, interconnect=interconnect,
+                                    train_batch=train_batch, grid=grid, lifetime_years=lifetime_years,
                                     utilisation=utilisation)
     except UnsupportedOpError as e:
         if e.where is None:
@@ -168,8 +171,6 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
         if compiled.passes is not None:
             print_notices(_pass_lines(compiled.passes))
     graph, estimates = compiled.graph, compiled.estimates
-    if training:
-        estimates = training.apply(compiled.workload, estimates)
     _check_finite(estimates)
     refuse_unmodelled(budgets, estimates)
     checked = check_budgets(budgets, [(e.target, e.totals) for e in estimates])
@@ -415,7 +416,9 @@ def _ratios_row(values) -> list[str]:
 def targets_cmd(as_json: bool) -> None:
     """List the shipped hardware targets."""
     from nvmc.backends import load_target, shipped_targets
+    from nvmc.backends.registry import plugin_failures
 
+    print_notices([f"target plugin '{name}' failed to load: {why}" for name, why in plugin_failures().items()])
     rows = []
     for name, path in shipped_targets().items():
         t = load_target(path)

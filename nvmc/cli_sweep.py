@@ -64,7 +64,7 @@ def sweep_cmd(spec: Path, db: Path | None, scheduler: str | None, workers: int |
                 fill_status(plan, store, summary)
                 _status_table(plan, store)
         else:
-            summary.counts = {"ok": 0, "not_fitting": 0, "error": 0, "pending": len(plan.points)}
+            summary.counts = {"ok": 0, "not_fitting": 0, "not_applicable": 0, "error": 0, "pending": len(plan.points)}
         _print_counts(summary, db, started=started)
         return
     check_output_path(db, spec, *(m.path for m in plan.models), option="--db")
@@ -132,8 +132,8 @@ class _Progress:
 def _print_counts(summary, db: Path, *, started: bool = True) -> None:
     c = summary.counts
     out = console()
-    line = (f"{summary.total} points: {c['ok']} ok, {c['not_fitting']} not fitting, {c['error']} failed, "
-            f"{c['pending']} pending")
+    line = (f"{summary.total} points: {c['ok']} ok, {c['not_fitting']} not fitting, "
+            f"{c.get('not_applicable', 0)} not applicable, {c['error']} failed, {c['pending']} pending")
     out.print(line + ("" if started else f" (no database yet at {db})"), soft_wrap=True)
     for where, message in summary.errors:  # on stderr, so `-q` and redirected stdout still show them
         first = (str(message).splitlines() or ["(no message)"])[0]
@@ -157,13 +157,14 @@ def _status_table(plan, store) -> None:
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for p in plan.points:
         key = (plan.models[p.model].label, plan.targets[p.target].name)
-        row = counts.setdefault(key, {"ok": 0, "not_fitting": 0, "error": 0, "pending": 0})
+        row = counts.setdefault(key, {"ok": 0, "not_fitting": 0, "not_applicable": 0, "error": 0, "pending": 0})
         row[statuses.get(p.id, "pending")] += 1
     table = Table(title=f"sweep {plan.name}: progress by model and target", title_justify="left")
-    for col in ("model", "target", "ok", "not fitting", "failed", "pending"):
+    for col in ("model", "target", "ok", "not fitting", "n/a", "failed", "pending"):
         table.add_column(col, justify="left" if col in ("model", "target") else "right")
     for (model, target), c in counts.items():
-        table.add_row(one_line(model), one_line(target), str(c["ok"]), str(c["not_fitting"]), str(c["error"]), str(c["pending"]))
+        table.add_row(one_line(model), one_line(target), *(str(c[k]) for k in ("ok", "not_fitting", "not_applicable",
+                                                                                  "error", "pending")))
     console().print(table)
 
 
@@ -219,10 +220,11 @@ def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
 
     out = console()
     mark_pareto(rows)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "not_fitting", "error")}
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "not_fitting", "not_applicable", "error")}
     planned = f" of {len(ids)} planned" if ids is not None else ""
     out.print(styled((one_line(title), "bold"), f": {len(rows)} points{planned}: {counts['ok']} ok, "
-                     f"{counts['not_fitting']} not fitting, {counts['error']} failed"), soft_wrap=True)
+                     f"{counts['not_fitting']} not fitting, {counts['not_applicable']} not applicable, "
+                     f"{counts['error']} failed"), soft_wrap=True)
     by_model: dict[str, list[dict]] = {}
     for r in rows:
         if r["pareto"]:

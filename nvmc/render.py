@@ -80,7 +80,8 @@ def print_error(text: str) -> None:
     # escaped first (an escape is 4 characters long); only \n ends a line (splitlines would
     # also break one at a CR, a form feed or U+2028 from a name)
     lines = [ln if len(ln) <= MAX_MESSAGE_LINE else
-             f"{ln[:half]} …({len(ln) - 2 * half:,} characters left out)… {ln[-half:]}" for ln in visible(text).split("\n")]
+             f"{ln[:half]} …({len(ln) - 2 * half:,} characters left out)… {ln[-half:]}"
+             for ln in visible(text).split("\n")]
     err_console().print("\n".join(lines), soft_wrap=True)
 
 

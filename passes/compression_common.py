@@ -29,7 +29,7 @@ from nvmc.ir.types import TensorType, numpy_dtype
 from .base import OptionError, PassError
 
 if TYPE_CHECKING:
-    import onnx
+    pass
 
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 QDQ_OPSET = 13  # per-axis QuantizeLinear / DequantizeLinear
@@ -198,49 +198,11 @@ def check_layer_map(entries: list[tuple[str, float]], names: Iterable[str], owne
 
 
 # --------------------------------------------------------------- running the model
-class OrtGraph:
-    """An onnxruntime session on ``graph`` (exported as is), optionally exposing some
-    intermediate values as extra outputs. Large constants are fed, not serialised."""
+def session(graph: Graph, extra_outputs: Sequence[str] = ()):
+    """An onnxruntime session on ``graph`` (frontend/runtime.py) whose failures are PassErrors."""
+    from nvmc.frontend.runtime import Session  # onnxruntime loads when a pass runs a graph
 
-    INLINE = 4096
-
-    def __init__(self, graph: Graph, extra_outputs: Sequence[str] = ()):
-        from nvmc.frontend import lower_nvmc_ops, to_onnx
-
-        g = graph.copy()
-        g.outputs = list(g.outputs) + [v for v in extra_outputs if v not in g.outputs]
-        g = lower_nvmc_ops(g)
-        proto = to_onnx(g, large_consts_as_inputs=self.INLINE)
-        self._start(proto, {n: np.ascontiguousarray(a) for n, a in g.consts.items() if a.size > self.INLINE})
-
-    @classmethod
-    def from_proto(cls, proto: onnx.ModelProto, fixed: dict[str, np.ndarray]) -> "OrtGraph":
-        """A session on an already exported model whose ``fixed`` inputs are the large constants."""
-        self = cls.__new__(cls)
-        self._start(proto, fixed)
-        return self
-
-    def _start(self, proto: onnx.ModelProto, fixed: dict[str, np.ndarray]) -> None:
-        import onnxruntime as ort
-
-        self.fixed = fixed
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        opts.log_severity_level = 4  # errors reach the user as exceptions, not as log lines
-        ort.set_default_logger_severity(4)  # also the load-time messages of the default logger
-        try:
-            self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise PassError(f"onnxruntime cannot load the model: {first}") from None
-        self.outputs = [o.name for o in self.session.get_outputs()]
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        try:
-            return dict(zip(self.outputs, self.session.run(None, {**self.fixed, **feeds})))
-        except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise PassError(f"onnxruntime failed to run the model: {first}") from None
+    return Session(graph, "model", extra_outputs=extra_outputs, error=PassError)
 
 
 def sample_feeds(graph: Graph, samples: int, seed: int, inputs: str = "") -> list[dict[str, np.ndarray]]:
@@ -304,12 +266,13 @@ def measure_error(before: Graph, after: Graph, feeds: list[dict[str, np.ndarray]
     """The error of ``after`` against ``before`` on ``feeds``, by the numerics harness's
     metrics: max abs / max rel error, SQNR (dB), cosine, top-1 agreement (classifiers).
     Over several outputs, the worst of each; infinite SQNR (equal outputs) is left out."""
-    from nvmc.harness import compare_arrays
 
-    a, b = OrtGraph(before), OrtGraph(after)
+    from nvmc.frontend.runtime import compare_arrays
+
+    a, b = session(before), session(after)
     runs = [(a.run(f), b.run(f)) for f in feeds]
     worst: dict[str, float] = {}
-    for name in a.outputs:
+    for name in a.output_names:
         ref = np.concatenate([r[name].reshape(1, *r[name].shape) for r, _ in runs])
         out = np.concatenate([o[name].reshape(1, *o[name].shape) for _, o in runs])
         if ref.ndim >= 3:  # samples x batch x ... -> (samples * batch) x ...

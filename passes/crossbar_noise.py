@@ -117,7 +117,7 @@ class CrossbarNoise(Pass):
 
 def inject(graph: Graph, spec) -> PassResult:
     """The pass body (``spec``: a CrossbarNoise instance)."""
-    from .compression_common import (QDQ_OPSET, OrtGraph, find_weights, measure_error, remove_if_unused,
+    from .compression_common import (QDQ_OPSET, session, find_weights, measure_error, remove_if_unused,
                                                 sample_feeds, upgrade_opset)
 
     result = PassResult(False)
@@ -152,7 +152,7 @@ def inject(graph: Graph, spec) -> PassResult:
             probes[f"out:{node.name}"] = _pre_bias_probe(clean, node)
     ranges = {}
     if probes:
-        runner = OrtGraph(clean, list(dict.fromkeys(probes.values())))
+        runner = session(clean, list(dict.fromkeys(probes.values())))
         seen: dict[str, list[float]] = {}
         for f in feeds:
             out = runner.run(f)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from nvmc.ir.errors import did_you_mean
+from nvmc.ir.errors import NvmcError, did_you_mean
 from nvmc.ir.graph import Graph, Node
 from nvmc.ir.ops import NVMC_OPS, register_op
 from nvmc.ir.types import TensorType
@@ -224,8 +224,7 @@ class Neon(Pass):
         result.stats["nodes_rewritten"] = len(todo)
         result.stats["macs_added"] = macs
         if original is not None:
-            from nvmc.harness import compare
-            from nvmc.ir.errors import NvmcError
+            from nvmc.frontend.runtime import compare  # onnxruntime loads when the pass measures, not when listed
 
             try:
                 report = compare(original, graph, seed=0)
@@ -262,19 +261,16 @@ class Neon(Pass):
     # ------------------------------------------------------------ ranges
     def _calibrate(self, graph: Graph, todo: list[Node], result: PassResult) -> dict[str, tuple[float, float]]:
         """Per rewritten node, the range its NEON function sees, from seeded runs."""
-        from nvmc.harness import _Runner, random_inputs
-        from nvmc.ir.errors import NvmcError
+        from nvmc.frontend.runtime import Session, random_inputs
 
-        g = graph.copy()
         wanted = list(dict.fromkeys(n.inputs[0] for n in todo))
-        g.outputs = list(g.outputs) + [v for v in wanted if v not in g.outputs and v not in g.inputs]
         try:
-            runner = _Runner(g, "calibration")
+            runner = Session(graph, "calibration graph", extra_outputs=[v for v in wanted if v not in graph.inputs])
             rng = np.random.default_rng(0)
             seen: dict[str, list[np.ndarray]] = {v: [] for v in wanted}
             for _ in range(self.samples):
                 feeds = random_inputs(runner.inputs, rng, {})
-                outs = dict(zip(runner.output_names, runner.run(feeds)))
+                outs = runner.run(feeds)
                 for v in wanted:
                     seen[v].append(np.asarray(feeds[v] if v in feeds else outs[v], dtype=np.float64))
         except NvmcError as e:

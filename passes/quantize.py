@@ -12,7 +12,7 @@ from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import Annotation, TensorType
 
 from .base import Pass, PassError, PassResult, option, register_pass
-from .compression_common import (MAC_OPS, QDQ_OPSET, OrtGraph, Weight, add_savings, find_weights, is_onnx,
+from .compression_common import (MAC_OPS, QDQ_OPSET, session, Weight, add_savings, find_weights, is_onnx,
                                  measure_error, remove_if_unused, sample_feeds, short_float, upgrade_opset,
                                  workload_totals)
 
@@ -301,7 +301,7 @@ def calibrate(graph: Graph, acts: list[tuple[str, list[Node]]], feeds: list[dict
     ``minmax`` is the observed range; ``percentile`` and ``entropy`` are onnxruntime's
     histogram calibrators (onnxruntime.quantization.calibrate.HistogramCollector)."""
     names = [v for v, _ in acts]
-    runner = OrtGraph(graph, names)
+    runner = session(graph, names)
     collected: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for f in feeds:
         out = runner.run(f)

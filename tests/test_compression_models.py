@@ -20,7 +20,7 @@ from conftest import REPO, run_nvmc
 
 import nvmc
 from nvmc.passes import run_pipeline
-from nvmc.passes.compression_common import OrtGraph
+from nvmc.frontend.runtime import Session
 
 EXAMPLES = REPO / "examples" / "compression"
 FLOAT_ACCURACY = 97.5  # printed by train_digits.py for the committed model
@@ -45,7 +45,7 @@ def digits(tmp_path_factory):
 
 
 def accuracy(graph, x, y) -> float:
-    return 100 * float(np.mean(OrtGraph(graph).run({"image": x})["logits"].argmax(1) == y))
+    return 100 * float(np.mean(Session(graph).run({"image": x})["logits"].argmax(1) == y))
 
 
 def test_digits_float_accuracy(digits):
@@ -138,7 +138,7 @@ def minilm(tmp_path_factory):
     feeds = module.tokenize(module.SENTENCES, vocab)
     calib = tmp_path_factory.mktemp("minilm") / "calibration.npz"
     np.savez(calib, **module.tokenize(module.CALIBRATION * 2, vocab))
-    reference = OrtGraph(graph).run(feeds)["embedding"]
+    reference = Session(graph).run(feeds)["embedding"]
     return graph, feeds, calib, reference
 
 
@@ -156,7 +156,7 @@ def test_minilm_quantized_embeddings(minilm, options, floor):
     graph, feeds, calib, reference = minilm
     q = graph.copy()
     run_pipeline(q, f'quantize{{{options},inputs="{calib}",measure=false}}')
-    cos = cosines(OrtGraph(q).run(feeds)["embedding"], reference)
+    cos = cosines(Session(q).run(feeds)["embedding"], reference)
     print(f"\nall-MiniLM-L6-v2 quantize{{{options}}}: cosine to float min {cos.min():.4f} mean {cos.mean():.4f}, "
           f"weights {nvmc.analyze(q).totals['weight_bytes'] / 2**20:.1f} MiB "
           f"(float {nvmc.analyze(graph).totals['weight_bytes'] / 2**20:.1f} MiB)")
@@ -171,7 +171,7 @@ def test_minilm_neon_embeddings(minilm):
     n = graph.copy()
     result = run_pipeline(n, "neon{ops=all,check=false}").records[0].result
     assert result.stats["nodes_rewritten"] >= 6 * 3  # per layer: softmax, 2 layer norms, GELU's erf (+ embeddings LN)
-    cos = cosines(OrtGraph(n).run(feeds)["embedding"], reference)
+    cos = cosines(Session(n).run(feeds)["embedding"], reference)
     print(f"\nall-MiniLM-L6-v2 neon{{ops=all}}: {int(result.stats['nodes_rewritten'])} ops as nets, "
           f"cosine to float min {cos.min():.6f} mean {cos.mean():.6f}")
     assert cos.min() >= 0.999

@@ -168,7 +168,7 @@ def test_serial_sweep_matches_compile_and_analyses_once_per_group(tmp_path):
     with sweep.Store(tmp_path / "r.sqlite") as store:
         summary = sweep.run_sweep(spec, store, workers=0, chunk=3)
         rows = store.rows(report=True)
-    assert summary.counts == {"ok": 16, "not_fitting": 0, "error": 0, "pending": 0}
+    assert summary.counts == {"ok": 16, "not_fitting": 0, "not_applicable": 0, "error": 0, "pending": 0}
     assert worker.analyses - before == len(spec.groups()) == 4   # import + analysis reused across targets
     assert len(rows) == 16
     row = next(r for r in rows if r["target"] == "sot-mram" and r["pipeline"] == "canonicalize"
@@ -190,7 +190,7 @@ targets = ["sram", "stt-mram"]
     spec = sweep.load_spec(spec_path)
     with sweep.Store(tmp_path / "r.sqlite") as store:
         first = sweep.run_sweep(spec, store, workers=0)
-        assert first.counts == {"ok": 2, "not_fitting": 0, "error": 2, "pending": 0}
+        assert first.counts == {"ok": 2, "not_fitting": 0, "not_applicable": 0, "error": 2, "pending": 0}
         assert "bad.onnx" in first.errors[0][1]
         again = sweep.run_sweep(spec, store, workers=0)
         assert again.ran == 0 and again.skipped == 4
@@ -233,7 +233,7 @@ def test_cli_sweep_status_and_results(tmp_path):
     proc = run_nvmc("sweep", str(spec), "--db", str(db), "--workers", "2", check=True)
     assert "ran 16 points" in proc.stdout and "16 ok" in proc.stdout and "Traceback" not in proc.stderr
     status = run_nvmc("sweep", str(spec), "--db", str(db), "--status", check=True)
-    assert "16 points: 16 ok, 0 not fitting, 0 failed, 0 pending" in status.stdout
+    assert "16 points: 16 ok, 0 not fitting, 0 not applicable, 0 failed, 0 pending" in status.stdout
     assert "tiny_transformer.onnx" in status.stdout
     out = run_nvmc("results", str(spec), "--db", str(db), "--csv", str(tmp_path / "r.csv"), "--json",
                    str(tmp_path / "r.json"), "--reports", "--html", str(tmp_path / "r.html"), check=True)
@@ -273,12 +273,15 @@ def test_every_shipped_target_runs_through_a_sweep(tmp_path):
         rows = store.rows(report=True)
     assert {r["target"] for r in rows} == set(shipped_targets())
     for r in rows:
-        assert r["status"] in ("ok", "not_fitting", "error")
+        # a CNN on an HDC-only target is not applicable (a result saying why), never an error
+        assert r["status"] in ("ok", "not_fitting", "not_applicable"), r["error"]
         if r["status"] == "ok":
             ref = nvmc.compile(MODELS / "tiny_cnn.onnx", r["target"]).estimate
             assert r["latency_s"] == pytest.approx(ref.totals["latency_s"], rel=1e-12)
+            assert r["carbon_g_per_inference"] == pytest.approx(ref.carbon["total_g_per_inference"], rel=1e-12)
         else:
             assert r["error"]
+    assert {r["target"] for r in rows if r["status"] == "not_applicable"} == {"fpga", "racetrack-hdc"}
 
 
 def test_local_dispatch_analyses_each_group_about_once(tmp_path):

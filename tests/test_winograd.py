@@ -26,7 +26,7 @@ import nvmc
 from nvmc.harness import check_pipeline, compare
 from nvmc.ir import NvmcError
 from nvmc.passes import make_pass, run_pipeline
-from nvmc.passes.compression_common import OrtGraph
+from nvmc.frontend.runtime import Session
 from nvmc.passes.winograd import geometry, layer_report, matrices, quantize_taps, transform_weights
 
 DIGITS = REPO / "examples" / "compression"
@@ -164,7 +164,7 @@ def digits():
 
 
 def _logits(graph, x):
-    return OrtGraph(graph).run({"image": x})["logits"]
+    return Session(graph).run({"image": x})["logits"]
 
 
 def test_tapwise_beats_per_tensor_on_the_trained_digits_cnn(digits):

@@ -16,7 +16,7 @@ import numpy as np
 
 import nvmc
 from nvmc.passes import run_pipeline
-from nvmc.passes.compression_common import OrtGraph
+from nvmc.frontend.runtime import Session
 
 HERE = Path(__file__).resolve().parent
 PIPELINES = ("quantize{bits=8}", "quantize{bits=8,activations=false}", "quantize{bits=8,granularity=tensor}",
@@ -33,7 +33,7 @@ def main() -> None:
     graph = nvmc.load(HERE / "digits_cnn.onnx", input_shapes={"image": x_test.shape})
 
     def accuracy(g) -> float:
-        return 100 * float(np.mean(OrtGraph(g).run({"image": x_test})["logits"].argmax(1) == data["y_test"]))
+        return 100 * float(np.mean(Session(g).run({"image": x_test})["logits"].argmax(1) == data["y_test"]))
 
     t = nvmc.analyze(graph).totals
     print(f"{'pipeline':62s} {'accuracy':>8s} {'weights':>9s} {'MMAC':>6s}")

@@ -271,7 +271,7 @@ def main(argv: list[str]) -> None:
 
     import nvmc
     from nvmc.passes import run_pipeline
-    from nvmc.passes.compression_common import OrtGraph
+    from nvmc.frontend.runtime import Session
 
     weights, vocab = load()
     model = build_onnx(weights)
@@ -280,7 +280,7 @@ def main(argv: list[str]) -> None:
         print(f"wrote {argv[0]}")
     feeds = tokenize(SENTENCES, vocab)
     graph = nvmc.load(model)
-    reference = OrtGraph(graph).run(feeds)["embedding"]
+    reference = Session(graph).run(feeds)["embedding"]
     totals = nvmc.analyze(graph).totals
     print(f"all-MiniLM-L6-v2: {len(graph)} nodes, {totals['params'] / 1e6:.1f} M weights, "
           f"{totals['macs'] / 1e9:.2f} GMAC for {len(SENTENCES)} sentences of {SEQ_LEN} tokens")
@@ -291,7 +291,7 @@ def main(argv: list[str]) -> None:
         for pipeline in PIPELINES:
             g = graph.copy()
             run_pipeline(g, pipeline.replace("}", f',inputs="{calib}",measure=false}}'))
-            out = OrtGraph(g).run(feeds)["embedding"]
+            out = Session(g).run(feeds)["embedding"]
             cos = (out * reference).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(reference, axis=1)
             t = nvmc.analyze(g).totals
             print(f"{pipeline:40s} {cos.min():8.4f} {cos.mean():8.4f} {t['weight_bytes'] / 2**20:6.1f} MiB "

@@ -54,11 +54,11 @@ def agreement(graph, options: str, inputs=None, labels=None):
     if inputs is None:
         r = compare(graph, g, samples=16, seed=1)
         return r.sqnr_db, r.cosine, r.top1_agreement
-    from nvmc.harness import _Runner  # the harness's onnxruntime session
+    from nvmc.frontend.runtime import Session  # nvmc's onnxruntime session
 
-    ref, out = _Runner(graph, "clean"), _Runner(g, "noisy")
-    a = ref.run({ref.inputs[0].name: inputs})[0]
-    b = out.run({out.inputs[0].name: inputs})[0]
+    ref, out = Session(graph, "clean model"), Session(g, "noisy model")
+    a = ref.run({ref.inputs[0].name: inputs})[ref.output_names[0]]
+    b = out.run({out.inputs[0].name: inputs})[out.output_names[0]]
     return float(np.mean(np.argmax(a, 1) == labels)), float(np.mean(np.argmax(b, 1) == labels)), None
 
 

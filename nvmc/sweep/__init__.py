@@ -5,7 +5,7 @@
     >>> with sweep.Store("llc.sqlite") as store:
     ...     summary = sweep.run_sweep(spec, store, workers=2)      # or scheduler="tcp://host:8786"
     >>> summary.counts
-    {'ok': 198, 'not_fitting': 18, 'error': 0, 'pending': 0}
+    {'ok': 198, 'not_fitting': 18, 'not_applicable': 0, 'error': 0, 'pending': 0}
 
 ``spec`` reads and expands the TOML spec into points with stable identities; ``worker``
 costs a chunk of points (import and analysis once per model and pipeline); ``run`` sends

@@ -141,7 +141,7 @@ def render_html(rows: list[dict], *, title: str, generated: str | None = None) -
     span = (min(area), max(area)) if area else (0.0, 1.0)
     figures = [_pareto_figure(i, [r for r in done if (r["model_hash"], r["batch"]) == (mhash, batch)],
                               f"{model} (batch {batch})", span) for i, (model, mhash, batch) in enumerate(models)]
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "not_fitting", "error")}
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "not_fitting", "not_applicable", "error")}
     failed = [r for r in rows if r["status"] == "error"]
     sections = [("pareto", "Energy, latency and area", _caption(
         "One plot per model (points of different models do not compete). Each dot is a design point: latency "
@@ -154,7 +154,8 @@ def render_html(rows: list[dict], *, title: str, generated: str | None = None) -
         items = "".join(f"<li><code>{esc(label_of(r))}</code>: {esc((r['error'] or '').splitlines()[0])}</li>"
                         for r in failed[:50])
         sections.append(("failed", f"Failed points ({len(failed)})", f"<ul>{items}</ul>"))
-    header = (f"<p>{len(rows)} points: {counts['ok']} ok, {counts['not_fitting']} not fitting, {counts['error']} "
+    header = (f"<p>{len(rows)} points: {counts['ok']} ok, {counts['not_fitting']} not fitting, "
+              f"{counts['not_applicable']} not applicable (the target cannot run the model), {counts['error']} "
               f"failed; {sum(r['pareto'] for r in rows)} Pareto-optimal over latency, energy per inference and "
               "area (lower is better)</p>")
     footer = "Every point's full report is in the database (<code>nvmc results DB --json - --reports</code>)."

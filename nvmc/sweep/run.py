@@ -61,7 +61,7 @@ def make_tasks(spec: SweepSpec, pending: set[str], chunk: int) -> list[Task]:
     for (m, pipeline), points in spec.groups().items():
         todo = [TaskPoint(p.id, spec.targets[p.target], p.params, p.batch) for p in points if p.id in pending]
         for i in range(0, len(todo), chunk):
-            tasks.append(Task(spec.name, spec.models[m], pipeline, todo[i:i + chunk], spec.version))
+            tasks.append(Task(spec.name, spec.models[m], pipeline, todo[i:i + chunk], spec.version, spec.costing))
     return tasks
 
 
@@ -133,7 +133,7 @@ def run_sweep(spec: SweepSpec, store: Store, *, workers: int | None = None, sche
 
 def fill_status(spec: SweepSpec, store: Store, summary: Summary) -> None:
     statuses = store.statuses(p.id for p in spec.points)
-    summary.counts = {s: 0 for s in ("ok", "not_fitting", "error", "pending")}
+    summary.counts = {s: 0 for s in ("ok", "not_fitting", "not_applicable", "error", "pending")}
     for p in spec.points:
         summary.counts[statuses.get(p.id, "pending")] += 1
     if summary.counts["error"]:

@@ -15,6 +15,12 @@ into points, each with a stable identity.
     "tiling.block_m" = {from = 64, to = 256, step = 64}
     "gpu.clock_hz" = {from = 1.0e9, to = 2.0e9, num = 5}
 
+    [costing]                                       # optional: how every point is costed (nvmc.compile's options)
+    mode = "train"                                  # a training iteration ...
+    devices = 8                                     # ... data-parallel on 8 devices
+    interconnect = "pcie3"                          # (or net = ["net.bandwidth=25Gbit/s"])
+    grid = "europe"                                 # carbon: use-phase grid, lifetime_years, utilisation
+
     [[points]]                                      # listed points: run besides (or instead of) the product
     model = "../models/tiny_cnn.onnx"
     target = "sot-mram"
@@ -33,8 +39,8 @@ Rules:
 4. A point's identity (``Point.id``) is a hash of the model file's bytes (and input
    shapes), the target's name, file hash and library values (every number ``nvmc explain``
    lists for it, so editing a cited number re-runs the points it affects), the canonical
-   pipeline, the parameters, the batch and the nvmc version: the key of its row in the
-   results database.
+   pipeline, the parameters, the batch, the ``[costing]`` and the nvmc version: the key of
+   its row in the results database.
 5. Paths in the spec (models, target files) are relative to the spec file.
 6. Size limits (a typo must not hang the expansion): a range has at most MAX_RANGE_VALUES
    values, a spec at most MAX_POINTS points, a batch at most MAX_BATCH.
@@ -56,7 +62,8 @@ from nvmc.ir.files import read_input
 from nvmc.ir.limits import MAX_BATCH, MAX_TOML_KEY_PARTS, toml_key_problem
 
 SPEC_SCHEMA = "nvmc.sweep/1"
-_TOP_KEYS = ("schema", "name", "description", "models", "targets", "pipelines", "batch", "set", "grid", "points")
+_TOP_KEYS = ("schema", "name", "description", "models", "targets", "pipelines", "batch", "set", "grid", "points",
+             "costing")
 _POINT_KEYS = ("model", "target", "pipeline", "batch", "set")
 _RANGE_KEYS = frozenset({"from", "to", "step", "num", "factor", "scale"})
 MAX_RANGE_VALUES = 10_000   # values of one grid range
@@ -112,6 +119,7 @@ class SweepSpec:
     targets: list[TargetRef]
     points: list[Point]
     version: str
+    costing: tuple[tuple[str, Any], ...] = ()     # the [costing] table: nvmc.pipeline.Costing's options
 
     def groups(self) -> dict[tuple[int, str], list[Point]]:
         """Points by (model, pipeline): import and analysis happen once per group."""
@@ -132,11 +140,14 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def point_id(model: ModelRef, target: TargetRef, pipeline: str, params, batch, version: str) -> str:
+def point_id(model: ModelRef, target: TargetRef, pipeline: str, params, batch, version: str,
+             costing: tuple = ()) -> str:
     key = {"model": model.sha256, "input_shapes": [[k, list(v)] for k, v in model.input_shapes],
            "target": target.name, "target_file": target.sha256, "target_library": target.library_sha256,
            "pipeline": pipeline,
            "params": [[k, v] for k, v in params], "batch": batch, "nvmc": version}
+    if costing:  # an inference point keeps the identity it had before [costing] existed
+        key["costing"] = [[k, v] for k, v in costing]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -164,7 +175,7 @@ def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
         if key not in _TOP_KEYS:
             raise SpecError(f"unknown key '{key}'{did_you_mean(key, _TOP_KEYS)}", where=where,
                             hint=f"keys: {', '.join(_TOP_KEYS)}")
-    builder = _Builder(path, version or nvmc.__version__)
+    builder = _Builder(path, version or nvmc.__version__, _costing(doc.get("costing", {}), where))
     listed = doc.get("points", [])
     if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
         raise SpecError("'points' must be a list of tables ([[points]])", where=where)
@@ -180,15 +191,41 @@ def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
         raise SpecError("the spec expands to no points", where=where)
     return SweepSpec(name=str(doc.get("name") or path.stem), description=str(doc.get("description", "")),
                      path=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest(), models=builder.models,
-                     targets=builder.targets, points=builder.points, version=builder.version)
+                     targets=builder.targets, points=builder.points, version=builder.version,
+                     costing=builder.costing)
+
+
+_COSTING_KEYS = ("mode", "devices", "parallel", "interconnect", "batch_per_device", "net", "grid", "lifetime_years",
+                 "utilisation")
+
+
+def _costing(table, where: str) -> tuple[tuple[str, Any], ...]:
+    """The ``[costing]`` table, checked as nvmc.compile checks its options."""
+    from nvmc.pipeline import Costing
+
+    if not isinstance(table, dict):
+        raise SpecError("'costing' must be a table ([costing])", where=where)
+    for key in table:
+        if key not in _COSTING_KEYS:
+            raise SpecError(f"[costing] unknown key '{key}'{did_you_mean(key, _COSTING_KEYS)}", where=where,
+                            hint=f"keys: {', '.join(_COSTING_KEYS)}")
+    items = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    try:
+        Costing(**items)
+    except NvmcError as e:
+        raise SpecError(f"[costing] {e.message}", where=where, hint=e.hint) from None
+    except TypeError as e:  # a value of the wrong kind (a table where a number goes, ...)
+        raise SpecError(f"[costing] {e}", where=where) from None
+    return tuple(sorted(items.items()))
 
 
 class _Builder:
     """Expands a spec document into points, caching resolved models and targets."""
 
-    def __init__(self, path: Path, version: str):
+    def __init__(self, path: Path, version: str, costing: tuple = ()):
         from nvmc.backends import load_target
 
+        self.costing = costing
         self.path = path
         self.where = str(path)
         self.base = path.resolve().parent
@@ -250,7 +287,7 @@ class _Builder:
             self.add(m, t, self.pipeline(entry.get("pipeline", "")), params, _batch(entry.get("batch"), where))
 
     def add(self, m: int, t: int, pipeline: str, params, batch) -> None:
-        pid = point_id(self.models[m], self.targets[t], pipeline, params, batch, self.version)
+        pid = point_id(self.models[m], self.targets[t], pipeline, params, batch, self.version, self.costing)
         if pid not in self._seen and len(self.points) >= MAX_POINTS:  # counted after expansion ([[points]] too)
             raise SpecError(f"the spec expands to more than {MAX_POINTS} points", where=self.where,
                             hint="split it into several specs, or list fewer points")

@@ -10,13 +10,17 @@ another spec already computed is reused.
 Tables::
 
     results(point_id PK, sweep, model, model_hash, target, family, target_hash, pipeline,
-            params JSON, batch, nvmc_version, status 'ok'|'not_fitting'|'error', error,
-            latency_s, energy_j, edp_js, throughput_ips, energy_per_inference_j, area_mm2, macs,
+            params JSON, batch, nvmc_version, status 'ok'|'not_fitting'|'not_applicable'|'error', error,
+            latency_s, energy_j, edp_js, throughput_ips, energy_per_inference_j, area_mm2 (NULL: the
+            family models no area), macs, carbon_g_per_inference,
             breakdown JSON (energy, latency, area by component; events),
             report BLOB (the point's full nvmc.report/1 JSON, zlib-compressed: decode_report),
             elapsed_s, host, finished_at)
     sweeps(name PK, spec, spec_sha256, points, nvmc_version, started_at, finished_at)
-    meta(key PK, value)          -- schema = nvmc.sweepdb/1
+    meta(key PK, value)          -- schema = nvmc.sweepdb/2
+
+A database of schema 1 (no carbon column, no 'not_applicable' status) is read as it is and
+upgraded in place, in one transaction, the first time a sweep writes to it.
 
 Query it with any SQLite client, e.g.
 ``SELECT target, params, edp_js FROM results WHERE status='ok' ORDER BY edp_js LIMIT 5`` or
@@ -37,13 +41,16 @@ from pathlib import Path
 from typing import Iterable
 
 from nvmc.ir.errors import NvmcError
-from nvmc.ir.files import check_output, note_input
+from nvmc.ir.files import check_output
 
-DB_SCHEMA = "nvmc.sweepdb/1"
-STATUSES = ("ok", "not_fitting", "error")
+DB_SCHEMA = "nvmc.sweepdb/2"
+OLD_SCHEMAS = ("nvmc.sweepdb/1",)   # read as they are, upgraded when written
+STATUSES = ("ok", "not_fitting", "not_applicable", "error")
 COLUMNS = ("point_id", "sweep", "model", "model_hash", "target", "family", "target_hash", "pipeline", "params",
            "batch", "nvmc_version", "status", "error", "latency_s", "energy_j", "edp_js", "throughput_ips",
-           "energy_per_inference_j", "area_mm2", "macs", "breakdown", "report", "elapsed_s", "host", "finished_at")
+           "energy_per_inference_j", "area_mm2", "macs", "carbon_g_per_inference", "breakdown", "report", "elapsed_s",
+           "host", "finished_at")
+_ADDED = {"carbon_g_per_inference": "REAL"}  # columns schema 1 lacks
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,8 +61,8 @@ CREATE TABLE IF NOT EXISTS results (
     params TEXT NOT NULL, batch INTEGER, nvmc_version TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN {STATUSES!r}), error TEXT,
     latency_s REAL, energy_j REAL, edp_js REAL, throughput_ips REAL, energy_per_inference_j REAL,
-    area_mm2 REAL, macs INTEGER, breakdown TEXT,
-    report BLOB CHECK (status = 'error' OR report IS NOT NULL),
+    area_mm2 REAL, macs INTEGER, carbon_g_per_inference REAL, breakdown TEXT,
+    report BLOB CHECK (status IN ('error', 'not_applicable') OR report IS NOT NULL),
     elapsed_s REAL, host TEXT, finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS results_by_sweep ON results (sweep, status);
@@ -114,14 +121,32 @@ class Store:
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (DB_SCHEMA,))
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             schema = row[0] if row else None
-            have = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
+            have = [r[1] for r in self.db.execute("PRAGMA table_info(results)")]
+            old = schema in OLD_SCHEMAS and set(COLUMNS) - set(_ADDED) <= set(have)
+            if old and not readonly:
+                self._upgrade(have)
+                schema, have = DB_SCHEMA, list(COLUMNS)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open the results database: {e}", where=str(path)) from None
-        if schema != DB_SCHEMA or not set(COLUMNS) <= have:
-            missing = ", ".join(sorted(set(COLUMNS) - have))
+        if not old and (schema != DB_SCHEMA or not set(COLUMNS) <= set(have)):
+            missing = ", ".join(sorted(set(COLUMNS) - set(have)))
             self.db.close()
             raise StoreError(f"database schema {schema!r}{' lacking ' + missing if missing else ''}; this nvmc "
                              f"reads {DB_SCHEMA!r}", where=str(path), hint="write to a new --db")
+        self.columns = [c for c in COLUMNS if c in have]  # a schema-1 database read as it is lacks the new ones
+
+    def _upgrade(self, have: list[str]) -> None:
+        """Schema 1 -> 2 in one transaction: the results table rebuilt with the new status and
+        column (SQLite cannot alter a CHECK constraint), every row kept."""
+        kept = ", ".join(c for c in COLUMNS if c in have)
+        ddl = _DDL.split("CREATE TABLE IF NOT EXISTS results (", 1)[1].split(");", 1)[0]
+        with self._transaction():
+            self.db.execute(f"CREATE TABLE results_upgrade ({ddl})")
+            self.db.execute(f"INSERT INTO results_upgrade ({kept}) SELECT {kept} FROM results")
+            self.db.execute("DROP TABLE results")
+            self.db.execute("ALTER TABLE results_upgrade RENAME TO results")
+            self.db.execute("CREATE INDEX IF NOT EXISTS results_by_sweep ON results (sweep, status)")
+            self.db.execute("UPDATE meta SET value=? WHERE key='schema'", (DB_SCHEMA,))
 
     def _check_path(self) -> None:
         if self.readonly:
@@ -137,7 +162,7 @@ class Store:
             if st.st_size == 0:
                 raise StoreError("not an nvmc results database (the file is empty)", where=str(self.path),
                                  hint="give the --db that 'nvmc sweep' wrote")
-            note_input(self.path)
+            # not an input a later write must spare: a database is the sweep's state (nvmc sweep writes it)
             return
         if self.path.is_symlink():
             raise StoreError("the results database is a symbolic link; nvmc writes databases only at their own "
@@ -201,10 +226,11 @@ class Store:
         return {pid: s for pid, s in self.db.execute("SELECT point_id, status FROM results") if pid in wanted}
 
     def rows(self, ids: Iterable[str] | None = None, *, report: bool = False) -> list[dict]:
-        cols = [c for c in COLUMNS if report or c != "report"]
+        cols = [c for c in self.columns if report or c != "report"]
+        missing = {c: None for c in COLUMNS if c not in self.columns and (report or c != "report")}
         cur = self.db.execute(f"SELECT {', '.join(cols)} FROM results ORDER BY rowid")
         wanted = set(ids) if ids is not None else None
-        return [dict(zip(cols, r)) for r in cur if wanted is None or r[0] in wanted]
+        return [{**missing, **dict(zip(cols, r))} for r in cur if wanted is None or r[0] in wanted]
 
     def sweeps(self) -> list[dict]:
         cur = self.db.execute("SELECT name, spec, points, nvmc_version, started_at, finished_at FROM sweeps "

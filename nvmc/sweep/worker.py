@@ -46,6 +46,7 @@ class Task:
     pipeline: str
     points: list[TaskPoint]
     version: str
+    costing: tuple[tuple[str, Any], ...] = ()   # the spec's [costing]: nvmc.pipeline.Costing's options
 
 
 class _Cache:
@@ -97,10 +98,16 @@ def _requests(task: Task) -> list[dict]:
     from nvmc.calibrate import requests_of
 
     try:
-        return sorted(requests_of([_target(p.target).with_overrides(list(p.params)) for p in task.points]),
-                      key=repr)
+        return sorted(requests_of(_costing(task).targets([_target(p.target).with_overrides(list(p.params))
+                                                          for p in task.points])), key=repr)
     except Exception:  # noqa: BLE001 - a bad target is reported by its own point
         return []
+
+
+def _costing(task: Task):
+    from nvmc.pipeline import Costing
+
+    return Costing(**dict(task.costing))
 
 
 def evaluate(task: Task, model_bytes: bytes | None = None, analysed=None) -> list[dict]:
@@ -142,7 +149,8 @@ def _analyse(task: Task, model_bytes: bytes | None, requests: list[dict] = ()):
     global analyses
     import nvmc
     from nvmc.api import _leading_dim
-    from nvmc.passes import run_pipeline
+    from nvmc.calibrate import calibrate
+    from nvmc.pipeline import prepare
 
     analyses += 1
     ref = task.model
@@ -159,11 +167,7 @@ def _analyse(task: Task, model_bytes: bytes | None, requests: list[dict] = ()):
             return _Failure(f"{ref.label}: the model file changed since the sweep was planned; run the sweep again")
         else:
             return _Failure(f"{ref.label}: model file not found on worker {socket.gethostname()}")
-        if task.pipeline:
-            run_pipeline(graph, task.pipeline, dump=lambda text: None)
-        from nvmc.calibrate import calibrate
-
-        workload = nvmc.analyze(graph)
+        _, workload = prepare(graph, task.pipeline)  # the steps of nvmc.compile (nvmc/pipeline.py)
         return (calibrate(graph, workload, requests) if requests else workload), _leading_dim(graph)
     except Exception as e:  # noqa: BLE001 - every point of the group records it
         return _Failure(_message(e))
@@ -176,19 +180,31 @@ def _target(ref: TargetRef):
 
 
 def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: str) -> dict:
-    from nvmc.backends import estimate as backend_estimate
+    """The point's row: the estimate nvmc.compile would give (nvmc/pipeline.py), or why the
+    target cannot run the model (status 'not_applicable': a result, not a failure)."""
+    from nvmc.backends import UnsupportedOpError
 
-    target = _target(p.target).with_overrides(list(p.params))
-    est = backend_estimate(workload, target, batch=batch)
-    est.pipeline = task.pipeline
+    costing = _costing(task)
+    target = costing.targets([_target(p.target).with_overrides(list(p.params))])[0]
+    try:
+        estimates = costing.estimates(workload, [target], batch=batch, pipeline=task.pipeline, compared=False)
+    except UnsupportedOpError as e:
+        row = _base_row(task, p, host)
+        row.update(status="not_applicable", error=e.render(), family=target.family, target_hash=target.hash,
+                   batch=batch, breakdown=None, report=None, elapsed_s=time.perf_counter() - t0)
+        return row
+    if len(estimates) != 1:
+        raise ValueError("a sweep point is costed over one interconnect: list several as separate sweeps")
+    est = estimates[0]
     report = est.to_dict()
     report["model"] = {"path": task.model.label, "sha256": task.model.sha256, "batch": batch}
     report["params"] = dict(p.params)
     totals = report["totals"]
     row = _base_row(task, p, host)
-    row.update(status="ok" if est.ok else "not_fitting", error=est.reason or None, family=target.family,
-               target_hash=target.hash, batch=batch, breakdown=json.dumps(report["breakdown"], allow_nan=False),
-               report=encode_report(report), elapsed_s=time.perf_counter() - t0)
+    row.update(status=est.status, error=est.reason or None, family=target.family, target_hash=target.hash,
+               batch=batch, breakdown=json.dumps(report["breakdown"], allow_nan=False),
+               report=encode_report(report), elapsed_s=time.perf_counter() - t0,
+               carbon_g_per_inference=(est.carbon or {}).get("total_g_per_inference"))
     row.update({k: totals.get(k) for k in METRICS})
     return row
 

@@ -21,7 +21,6 @@ import math
 import random
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -89,9 +88,10 @@ def nested_target(rnd: random.Random, template: str, depth: int, max_dotted: int
 def nested_spec(rnd: random.Random, depth: int, model: str = "m.onnx") -> tuple[str, str]:
     value = nested_toml_value(rnd, depth)
     where = rnd.choice(["set", "grid", "models", "points", "batch", "pipelines", "dotted", "header"])
-    head = f'schema = "nvmc.sweep/1"\nname = "deep"\n'
+    head = 'schema = "nvmc.sweep/1"\nname = "deep"\n'
     if where == "dotted":
-        return where, head + f'models = ["{model}"]\ntargets = ["sram"]\n[grid]\n' + ".".join(["a"] * depth) + " = [1]\n"
+        return where, (head + f'models = ["{model}"]\ntargets = ["sram"]\n[grid]\n'
+                       + ".".join(["a"] * depth) + " = [1]\n")
     if where == "header":
         return where, head + f'models = ["{model}"]\ntargets = ["sram"]\n[[' + ".".join(["p"] * depth) + "]]\nk = 1\n"
     if where == "points":
@@ -110,7 +110,8 @@ def nested_set(rnd: random.Random, depth: int, max_dotted: int = MAX_ARG) -> tup
     depth = max(4, min(depth, MAX_ARG // 2 - 20))
     return rnd.choice([("array", "llc.capacity=" + brackets(depth)),
                        ("inline", "llc.capacity=" + "{a=" * (depth // 3) + "1" + "}" * (depth // 3)),
-                       ("key", ".".join(["llc"] * (depth // 4)) + "=1"), ("dims", "array=" + "x".join(["1"] * (depth // 2))),
+                       ("key", ".".join(["llc"] * (depth // 4)) + "=1"),
+                       ("dims", "array=" + "x".join(["1"] * (depth // 2))),
                        ("unclosed", "llc.capacity=" + "[" * depth),
                        ("inline-dotted", "llc.capacity={" + ".".join(["a"] * min(depth // 2, max_dotted)) + "=1}")])
 
@@ -118,10 +119,12 @@ def nested_set(rnd: random.Random, depth: int, max_dotted: int = MAX_ARG) -> tup
 def nested_pipeline(rnd: random.Random, depth: int) -> tuple[str, str]:
     depth = min(depth, MAX_ARG // 8)
     return rnd.choice([("list", "quantize{bits=" + brackets(depth) + "}"),
-                       ("braces", "quantize{bits=" + "{" * depth + "}" * depth + "}"), ("nested", "a{" * depth + "}" * depth),
+                       ("braces", "quantize{bits=" + "{" * depth + "}" * depth + "}"),
+                       ("nested", "a{" * depth + "}" * depth),
                        ("unclosed", "dce{" * depth),
                        ("long", ",".join(["dce"] * min(depth, 2000))),  # not nesting: 1.5 ms a pass in `opt`
-                       ("escapes", 'quantize{inputs="' + "\\\\" * depth + '"}'), ("parens", "(" * depth + "dce" + ")" * depth)])
+                       ("escapes", 'quantize{inputs="' + "\\\\" * depth + '"}'),
+                       ("parens", "(" * depth + "dce" + ")" * depth)])
 
 
 def _varint(n: int) -> bytes:
@@ -160,7 +163,8 @@ def nested_if_model(depth: int) -> bytes:
     for i in range(1, depth + 1):
         out = f"r{i}"
         node = (_field(1, b"c") + _field(2, out.encode()) + _field(3, f"if{i}".encode()) + _field(4, b"If")
-                + _field(5, graph_attr("then_branch", inner)) + _field(5, graph_attr("else_branch", relu_graph(out, f"e{i}"))))
+                + _field(5, graph_attr("then_branch", inner))
+                + _field(5, graph_attr("else_branch", relu_graph(out, f"e{i}"))))
         inner = _field(1, node) + _field(2, f"g{i}".encode()) + _field(12, out_info(out))
     top = inner + b"".join(_field(11, helper.make_tensor_value_info(n, t, s).SerializeToString())
                            for n, t, s in (("x", f32, [1]), ("c", TensorProto.BOOL, [])))
@@ -344,7 +348,7 @@ def exploding_spec(rnd: random.Random, model: str = "m.onnx") -> tuple[str, str]
     """A sweep spec whose grid or points expand past nvmc's limits (100,000 points, 10,000
     values a range) by multiplication."""
     kind = rnd.choice(["grid-product", "ranges", "points-star", "batch-list", "pipelines", "points-many"])
-    head = f'schema = "nvmc.sweep/1"\nname = "boom"\n'
+    head = 'schema = "nvmc.sweep/1"\nname = "boom"\n'
     if kind == "grid-product":
         keys = ['"llc.capacity"', '"llc.iso"', '"gpu.utilization"']
         lines = [f'{k} = [{", ".join(v)}]' for k, v in zip(keys, (

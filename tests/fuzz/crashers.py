@@ -98,8 +98,13 @@ CASES = [
     ("range_2pow28_data_propagation.nvir", ["verify", "{}"], 2, "ONNX shape inference computes at most",
      "the same through a .nvir (frontend/typecheck.py verify_types)"),
     ("nvir_nested_5000.nvir", ["verify", "{}"], 2, "nested more than 64 deep",
-     "slow, then a RecursionError: the grammar read a statement nested 200,000 deep for 3 to 8 s (twice: fast path, "
-     "then fallback) before its tree was too deep to build: fixed in ir/parser.py (_check_nesting, before the grammar)"),
+     "slow, then a RecursionError: the grammar read a statement nested 200,000 deep for 3 to 8 s (twice: fast "
+     "path, then fallback) before its tree was too deep to build: fixed in ir/parser.py (_check_nesting)"),
+    ("open_target_dotted_key_3000.toml", ["explain", "-t", "{}"], 2, "dotted key",
+     "tomllib takes time quadratic in the parts of a dotted key (a 120 kB target: about 90 s): fixed in "
+     "backends/target.py (parse_target calls ir/limits.py toml_key_problem first)"),
+    ("surface_conv.onnx", ["explain", "-t", "sram", "--set", "llc.capacity={{" + ".".join(["a"] * 3000) + "=1}}"],
+     2, "dotted key", "the same through a --set value: fixed in backends/target.py (_parse_value)"),
 ]
 
 # Crashers whose outcome is a result, not an error, replayed by tests/test_fuzz_surfaces.py
@@ -112,12 +117,17 @@ SURFACE_CASES = [
      "fixed in ir/printer.py (sidecar_for), used by nvmc/cli.py (ir) and nvmc/cli_passes.py (opt)"),
     ("surface_conv.onnx", "m\x1b]0;x\x07.onnx", ["opt", "{}", "-p", "dce"], 0, "@weights.npz:", "the same, `nvmc opt`"),
     ("sweep_failed_point_long_name.toml", None, ["sweep", "{}", "--workers", "0", "-q", "--db", "{out}/s.sqlite"], 1,
-     "failed: ", "a failed point's stored message (a 20,000-character node name) went to stderr as one 20,110-character "
-                 "line: fixed in nvmc/cli_sweep.py (_print_counts through print_error; results shortens it too)"),
+     "failed: ", "a failed point's stored message (a 20,000-character node name) went to stderr as one "
+                 "20,110-character line: fixed in nvmc/cli_sweep.py (_print_counts through print_error; results "
+                 "shortens it too)"),
     ("explain_pass_long_names.onnx", None, ["opt", "{}", "-p", "fuse-activation", "--explain-pass", "fuse-activation",
                                             "-o", "{out}/o.onnx"], 0, "1 place(s) left alone",
      "`opt --explain-pass` printed each place left alone in full: a 5,000-character node name made a 10,000-"
      "character stderr line: fixed in nvmc/cli_passes.py (_explain: one_line)"),
+    ("identity_no_macs.onnx", None, ["compile", "{}", "-t", "rram-pim"], 0, "rram-pim",
+     "exit 70, ValueError: invalid literal for int() with base 10: 'one': a model without MACs on a crossbar "
+     "target (backends/family.py precision() called _bits_of('none')); found here, fixed in backends/ by its owner "
+     "(3170fa5)"),
     ("node_name_paragraph_separator.onnx", None, ["analyze", "{}"], 0, "conv\\u2029relu",
      "a node named 'conv<U+2029>relu' was split over two table rows (rich breaks lines at U+2028/U+2029): "
      "fixed in nvmc/render.py (one_line, visible escape them)"),
@@ -126,18 +136,7 @@ SURFACE_CASES = [
 # Crashers left open: their fix belongs to backends/ (being refactored by another engineer).
 # test_fuzz_surfaces.py replays them as strict xfails (an XPASS says: move it to CASES) and
 # counts the fuzz cases they explain as "known open" (KNOWN_OPEN there).
-OPEN_CASES = [
-    ("identity_no_macs.onnx", ["compile", "{}", "-t", "rram-pim", "-q"], 2, "",
-     "exit 70, ValueError: invalid literal for int() with base 10: 'one': a model with no MAC (one Identity) on "
-     "a crossbar target (rram-pim, rram-neurosim): backends/family.py precision() calls _bits_of('none') "
-     "(family.py:317 -> :355 int(name.lstrip('fpint')))"),
-    ("open_target_dotted_key_3000.toml", ["explain", "-t", "{}"], 2, "dotted key",
-     "tomllib takes time quadratic in the parts of a dotted key: 3,000 parts 0.5 s, 8,000 3 s, 60,000 "
-     "(a 120 kB target) minutes: backends/target.py parse_target could call nvmc.ir.limits.toml_key_problem "
-     "first, as nvmc/sweep/spec.py now does"),
-    ("surface_conv.onnx", ["explain", "-t", "sram", "--set", "llc.capacity={" + ".".join(["a"] * 3000) + "=1}"], 2,
-     "dotted key", "the same through a --set value: backends/target.py _parse_value (tomllib.loads(f'v = {raw}'))"),
-]
+OPEN_CASES: list = []  # crashers left open for another layer: none now
 
 
 def _tiny_cnn() -> onnx.ModelProto:
@@ -329,7 +328,8 @@ def build_surfaces(folder: Path = FOLDER) -> None:
 
     w = numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, np.float32), "w")
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="c" * 5000, pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["y"], name="r" * 5000), helper.make_node("Sigmoid", ["c"], ["z"], name="s")]
+             helper.make_node("Relu", ["c"], ["y"], name="r" * 5000),
+             helper.make_node("Sigmoid", ["c"], ["z"], name="s")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                               [helper.make_tensor_value_info(v, TensorProto.FLOAT, [1, 4, 8, 8]) for v in "yz"], [w])
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -18,7 +18,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 DTYPES = [name for name, v in TensorProto.DataType.items() if v != TensorProto.UNDEFINED]
 PLACES = ["input", "initializer", "cast", "constant", "dequantize"]
-OPSETS = [o for o in (11, 13, 17, 19, 21, 23, 25, onnx.defs.onnx_opset_version()) if o <= onnx.defs.onnx_opset_version()]
+_NEWEST = onnx.defs.onnx_opset_version()
+OPSETS = sorted({o for o in (11, 13, 17, 19, 21, 23, 25, _NEWEST) if o <= _NEWEST})
 _SUB_BYTE = {"UINT4", "INT4", "FLOAT4E2M1", "UINT2", "INT2", "FLOAT6E2M3", "FLOAT6E3M2"}
 
 

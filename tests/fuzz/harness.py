@@ -12,6 +12,7 @@ confirm that the real entry point prints the same clean messages.
     code, stderr = run_cli(["verify", str(model_path)], timeout=10)
     outcome = classify(code, stderr)              # "ok" | "error"; AssertionError otherwise
     sums.assert_unchanged()                       # AssertionError naming changed files
+    code, stdout, stderr = run_cli_io(["analyze", str(model_path)])   # stdout kept (renderers)
 
 Wrap a loop of cases in ``memory_limit()`` so that an attempt to allocate a huge tensor
 fails at once (and shows up as a crasher) instead of swapping the shared machine, and a
@@ -34,8 +35,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["CaseTimeout", "CliOutcome", "CliResult", "run_cli", "run_cli_io", "classify", "Checksums", "time_limit",
-           "memory_limit", "reproducible_hypothesis"]
+__all__ = ["CaseTimeout", "Checksums", "CliOutcome", "CliResult", "classify", "memory_limit", "reproducible_hypothesis",
+           "run_cli", "run_cli_io", "time_limit"]
 
 DEFAULT_TIMEOUT_S = 10.0
 # A hang inside C code (numpy, protobuf) cannot be interrupted by a Python signal handler;

@@ -1,0 +1,132 @@
+"""One path from model to report (issue 23): nvmc.compile, the CLI and a sweep point run the
+same steps (nvmc/pipeline.py) and give the same numbers, inference and training alike."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+import nvmc
+from nvmc import sweep
+
+from conftest import run_nvmc
+
+REPO = Path(__file__).resolve().parent.parent
+CNN = REPO / "examples" / "models" / "tiny_cnn.onnx"
+
+
+def _spec(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "s.toml"
+    path.write_text(f'schema = "nvmc.sweep/1"\nname = "one-path"\nmodels = ["{CNN}"]\n{body}')
+    return path
+
+
+def test_training_through_the_api_the_cli_and_a_sweep_point(tmp_path):
+    api = nvmc.compile(CNN, "sram", mode="train", devices=8, interconnect="pcie3", grid="europe").estimate
+    dist = api.info["distributed"]
+    assert dist["devices"] == 8 and dist["comm_s"] > 0 and api.batch == 8
+    cli = run_nvmc("compile", str(CNN), "-t", "sram", "--mode", "train", "--devices", "8", "--interconnect", "pcie3",
+                   "--grid", "europe", "--json", "-")
+    assert cli.returncode == 0, cli.stderr
+    report = json.loads(cli.stdout)
+    assert report["totals"]["latency_s"] == pytest.approx(api.totals["latency_s"], rel=1e-12)
+    assert report["totals"]["energy_j"] == pytest.approx(api.totals["energy_j"], rel=1e-12)
+    assert report["carbon"]["total_g_per_inference"] == pytest.approx(api.carbon["total_g_per_inference"], rel=1e-12)
+
+    spec = sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n[costing]\nmode = "train"\ndevices = 8\n'
+                                           'interconnect = "pcie3"\ngrid = "europe"\n'))
+    with sweep.Store(tmp_path / "r.sqlite") as store:
+        sweep.run_sweep(spec, store, workers=0)
+        (row,) = store.rows(report=True)
+    assert row["status"] == "ok"
+    assert row["latency_s"] == pytest.approx(api.totals["latency_s"], rel=1e-12)
+    assert row["energy_j"] == pytest.approx(api.totals["energy_j"], rel=1e-12)
+    assert row["carbon_g_per_inference"] == pytest.approx(api.carbon["total_g_per_inference"], rel=1e-12)
+    stored = sweep.decode_report(row["report"])
+    assert stored["target"]["distributed"]["devices"] == 8
+
+
+def test_the_costing_is_part_of_a_points_identity(tmp_path):
+    plain = sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n')).points[0].id
+    trained = sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n[costing]\nmode = "train"\n')).points[0].id
+    assert plain != trained
+    with pytest.raises(sweep.SpecError, match=r"\[costing\] --devices: only with --mode train"):
+        sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n[costing]\ndevices = 8\n'))
+    with pytest.raises(sweep.SpecError, match="unknown key 'devcies'"):
+        sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n[costing]\nmode = "train"\ndevcies = 8\n'))
+
+
+def test_a_schema_1_database_is_read_as_it_is_and_upgraded_when_written(tmp_path):
+    """A results database written before carbon and 'not_applicable' existed keeps its rows."""
+    db = tmp_path / "old.sqlite"
+    with sweep.Store(db) as store:  # write one row, then turn the file into what schema 1 looked like
+        sweep.run_sweep(sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n')), store, workers=0)
+    con = sqlite3.connect(db)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(results)") if r[1] != "carbon_g_per_inference"]
+    con.executescript(f"""
+        CREATE TABLE old AS SELECT {', '.join(cols)} FROM results; DROP TABLE results;
+        ALTER TABLE old RENAME TO results; UPDATE meta SET value='nvmc.sweepdb/1' WHERE key='schema';""")
+    con.close()
+    with sweep.Store(db, readonly=True) as store:
+        (row,) = store.rows()
+        assert row["status"] == "ok" and row["carbon_g_per_inference"] is None
+    with sweep.Store(db) as store:  # a sweep writes to it: upgraded, the old row kept
+        spec = sweep.load_spec(_spec(tmp_path, 'targets = ["sram", "racetrack-hdc"]\n'))
+        summary = sweep.run_sweep(spec, store, workers=0)
+        rows = {r["target"]: r for r in store.rows()}
+    assert summary.counts["not_applicable"] == 1 and summary.counts["error"] == 0
+    assert rows["sram"]["status"] == "ok" and rows["racetrack-hdc"]["status"] == "not_applicable"
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "nvmc.sweepdb/2"
+    con.close()
+
+
+def test_the_ir_imports_nothing_of_onnx_the_passes_or_the_backends():
+    """`import nvmc.ir` loads the IR only, at run time (not only in its module-level imports)."""
+    text = ("// nvmc.ir 1  opset=17\ngraph @g(%x: f32[1,4]) -> (%y: f32[1,4]) {\n"
+            "  %y = Relu(%x) : f32[1,4]  // r\n  return %y\n}\n")
+    code = ("import sys, nvmc.ir; from nvmc.ir import parse_text, verify_structure; g = parse_text(sys.argv[1]); "
+            "verify_structure(g); print(g.to_text() == sys.argv[1], sorted(sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, text], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("True ")
+    out = out[len("True "):]
+    loaded = eval(out)  # noqa: S307 - our own subprocess's printed list
+    bad = [m for m in loaded if m.split(".")[0] in ("onnx", "onnxruntime") or m.startswith(
+        ("nvmc.passes", "nvmc.backends", "nvmc.frontend", "nvmc.api", "nvmc.cli"))]
+    assert not bad, bad
+
+
+LAYERS = {"ir": {"ir"}, "frontend": {"ir", "frontend"}, "passes": {"ir", "frontend", "passes"},
+          "backends": {"ir", "backends"}}
+
+
+def test_imports_follow_the_layering_at_every_depth():
+    """DESIGN.md: nvmc -> passes -> frontend -> ir, nvmc -> backends -> ir; ir imports no onnx.
+    Every import counts, the ones inside functions too (they run as surely as the others)."""
+    import ast
+
+    crossings = []
+    for layer, allowed in LAYERS.items():
+        for path in sorted((REPO / layer).rglob("*.py")):
+            if "data" in path.relative_to(REPO).parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                else:
+                    continue
+                for name in names:
+                    parts = name.split(".")
+                    if parts[0] in ("onnx", "onnxruntime") and layer == "ir":
+                        crossings.append(f"{path.relative_to(REPO)}:{node.lineno} {name}")
+                    elif parts[0] == "nvmc" and (parts[1] if len(parts) > 1 else "nvmc") not in allowed:
+                        crossings.append(f"{path.relative_to(REPO)}:{node.lineno} {name}")
+    assert not crossings, crossings
