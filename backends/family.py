@@ -179,7 +179,10 @@ class Params:
         return param.value
 
     def assumptions(self) -> list[str]:
-        return [f"{p.key} = {_fmt(p.value)}: {p.note}" for p in self.params if p.kind == "assumed"]
+        if self.cache.get("assumptions", (None,))[0] != len(self.params):  # recomputed when a number is added
+            self.cache["assumptions"] = (len(self.params), [f"{p.key} = {_fmt(p.value)}: {p.note}"
+                                                            for p in self.params if p.kind == "assumed"])
+        return list(self.cache["assumptions"][1])
 
     # ----------------------------------------------------------- resolving
     def _resolve(self, key: str) -> Param:
@@ -362,7 +365,10 @@ def _bits_of(name: str) -> int:
 
 def _majority(bits: np.ndarray, weights: np.ndarray) -> float:
     """The width with the most MACs (the most nodes when there are no MACs); 0 when none."""
-    width = np.clip(np.round(np.asarray(bits, dtype=np.float64)), 0, 128).astype(np.int64)
+    bits = np.asarray(bits, dtype=np.float64)
+    if bits.size and bits.min() == bits.max():  # one width for every node (most families)
+        return float(bits.flat[0])
+    width = np.clip(np.round(bits), 0, 128).astype(np.int64)
     if not width.any():
         return 0.0
     w = np.where(width > 0, weights, 0.0)
