@@ -153,6 +153,7 @@ class Compiled:
     targets: list = field(default_factory=list)   # list[nvmc.backends.Target], the same order
     source: str = ""                               # the model's path, when it was loaded from one
     passes: "PipelineResult | None" = None         # what each pass of ``passes=`` did, with its measured error
+    accuracy: dict | None = None                   # the whole pipeline's measured error (nvmc/pipeline.accuracy)
 
     @property
     def estimate(self) -> "Estimate":
@@ -162,7 +163,7 @@ class Compiled:
         """The report ``nvmc compile --json`` writes (schema nvmc.report/1)."""
         from nvmc.report import build_report
 
-        return build_report(self.source or self.graph.name, self.graph, self.estimates)
+        return build_report(self.source or self.graph.name, self.graph, self.estimates, accuracy=self.accuracy)
 
     def write_html(self, path: str | os.PathLike) -> Path:
         """Write the self-contained HTML report of ``nvmc compile --html``; returns the path."""
@@ -213,13 +214,13 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
         graph = model.copy() if passes else model  # never change the caller's graph
     else:
         graph = load(model, input_shapes=input_shapes, dims=dims, input_values=input_values)
-    pipeline_result, workload = prepare(graph, passes)
+    pipeline_result, workload, measured = prepare(graph, passes)
     names = [target] if isinstance(target, (str, os.PathLike)) or not isinstance(target, Sequence) else target
     targets = costing.targets([load_target(t, list(sets)) for t in names])
     batch = _check_batch(batch) if batch is not None else _leading_dim(graph)
     estimates = costing.estimates(measure(graph, workload, targets), targets, batch=batch, pipeline=passes or "")
     source = "" if isinstance(model, (Graph, onnx.ModelProto)) else str(model)
-    return Compiled(graph, workload, estimates, targets, source, pipeline_result)
+    return Compiled(graph, workload, estimates, targets, source, pipeline_result, measured)
 
 
 def run_passes(graph: Graph, pipeline: str, *, verify_each: bool = True, timing: bool = False) -> "PipelineResult":

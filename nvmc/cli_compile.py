@@ -27,6 +27,7 @@ from nvmc.ir.limits import MAX_BATCH
 from nvmc.report import METRICS
 
 EXIT_NOT_FITTING = 1
+EXIT_ACCURACY = 4  # --passes broke --min-cosine / --min-sqnr / --min-top1
 MAX_SCALE = MAX_BATCH  # --devices, --batch: beyond, MAC and byte counts leave int64 for large models
 
 
@@ -120,24 +121,33 @@ def _has_key(schema, aliases, key: str) -> bool:
                    "compared), or --set net.bandwidth=25Gbit/s --set net.latency=5us.")
 @click.option("--batch", "train_batch", type=click.IntRange(max=MAX_SCALE), metavar="B",
               help="--mode train: samples per device.")
+@click.option("--min-cosine", type=click.FloatRange(-1.0, 1.0), metavar="C",
+              help="Fail (exit 4) when --passes leave the outputs' cosine similarity below C, e.g. 0.99.")
+@click.option("--min-sqnr", type=float, metavar="DB", help="Fail (exit 4) when --passes leave the SQNR below DB dB.")
+@click.option("--min-top1", type=click.FloatRange(0.0, 1.0), metavar="F",
+              help="Fail (exit 4) when --passes leave the top-1 agreement below F, e.g. 0.95.")
 @input_shape_option
 def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: str | None, iso: str | None,
                 sets: tuple[str, ...], json_path: Path | None, csv_path: Path | None, output: Path | None, top: int,
                 html_path: Path | None, budget_spec: str | None, quiet: bool, grid: str | None,
                 lifetime_years: float | None, utilisation: float | None, input_shapes, mode: str | None = None,
                 devices: int | None = None, parallel: str | None = None, interconnect: str | None = None,
-                train_batch: int | None = None) -> None:
+                train_batch: int | None = None, min_cosine: float | None = None, min_sqnr: float | None = None,
+                min_top1: float | None = None) -> None:
     """Estimate latency, energy and area of MODEL on a hardware target.
 
     Exits 0 on success, 1 when the model does not fit a target (reported, not an error),
-    2 on bad input, 3 when a --budget is exceeded.
+    2 on bad input, 3 when a --budget is exceeded, 4 when --passes break an accuracy gate
+    (--min-cosine, --min-sqnr, --min-top1: measured on seeded random inputs in onnxruntime).
     """
     import nvmc
     from nvmc.backends.errors import UnsupportedOpError
     from nvmc.budget import EXIT_BUDGET, check_budgets, parse_budgets, refuse_unmodelled
+    from nvmc.pipeline import Costing, Gate
     from nvmc.render import progress
 
     budgets = parse_budgets(budget_spec) if budget_spec is not None else []
+    gate = Gate(min_cosine, min_sqnr, min_top1)
 
     if output is not None:
         if output.suffix != ".onnx":
@@ -148,7 +158,6 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
         check_output_path(path, *given, option=option)
     if html_path is not None and str(html_path) == "-":
         raise NvmcError("--html writes a file, not stdout", where="--html", hint="give a path, e.g. report.html")
-    from nvmc.pipeline import Costing
 
     net, sets = Costing.split_sets(sets)  # net.* describe the training network, the rest the targets
     Costing(mode=mode or "inference", devices=devices, parallel=parallel, interconnect=interconnect,
@@ -174,7 +183,12 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     _check_finite(estimates)
     refuse_unmodelled(budgets, estimates)
     checked = check_budgets(budgets, [(e.target, e.totals) for e in estimates])
-    report = _report(model, graph, estimates, checked)
+    measured = compiled.accuracy
+    broken_gate = gate.failures(measured)
+    if measured is not None and gate != Gate():
+        measured = {**measured, "gate": {"min_cosine": gate.min_cosine, "min_sqnr_db": gate.min_sqnr_db,
+                                         "min_top1": gate.min_top1, "ok": not broken_gate, "failures": broken_gate}}
+    report = _report(model, graph, estimates, checked, measured)
     if json_path is not None:
         write_output(json_path, json_text(report))
     if csv_path is not None:
@@ -211,11 +225,16 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
             print_error(f"budget exceeded: {r.message()}")
         elif not quiet:
             print_error(f"budget ok: {r.message()}")
+    for why in broken_gate:
+        print_error(f"accuracy gate: {why} (--passes {pipeline})")
     if not all(e.ok for e in estimates if e.applicable):  # n/a rows of a comparison are not failures
         sys.exit(EXIT_NOT_FITTING)
     if not all(r.ok for r in checked):
         print_error(f"error: {sum(not r.ok for r in checked)} budget(s) exceeded (exit {EXIT_BUDGET})")
         sys.exit(EXIT_BUDGET)
+    if broken_gate:
+        print_error(f"error: the passes broke the accuracy gate (exit {EXIT_ACCURACY})")
+        sys.exit(EXIT_ACCURACY)
 
 
 def _check_finite(estimates) -> None:
@@ -249,11 +268,11 @@ def _pass_lines(result) -> list[str]:
     return lines
 
 
-def _report(model: Path, graph, estimates, budgets=()) -> dict:
+def _report(model: Path, graph, estimates, budgets=(), accuracy=None) -> dict:
     """The --json report (schema nvmc.report/1; see nvmc/report/ and nvmc/schema/report.schema.json)."""
     from nvmc.report import build_report
 
-    return build_report(model, graph, estimates, budgets=budgets)
+    return build_report(model, graph, estimates, budgets=budgets, accuracy=accuracy)
 
 
 def _write_csv(estimates, path: Path) -> None:

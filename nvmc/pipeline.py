@@ -26,13 +26,63 @@ if TYPE_CHECKING:
 MODES = ("inference", "train")
 
 
-def prepare(graph: "Graph", passes: str | None) -> tuple["PipelineResult | None", "Workload"]:
-    """Run the pass pipeline on ``graph`` (in place) and analyse what it leaves."""
+def prepare(graph: "Graph", passes: str | None) -> tuple["PipelineResult | None", "Workload", dict | None]:
+    """Run the pass pipeline on ``graph`` (in place), analyse what it leaves, and measure the
+    whole pipeline's error when an approximate pass changed the model (``accuracy``)."""
     from nvmc.passes import run_pipeline
     from nvmc.passes.workload import analyze
 
+    original = graph.copy() if passes else None
     result = run_pipeline(graph, passes, dump=lambda text: None) if passes else None
-    return result, analyze(graph)
+    return result, analyze(graph), accuracy(original, graph, result)
+
+
+ACCURACY_SAMPLES = 4  # seeded random input draws the transformed model is compared on
+
+
+def accuracy(original: "Graph | None", transformed: "Graph", result: "PipelineResult | None") -> dict | None:
+    """What an approximate pipeline did to the model's outputs, measured in onnxruntime on
+    seeded random inputs (frontend/runtime.compare): cosine, SQNR, top-1 agreement and max
+    relative error over every output (the worst of each). None when every pass was exact or
+    nothing changed; ``{"note": ...}`` when it could not be measured."""
+    if original is None or result is None or not any(not r.exact and r.changed for r in result.records):
+        return None
+    from nvmc.frontend.runtime import compare
+
+    try:
+        report = compare(original, transformed, seed=0, samples=ACCURACY_SAMPLES)
+    except NvmcError as e:
+        return {"note": f"not measured: {e.message}"}
+    sqnr = report.sqnr_db
+    return {"cosine": report.cosine, "sqnr_db": sqnr if sqnr == sqnr and abs(sqnr) != float("inf") else None,
+            "top1_agreement": report.top1_agreement, "max_rel_err": report.max_rel_err,
+            "samples": report.samples, "inputs": report.inputs_from}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Accuracy a result must keep (``--min-cosine``, ``--min-sqnr``, ``--min-top1``): a
+    pipeline that destroys the model fails the result instead of showing a win."""
+
+    min_cosine: float | None = None
+    min_sqnr_db: float | None = None
+    min_top1: float | None = None
+
+    def failures(self, measured: dict | None) -> list[str]:
+        """Why ``measured`` (an ``accuracy`` dict) breaks the gate; [] when it keeps it."""
+        out = []
+        for key, floor, label in (("cosine", self.min_cosine, "cosine"), ("sqnr_db", self.min_sqnr_db, "SQNR (dB)"),
+                                  ("top1_agreement", self.min_top1, "top-1 agreement")):
+            if floor is None:
+                continue
+            value = (measured or {}).get(key)
+            if measured is None:
+                continue  # exact passes only (or none): nothing was approximated
+            if value is None:
+                out.append(f"{label} could not be measured ({(measured or {}).get('note', 'no such output')})")
+            elif value < floor:
+                out.append(f"{label} {value:.4g} is below the required {floor:g}")
+        return out
 
 
 def measure(graph: "Graph", workload: "Workload", targets: Sequence["Target"]) -> "Workload":

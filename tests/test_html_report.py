@@ -212,7 +212,7 @@ def test_cli_html_flag(tmp_path):
     proc = run_nvmc("compile", str(TINY_CNN), "-t", "sram", "--compare", "sot-mram", "--html", str(out), check=True)
     assert f"wrote {out}" in proc.stderr and "energy by component" in proc.stdout
     text = out.read_text()
-    assert text.startswith("<!DOCTYPE html>") and "tiny_cnn on sram, sot-mram" in text
+    assert text.startswith("<!DOCTYPE html>") and "tiny_cnn.onnx on sram, sot-mram" in text
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -228,5 +228,5 @@ def test_python_api_writes_the_same_page(tmp_path):
     out = nvmc.compile(TINY_CNN, ["sram", "stt-mram"])
     path = out.write_html(tmp_path / "api.html")
     text = path.read_text()
-    assert "tiny_cnn on sram, stt-mram" in text and "Parameters and their sources" in text
+    assert "tiny_cnn.onnx on sram, stt-mram" in text and "Parameters and their sources" in text
     assert out.to_dict()["model"]["path"] == str(TINY_CNN)

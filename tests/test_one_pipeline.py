@@ -130,3 +130,25 @@ def test_imports_follow_the_layering_at_every_depth():
                     elif parts[0] == "nvmc" and (parts[1] if len(parts) > 1 else "nvmc") not in allowed:
                         crossings.append(f"{path.relative_to(REPO)}:{node.lineno} {name}")
     assert not crossings, crossings
+
+
+def test_a_pass_that_destroys_accuracy_fails_the_result_and_sweeps_record_the_error(tmp_path):
+    """issue 24: the report shows what an approximate pipeline did to the outputs, and a gate
+    (--min-cosine, --min-sqnr, --min-top1) fails the result (exit 4) instead of showing a win."""
+    wrecked = run_nvmc("compile", str(CNN), "-t", "sram", "--passes", "prune{sparsity=0.9}", "--min-cosine", "0.99",
+                       "--json", str(tmp_path / "r.json"), "-q")
+    assert wrecked.returncode == 4, wrecked.stderr
+    assert "accuracy gate: cosine" in wrecked.stderr and "below the required 0.99" in wrecked.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["accuracy"]["cosine"] < 0.99 and report["accuracy"]["gate"]["ok"] is False
+    kept = run_nvmc("compile", str(CNN), "-t", "sram", "--passes", "quantize{bits=8}", "--min-cosine", "0.99", "-q")
+    assert kept.returncode == 0, kept.stderr
+    exact = nvmc.compile(CNN, "sram", passes="fuse-conv-bn,dce")
+    assert exact.accuracy is None and "accuracy" not in exact.to_dict()  # exact passes: nothing to measure
+
+    spec = sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\npipelines = ["", "prune{sparsity=0.9}"]\n'))
+    with sweep.Store(tmp_path / "s.sqlite") as store:
+        sweep.run_sweep(spec, store, workers=0)
+        rows = {r["pipeline"]: r for r in store.rows()}
+    assert rows[""]["cosine"] is None
+    assert rows["prune{sparsity=0.9}"]["cosine"] == pytest.approx(report["accuracy"]["cosine"], rel=1e-9)

@@ -47,7 +47,7 @@ __all__ = ["REPORT_SCHEMA_PATH", "build_report", "parameters_of", "ratios", "ren
 
 
 def build_report(model: str | os.PathLike, graph: "Graph", estimates: Sequence["Estimate"], *,
-                 budgets: Iterable["BudgetResult"] = ()) -> dict[str, Any]:
+                 budgets: Iterable["BudgetResult"] = (), accuracy: dict | None = None) -> dict[str, Any]:
     """The ``--json`` report: the first estimate's fields at the top level, the others under
     ``compare``, each one's totals divided by the first's under ``ratios``, and (when given)
     the budget checks under ``budgets``."""
@@ -61,6 +61,8 @@ def build_report(model: str | os.PathLike, graph: "Graph", estimates: Sequence["
     budgets = list(budgets)
     if budgets:
         report["budgets"] = [b.to_dict() for b in budgets]
+    if accuracy is not None:
+        report["accuracy"] = dict(accuracy)
     return report
 
 

@@ -27,6 +27,7 @@ import html
 import json
 import math
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from nvmc.render import si
@@ -130,9 +131,11 @@ def render_html(report: Mapping[str, Any], parameters: Mapping[str, list] | None
     sections.append(("parameters", "Parameters and their sources", _param_tables(estimates, parameters or {})))
     sections.append(("notes", "Notes and assumptions", _notes(estimates)))
 
-    title = f"nvmc report: {model.get('name') or model.get('path', 'model')} on {', '.join(names)}"
+    shown = Path(str(model.get("path") or "")).name or model.get("name") or "model"  # the file, not "main_graph"
+    title = f"nvmc report: {shown} on {', '.join(names)}"
     header = "".join(f"<p>{m}</p>" for m in [
-        f"model <code>{esc(model.get('path', ''))}</code> ({esc(model.get('nodes', '?'))} nodes, "
+        f"model <code>{esc(model.get('path', ''))}</code> (graph <code>{esc(model.get('name', ''))}</code>, "
+        f"{esc(model.get('nodes', '?'))} nodes, "
         f"batch {esc(report.get('batch', 1))})",
         f"pipeline <code>{esc(report.get('pipeline') or '(none)')}</code>",
         "targets " + ", ".join(f"<code>{esc(n)}</code> ({esc(e['target'].get('family', ''))}, sha256 "

@@ -12,7 +12,8 @@ Tables::
     results(point_id PK, sweep, model, model_hash, target, family, target_hash, pipeline,
             params JSON, batch, nvmc_version, status 'ok'|'not_fitting'|'not_applicable'|'error', error,
             latency_s, energy_j, edp_js, throughput_ips, energy_per_inference_j, area_mm2 (NULL: the
-            family models no area), macs, carbon_g_per_inference,
+            family models no area), macs, carbon_g_per_inference, cosine, sqnr_db, top1_agreement
+            (the pipeline's measured error; NULL when every pass was exact),
             breakdown JSON (energy, latency, area by component; events),
             report BLOB (the point's full nvmc.report/1 JSON, zlib-compressed: decode_report),
             elapsed_s, host, finished_at)
@@ -48,9 +49,9 @@ OLD_SCHEMAS = ("nvmc.sweepdb/1",)   # read as they are, upgraded when written
 STATUSES = ("ok", "not_fitting", "not_applicable", "error")
 COLUMNS = ("point_id", "sweep", "model", "model_hash", "target", "family", "target_hash", "pipeline", "params",
            "batch", "nvmc_version", "status", "error", "latency_s", "energy_j", "edp_js", "throughput_ips",
-           "energy_per_inference_j", "area_mm2", "macs", "carbon_g_per_inference", "breakdown", "report", "elapsed_s",
-           "host", "finished_at")
-_ADDED = {"carbon_g_per_inference": "REAL"}  # columns schema 1 lacks
+           "energy_per_inference_j", "area_mm2", "macs", "carbon_g_per_inference", "cosine", "sqnr_db",
+           "top1_agreement", "breakdown", "report", "elapsed_s", "host", "finished_at")
+_ADDED = {"carbon_g_per_inference", "cosine", "sqnr_db", "top1_agreement"}  # columns schema 1 lacks
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS results (
     params TEXT NOT NULL, batch INTEGER, nvmc_version TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN {STATUSES!r}), error TEXT,
     latency_s REAL, energy_j REAL, edp_js REAL, throughput_ips REAL, energy_per_inference_j REAL,
-    area_mm2 REAL, macs INTEGER, carbon_g_per_inference REAL, breakdown TEXT,
+    area_mm2 REAL, macs INTEGER, carbon_g_per_inference REAL,
+    cosine REAL, sqnr_db REAL, top1_agreement REAL, breakdown TEXT,
     report BLOB CHECK (status IN ('error', 'not_applicable') OR report IS NOT NULL),
     elapsed_s REAL, host TEXT, finished_at TEXT
 );

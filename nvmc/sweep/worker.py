@@ -86,7 +86,7 @@ analyses = 0  # how many (model, pipeline) analyses this process ran (tests chec
 
 
 def analyse(task: Task, model_bytes: bytes | None = None):
-    """The (workload, leading batch) of the task's model after its pipeline (or the failure),
+    """The (workload, leading batch, measured accuracy) of the task's model after its pipeline (or the failure),
     through this process's cache."""
     requests = _requests(task)
     key = (task.model.sha256, task.model.input_shapes, task.pipeline, repr(requests))
@@ -131,9 +131,9 @@ def evaluate(task: Task, model_bytes: bytes | None = None, analysed=None) -> lis
         if isinstance(analysed, _Failure):
             rows.append(_error_row(task, p, analysed.message, shared, host))
             continue
-        workload, leading = analysed
+        workload, leading, measured = analysed
         try:
-            rows.append(_estimate(task, p, workload, p.batch or leading, t0 - shared, host))
+            rows.append(_estimate(task, p, workload, p.batch or leading, t0 - shared, host, measured))
         except Exception as e:  # noqa: BLE001 - a failing point is recorded; the sweep goes on
             rows.append(_error_row(task, p, _message(e), time.perf_counter() - t0 + shared, host))
     return rows
@@ -145,7 +145,7 @@ class _Failure:
 
 
 def _analyse(task: Task, model_bytes: bytes | None, requests: list[dict] = ()):
-    """(workload, leading batch) of the task's model after its pipeline, or a _Failure."""
+    """(workload, leading batch, measured accuracy) of the task's model after its pipeline, or a _Failure."""
     global analyses
     import nvmc
     from nvmc.api import _leading_dim
@@ -167,8 +167,8 @@ def _analyse(task: Task, model_bytes: bytes | None, requests: list[dict] = ()):
             return _Failure(f"{ref.label}: the model file changed since the sweep was planned; run the sweep again")
         else:
             return _Failure(f"{ref.label}: model file not found on worker {socket.gethostname()}")
-        _, workload = prepare(graph, task.pipeline)  # the steps of nvmc.compile (nvmc/pipeline.py)
-        return (calibrate(graph, workload, requests) if requests else workload), _leading_dim(graph)
+        _, workload, measured = prepare(graph, task.pipeline)  # the steps of nvmc.compile (nvmc/pipeline.py)
+        return (calibrate(graph, workload, requests) if requests else workload), _leading_dim(graph), measured
     except Exception as e:  # noqa: BLE001 - every point of the group records it
         return _Failure(_message(e))
 
@@ -179,7 +179,7 @@ def _target(ref: TargetRef):
     return _TARGETS.get((ref.sha256, ref.path), lambda: parse_target(ref.data, Path(ref.path)))
 
 
-def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: str) -> dict:
+def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: str, measured: dict | None) -> dict:
     """The point's row: the estimate nvmc.compile would give (nvmc/pipeline.py), or why the
     target cannot run the model (status 'not_applicable': a result, not a failure)."""
     from nvmc.backends import UnsupportedOpError
@@ -199,12 +199,15 @@ def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: s
     report = est.to_dict()
     report["model"] = {"path": task.model.label, "sha256": task.model.sha256, "batch": batch}
     report["params"] = dict(p.params)
+    if measured is not None:
+        report["accuracy"] = dict(measured)
     totals = report["totals"]
     row = _base_row(task, p, host)
     row.update(status=est.status, error=est.reason or None, family=target.family, target_hash=target.hash,
                batch=batch, breakdown=json.dumps(report["breakdown"], allow_nan=False),
                report=encode_report(report), elapsed_s=time.perf_counter() - t0,
-               carbon_g_per_inference=(est.carbon or {}).get("total_g_per_inference"))
+               carbon_g_per_inference=(est.carbon or {}).get("total_g_per_inference"),
+               **{k: (measured or {}).get(k) for k in ("cosine", "sqnr_db", "top1_agreement")})
     row.update({k: totals.get(k) for k in METRICS})
     return row
 
