@@ -365,7 +365,12 @@ def _transplant(graph: Graph, new: Graph, weights: set[str]) -> None:
 
     def typed(name: str, t: TensorType) -> TensorType:
         before = old_types.get(name)
-        return TensorType(t.dtype, t.shape, before.annotations) if before is not None else t
+        if before is None:
+            return t
+        # the converter changes op versions, not what a value holds: a shape the re-import could
+        # not infer again (shape arithmetic over a weight it saw only as a typed input) is kept
+        shape = before.shape if not t.is_static and before.is_static and before.dtype == t.dtype else t.shape
+        return TensorType(t.dtype, shape, before.annotations)
 
     for node in new.topo_nodes():
         meta = old_meta.get(node.name, node.meta)

@@ -216,3 +216,43 @@ def test_shape_arithmetic_never_materialises_large_values():
     g = nvmc.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     assert g.values["y"].type.shape == (2, 4)          # sqrt([4, 16]) evaluated at import
     assert np.asarray(g.consts["big"]).strides == (0,)  # still a broadcast view, never filled
+
+
+def _packaged(name: str):
+    entry = next(e for e in ENTRIES if e.name == name)
+    found = entry.locate()
+    if found is None:
+        pytest.skip(f"{entry.source} not found in this interpreter ({entry.install})")
+    return entry, found
+
+
+def test_silero_branches_fold_with_a_bound_sample_rate():
+    """silero-vad keeps all its compute in If branches on the sample rate: binding sr takes the
+    16 kHz branch, and the four variants that differ only in opset/precision/If layout then
+    cost the same network (same MACs), while the unbound model is refused naming the If."""
+    import onnx
+
+    import nvmc
+
+    macs = {}
+    for name in ("silero_vad", "silero_vad_16k_op15", "silero_vad_half", "silero_vad_op18_ifless"):
+        entry, path = _packaged(name)
+        inputs = {i.name for i in onnx.load(path, load_external_data=False).graph.input}
+        values = {"sr": 16000} if "sr" in inputs else {}  # silero_vad_half has its 16 kHz branch fixed
+        graph = nvmc.load(path, input_shapes=entry.input_shapes, input_values=values)
+        assert not any(n.op == "If" for n in graph.nodes), name
+        macs[name] = nvmc.analyze(graph).totals["macs"]
+    assert len(set(macs.values())) == 1 and next(iter(macs.values())) > 0, macs
+
+
+def test_quantising_a_packaged_recogniser_keeps_its_shapes():
+    """PP-OCRv4's recogniser computes a Reshape target from a weight's shape; re-importing the
+    opset-upgraded compressed model loses that shape, which the transplant keeps (was: 'not
+    static' on every target after quantize{bits=8})."""
+    import nvmc
+
+    entry, path = _packaged("rapidocr/ch_PP-OCRv4_rec_infer")
+    out = nvmc.compile(path, "sot-mram", passes="quantize{bits=8}", input_shapes=entry.input_shapes)
+    est = out.estimate
+    assert est.totals["latency_s"] > 0 and est.totals["energy_j"] > 0
+    assert all(info.type.is_static for info in out.graph.values.values())
