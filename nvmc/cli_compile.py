@@ -22,7 +22,8 @@ from rich.table import Table
 from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
 from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import NvmcError
-from nvmc.render import binary, console, err_console, one_line, print_error, print_notices, si, styled
+from nvmc.render import (binary, console, err_console, one_line, print_error, print_notices, report_table,
+                         si, styled)
 from nvmc.ir.limits import MAX_BATCH
 from nvmc.report import METRICS
 
@@ -208,14 +209,18 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
         out = console()
         _print_summary(out, model, estimates[0], top)
         if len(estimates) > 1:
-            out.print(_compare_table(estimates))
+            out.print(_compare_table(estimates, out.width))
             for e in estimates[1:]:
                 if not e.ok:
                     out.print(styled((f"{e.target}: ", "yellow"), e.reason), soft_wrap=True)
-            scopes = {e.scope.get("label") for e in estimates if e.ok}
+            scopes: dict[str, list[str]] = {}
+            for e in estimates:
+                if e.ok:
+                    scopes.setdefault(e.scope.get("label") or "not stated", []).append(e.target)
             if len(scopes) > 1:
-                out.print(styled(("note: ", "yellow"), "the energies cover different parts of the system (" + "; ".join(
-                    f"{e.target}: {e.scope.get('label')}" for e in estimates if e.ok) + ")"), soft_wrap=True)
+                out.print(styled(("note: ", "yellow"), "the energies cover different parts of the system:"))
+                for label, names in scopes.items():
+                    out.print(styled(f"  {', '.join(names)}: ", (label, "dim")), soft_wrap=True)
     if quiet:
         for e in estimates:
             if not e.ok:
@@ -255,6 +260,19 @@ def _check_finite(estimates) -> None:
                                       "--devices and --batch values")
 
 
+def _left_alone(why_not: list[tuple[str, str]], shown: int = 2) -> str:
+    """``left 3 place(s) alone: 2 because A; 1 because B``: how many a pass skipped and why,
+    the commonest reasons first (a pass that skips a node never does so silently)."""
+    counts: dict[str, int] = {}
+    for _, reason in why_not:
+        counts[reason] = counts.get(reason, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])
+    parts = [f"{n} because {one_line(reason, 240)}" for reason, n in top[:shown]]
+    more = len(top) - shown
+    return (f"left {len(why_not)} place(s) alone: " + "; ".join(parts)
+            + (f"; {more} other reason(s)" if more > 0 else ""))
+
+
 def _pass_lines(result) -> list[str]:
     """One line per pass of --passes: its counters and the error it measured (approximate passes)."""
     lines = []
@@ -262,8 +280,7 @@ def _pass_lines(result) -> list[str]:
         stats = ", ".join(f"{k}={v:.4g}" for k, v in r.result.stats.items() if "." not in k)
         errors = {k: v for k, v in r.result.error.items() if "." not in k}
         measured = ("; measured " + ", ".join(f"{k} {v:.6g}" for k, v in errors.items())) if errors else ""
-        left = f"; left {len(r.result.why_not)} node(s) alone (nvmc opt --explain-pass {r.name})" \
-            if r.result.why_not else ""
+        left = f"; {_left_alone(r.result.why_not)} (all: nvmc opt --explain-pass {r.name})" if r.result.why_not else ""
         lines.append(f"pass {r.spec}: {stats or ('changed' if r.changed else 'no change')}{measured}{left}")
     return lines
 
@@ -331,9 +348,7 @@ def _print_summary(out, model: Path, est, top: int) -> None:
     energy = est.energy_by_component()
     total_e = sum(energy.values()) or 1.0
     busy = est.latency_by_component()
-    comp = Table(title="energy by component", title_justify="left")
-    for col in ("component", "energy", "share"):
-        comp.add_column(col, justify="left" if col == "component" else "right")
+    comp = report_table("energy by component", ("component", "energy", "share"), text=("component",))
     for k, v in sorted(energy.items(), key=lambda kv: -kv[1]):
         comp.add_row(k, si(v, "J"), f"{100 * v / total_e:.1f}%")
     out.print(comp)
@@ -344,9 +359,9 @@ def _print_summary(out, model: Path, est, top: int) -> None:
     node_e = est.node_energy
     order = np.argsort(-lat, kind="stable")[:top]
     total_t = lat.sum() or 1.0
-    layers = Table(title=f"top {len(order)} layers by latency", title_justify="left")
-    for col in ("node", "op", "MACs", "latency", "share", "energy", "bound by"):
-        layers.add_column(col, justify="left" if col in ("node", "op", "bound by") else "right")
+    layers = report_table(f"top {len(order)} layers by latency",
+                          ("node", "op", "MACs", "latency", "share", "energy", "bound by"),
+                          text=("node", "op", "bound by"))
     units = [k for k in est.latency if k != "overhead"]
     stacked = np.stack([est.latency[k] for k in units]) if units else None
     gap = est.latency.get("overhead")
@@ -365,41 +380,43 @@ def _print_summary(out, model: Path, est, top: int) -> None:
         out.print(summary_line(est.carbon), soft_wrap=True)
 
 
-def _compare_rows(estimates) -> Table:
+def _compare_rows(estimates, width: int) -> Table:
     """The comparison with one row per target, for many targets: it fits 100 columns whatever
     their number (the wide table grows a column pair per target)."""
+    from rich import box
+
     base = estimates[0]
-    table = Table(title=f"comparison: {len(estimates)} targets (×: ratio to {base.target}; below 1 the other "
-                        "target is lower)", title_justify="left")
-    for col in ("target", "family", "latency", "×", "energy/inf", "×", "EDP", "×", "area", "precision"):
-        table.add_column(col, justify="left" if col in ("target", "family", "precision") else "right",
-                         no_wrap=col != "target")
-    keys = (("latency_s", "s"), ("energy_per_inference_j", "J"), ("edp_js", "J·s"))
+    # the family column only where it fits beside whole target names (narrower: the scope note
+    # below the table groups the targets by what their energy covers)
+    family = width >= 100
+    table = report_table(f"comparison: {len(estimates)} targets (×: ratio to {one_line(base.target)}, below 1 the "
+                         "other target is lower; energy per inference; EDP = latency × energy; area —: not modelled; "
+                         "dtype: the precision costed)",
+                         ("target", *(("family",) if family else ()), "latency", "×", "energy", "×", "EDP ×", "area",
+                          "dtype"),
+                         text=("target", "family", "dtype"), box=box.SIMPLE_HEAD,
+                         padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False)
     for e in estimates:
+        head = (one_line(e.target), e.family) if family else (one_line(e.target),)
         if not e.ok:
             state = "n/a" if not e.applicable else "no fit"
-            table.add_row(one_line(e.target), e.family, state, "", state, "", state, "", "", "")
+            table.add_row(*head, state, "", state, "", "", "", "")
             continue
         cells = []
-        for key, unit in keys:
+        for key, unit in (("latency_s", "s"), ("energy_per_inference_j", "J")):
             cells += [_fmt_metric(key, e.totals[key], unit), *_ratios_row([base.totals[key], e.totals[key]])]
         area = e.totals["area_mm2"]
-        table.add_row(one_line(e.target), e.family, *cells, "not modelled" if area is None else f"{area:.3g} mm²",
-                      e.precision.get("costed", "—"))
+        table.add_row(*head, *cells, *_ratios_row([base.totals["edp_js"], e.totals["edp_js"]]),
+                      "—" if area is None else f"{area:.3g} mm²", e.precision.get("costed", "—"))
     return table
 
 
-def _compare_table(estimates) -> Table:
+def _compare_table(estimates, width: int) -> Table:
     if len(estimates) > 3:
-        return _compare_rows(estimates)
-    base = estimates[0]
-    table = Table(title=f"comparison (ratio = other ÷ {base.target}; below 1: the other target is lower)",
-                  title_justify="left")
-    table.add_column("metric")
-    for e in estimates:
-        table.add_column(e.target, justify="right")
-    for e in estimates[1:]:
-        table.add_column(f"{e.target} ÷ {base.target}", justify="right")
+        return _compare_rows(estimates, width)
+    targets = [one_line(e.target) for e in estimates]
+    table = report_table(f"comparison (ratio = other ÷ {targets[0]}; below 1: the other target is lower)",
+                         ("metric", *targets, *(f"{t} ÷ {targets[0]}" for t in targets[1:])), text=("metric",))
     rows = [*METRICS, ("macs", "MACs", "MAC")]
     for key, label, unit in rows:
         values = [e.totals[key] for e in estimates]
@@ -425,7 +442,9 @@ def _ratios_row(values) -> list[str]:
         if base is None or v is None or not base or not math.isfinite(base) or not math.isfinite(v):
             out.append("—")
         else:
-            out.append(f"{v / base:.3g}×")
+            r = v / base
+            # 6.9e6× rather than 6.86e+06×: a ratio column stays narrow beside the figures
+            out.append(f"{r:.3g}×" if 0.01 <= r < 1000 else f"{r:.1e}×".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e"))
     return out
 
 
@@ -445,10 +464,8 @@ def targets_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json_text(rows, indent=1))
         return
-    table = Table(title="targets (use: nvmc compile MODEL --target NAME; nvmc explain --target NAME)",
-                  title_justify="left")
-    for col in ("name", "family", "description"):
-        table.add_column(col)
+    table = report_table("targets (use: nvmc compile MODEL --target NAME; nvmc explain --target NAME)",
+                         ("name", "family", "description"), text=("name", "family", "description"))
     for r in rows:
         table.add_row(r["name"], r["family"], r["description"])
     console().print(table)

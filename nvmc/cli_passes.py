@@ -17,7 +17,7 @@ from rich.table import Table
 from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
 from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import NvmcError
-from nvmc.render import MAX_MESSAGE_LINE, binary, console, err_console, one_line, print_notices
+from nvmc.render import MAX_MESSAGE_LINE, binary, console, err_console, one_line, print_notices, report_table
 
 OUTPUT_SUFFIXES = (".onnx", ".nvir")
 
@@ -97,9 +97,9 @@ def _stderr(text: str) -> None:
 
 
 def _summary_table(result, title: str) -> Table:
-    table = Table(title=f"{title}: {result.pipeline or '(no passes)'}", title_justify="left")
-    for col in ("#", "pass", "changed", "nodes", "const bytes", "stats"):
-        table.add_column(col, justify="right" if col in ("#", "nodes", "const bytes") else "left")
+    table = report_table(f"{title}: {result.pipeline or '(no passes)'}",
+                         ("#", "pass", "changed", "nodes", "const bytes", "stats"),
+                         text=("pass", "changed", "stats"))
     for r in result.records:
         saved = r.bytes_before - r.bytes_after
         stats = ", ".join(f"{k}={_fmt_stat(v)}" for k, v in r.result.stats.items() if v)
@@ -155,9 +155,8 @@ def passes_cmd(name: str | None, as_json: bool) -> None:
         click.echo(json_text({"schema": "nvmc.passes/1", "passes": [_pass_dict(c) for c in passes.values()],
                                "plugin_failures": plugin_failures()}, indent=1))
         return
-    table = Table(title="nvmc passes ('nvmc passes NAME' for one pass's documentation)", title_justify="left")
-    for col in ("pass", "kind", "summary", "options"):
-        table.add_column(col)
+    table = report_table("nvmc passes ('nvmc passes NAME' for one pass's documentation)",
+                         ("pass", "kind", "summary", "options"), text=("pass", "kind", "summary", "options"))
     for cls in passes.values():
         opts = "\n".join(f"{s.name}={_fmt(s.default)} ({s.allowed()})" for s in options_of(cls))
         from nvmc.passes.base import summary_of
@@ -226,9 +225,9 @@ def check_cmd(original: Path, transformed: Path, inputs_path: Path | None, seed:
 
 
 def _report_table(report, title: str) -> Table:
-    table = Table(title=f"{title}: {report.samples} sample(s), inputs {report.inputs_from}", title_justify="left")
-    for col in ("output", "shape", "max abs err", "max rel err", "SQNR (dB)", "cosine", "top-1"):
-        table.add_column(col, justify="left" if col in ("output", "shape") else "right")
+    table = report_table(f"{title}: {report.samples} sample(s), inputs {report.inputs_from}",
+                         ("output", "shape", "max abs err", "max rel err", "SQNR (dB)", "cosine", "top-1"),
+                         text=("output", "shape"))
     for o in report.outputs:
         top1 = "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:.1f}%"
         table.add_row(one_line(o.name), o.note or str(list(o.shape)), f"{o.max_abs_err:.3g}", f"{o.max_rel_err:.3g}",

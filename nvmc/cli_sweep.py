@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from nvmc.cli import check_output_path, cli
 from nvmc.ir.errors import NvmcError
-from nvmc.render import MAX_MESSAGE_LINE, console, err_console, one_line, print_error, si, styled
+from nvmc.render import (MAX_MESSAGE_LINE, console, err_console, one_line, print_error, report_table, si,
+                         styled)
 
 
 def _default_db(spec: Path) -> Path:
@@ -159,9 +159,8 @@ def _status_table(plan, store) -> None:
         key = (plan.models[p.model].label, plan.targets[p.target].name)
         row = counts.setdefault(key, {"ok": 0, "not_fitting": 0, "not_applicable": 0, "error": 0, "pending": 0})
         row[statuses.get(p.id, "pending")] += 1
-    table = Table(title=f"sweep {plan.name}: progress by model and target", title_justify="left")
-    for col in ("model", "target", "ok", "not fitting", "n/a", "failed", "pending"):
-        table.add_column(col, justify="left" if col in ("model", "target") else "right")
+    table = report_table(f"sweep {one_line(plan.name)}: progress by model and target",
+                         ("model", "target", "ok", "not fitting", "n/a", "failed", "pending"), text=("model", "target"))
     for (model, target), c in counts.items():
         table.add_row(one_line(model), one_line(target), *(str(c[k]) for k in ("ok", "not_fitting", "not_applicable",
                                                                                   "error", "pending")))
@@ -231,11 +230,10 @@ def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
             by_model.setdefault(f"{r['model']} (batch {r['batch']})", []).append(r)
     for model, front in by_model.items():
         front.sort(key=lambda r: r["edp_js"])
-        table = Table(title=f"{model}: {len(front)} Pareto-optimal points (latency, energy/inference, area); "
-                            f"best {min(top, len(front))} by EDP", title_justify="left")
-        for col in ("target", "pipeline", "parameters", "latency", "energy/inf", "area", "EDP"):
-            table.add_column(col, justify="left" if col in ("target", "pipeline", "parameters") else "right",
-                             no_wrap=col not in ("pipeline", "parameters"))
+        table = report_table(f"{one_line(model)}: {len(front)} Pareto-optimal points (latency, energy/inference, "
+                             f"area); best {min(top, len(front))} by EDP",
+                             ("target", "pipeline", "parameters", "latency", "energy/inf", "area", "EDP"),
+                             text=("target", "pipeline", "parameters", "area"))
         for r in front[:top]:
             params = show_params(r["params"])
             table.add_row(one_line(r["target"]), r["pipeline"] or "—", params or "—", si(r["latency_s"], "s"),

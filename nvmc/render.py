@@ -120,13 +120,26 @@ def binary(nbytes: float) -> str:
     return f"{nbytes:.0f} B"
 
 
+def report_table(title: str | None, columns, *, text=(), **kwargs) -> Table:
+    """A report table that never loses what identifies a row. A text column (node, op, target,
+    pipeline, prose; ``text``) wraps at words and folds a word too long for it onto more lines
+    instead of cutting it; every other column is a number: right-aligned and never wrapped, so
+    that on a narrow terminal rich narrows the text columns, not the figures."""
+    table = Table(title=title, title_justify="left", **kwargs)
+    for col in columns:
+        if col in text:
+            table.add_column(col, overflow="fold")
+        else:
+            table.add_column(col, justify="right", no_wrap=True)
+    return table
+
+
 def workload_table(workload, title: str, top: int = 10) -> Table:
     totals = workload.totals
-    table = Table(title=f"{title}: {totals['nodes']} nodes, {si(totals['macs'], 'MAC')}, "
-                        f"{si(totals['params'], 'params')}, weights {binary(totals['weight_bytes'])}",
-                  title_justify="left")
-    for col in ("node", "op", "MACs", "share", "non-MAC ops", "params", "weights", "out act."):
-        table.add_column(col, justify="left" if col in ("node", "op") else "right")
+    table = report_table(f"{title}: {totals['nodes']} nodes, {si(totals['macs'], 'MAC')}, "
+                         f"{si(totals['params'], 'params')}, weights {binary(totals['weight_bytes'])}",
+                         ("node", "op", "MACs", "share", "non-MAC ops", "params", "weights", "out act."),
+                         text=("node", "op"))
     c = workload.columns
     macs = c["macs"]
     nonmac = sum(workload.nonmac.values())

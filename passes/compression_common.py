@@ -64,6 +64,11 @@ def weight_slot(node: Node, graph: Graph) -> tuple[int, int, int] | str | None:
     """(input slot, out axis, in axis) of the weight of a MAC node; why not (str); None if
     the node is not a MAC node."""
     if not is_onnx(node, *MAC_OPS):
+        from .workload import has_mac_rule
+
+        if has_mac_rule(node.qualified_op):  # an nvmc op with MACs (nvmc.WinogradConv): said, not skipped silently
+            return (f"{node.qualified_op} computes its MACs in a form of its own; the compression passes rewrite "
+                    f"{', '.join(MAC_OPS)}: run them before the pass that made it")
         return None
     if node.op in ("Conv", "ConvTranspose"):
         slot, axes = 1, (0, 1) if node.op == "Conv" else (1, 0)

@@ -208,6 +208,9 @@ class Neon(Pass):
                        if node.op in _NOT_COVERED else f"{node.op} is not among ops={self.ops}")
                 result.why_not.append((node.name, why))
         if not todo:
+            if not result.why_not:  # said, so that "no change" is never a puzzle
+                result.why_not.append(("(model)", f"the model has no node NEON would replace with ops={self.ops} "
+                                                  f"({', '.join(sorted(chosen))})"))
             return result
         original = graph.copy() if self.check else None
         stats = self._calibrate(graph, todo, result) if self.range == "auto" else {}

@@ -676,6 +676,11 @@ def register_count_rule(op: str, rule: dict[str, int] | Callable[[Any, Node, int
     _NONMAC[op] = rule
 
 
+def has_mac_rule(op: str) -> bool:
+    """Whether ``op`` (qualified: ``nvmc.WinogradConv``) was taught its MACs by a rule."""
+    return op in _MAC_RULES
+
+
 def register_mac_rule(op: str, rule: Callable[[Any, Node], tuple[int, int, int, int]]) -> None:
     """Teach the analysis the MACs of ``op`` as a batch of GEMMs: ``rule(analyzer, node)``
     returns (gemm_batch, M, N, K), so ``macs = batch * M * N * K`` (see the module doc).
