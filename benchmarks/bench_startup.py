@@ -1,10 +1,11 @@
 """Start-up time of the `nvmc` command line (not a timed test; run by hand).
 
-    python benchmarks/bench_startup.py [--repeat 5] [--python PATH] [--env KEY=VALUE ...]
+    python benchmarks/bench_startup.py [--repeat 5] [--python PATH] [--env KEY=VALUE ...] [--no-pyc]
 
 Runs each command below as a fresh subprocess, ``PYTHON -m nvmc ARGS`` (stdout and stderr to
-a pipe, in an empty temporary folder, so the interpreter's installed nvmc is the one timed),
---repeat times, and prints the median and the shortest wall time of each:
+a pipe, in an empty temporary folder, so that the interpreter's installed nvmc is the one
+timed, not a folder that happens to be the current one), --repeat times, and prints the
+median and the shortest wall time of each:
 
     nvmc --version
     nvmc --help
@@ -13,27 +14,44 @@ a pipe, in an empty temporary folder, so the interpreter's installed nvmc is the
     nvmc passes
     nvmc compile examples/models/tiny_cnn.onnx --target sot-mram
 
-A command that exits non-zero is printed as "failed (exit N)" with its last stderr line,
-not timed further. Before the timed runs, each command runs once more under
-``-X importtime`` (this also warms the file cache and the .pyc files): "imports" is the
-total import time of that run (the top-level cumulative times, interpreter start-up
-modules included), and "heavy" the heavy third-party modules it imported, with their
-cumulative import time (nested ones are counted in their parent too: onnx includes the
-numpy it imports). A command that needs none of them should list none; wall time minus
-"imports" is roughly the command's own work plus the interpreter start.
+Each command first runs once untimed (a warm-up that also fills the .pyc cache), then once
+under ``-X importtime``: "imports" is the total import time of that run (the top-level
+cumulative times, the interpreter's own start-up modules included), and "heavy" lists the
+heavy third-party modules it imported with their cumulative import time (nested ones are
+counted in their parent too: onnx includes the ml_dtypes and numpy it imports). A command
+that needs none of them should list none; wall time minus "imports" is roughly the
+command's own work plus the bare interpreter start. A command that exits non-zero is
+printed as "failed (exit N)" with its last stderr line, and not timed.
+
+Bytecode: by default the subprocesses cache .pyc files under a temporary PYTHONPYCACHEPREFIX
+(and PYTHONDONTWRITEBYTECODE is dropped), so the figures are those of an installed nvmc
+whose .pyc files exist, and nothing is written into the source tree. --no-pyc keeps the
+inherited environment as it is (with PYTHONDONTWRITEBYTECODE=1, every nvmc module is
+compiled from source on every run: a little slower).
 
 Before/after comparison: the figures depend on which nvmc the interpreter imports.
 --python PATH times another interpreter (e.g. a virtual environment with an older commit
-installed editable), and --env KEY=VALUE (repeatable) is added to the subprocesses'
-environment (e.g. PYTHONPATH pointing at a path hook or shim that makes the interpreter
-import an older checkout). So the "before" figures are this script run against a checkout
-of the older commit, by either route; the "after" figures are the same run with neither.
+installed), and --env KEY=VALUE (repeatable; applied last) is added to the subprocesses'
+environment (e.g. a PYTHONPATH entry that makes the interpreter import another checkout).
+The "before" figures are this script run against a checkout of the older commit by either
+route; the "after" figures are the same run with neither.
 
-Recorded figures (2026-12-06, 2-core machine, --repeat 5, median wall seconds;
-before = commit 4afff3c, before the lazy imports; after = the working tree on bdacad8):
+Recorded figures (2026-12-06, a 2-core machine shared with other work, so +-0.1 s is noise;
+defaults: --repeat 5, .pyc cached; median wall seconds; before = commit 4afff3c, before the
+lazy imports; after = the working tree on 99e9e7f):
 
-    command                                before    after
-    --version                               RECORD   RECORD
+    command                                   before    after  heavy modules imported, after
+    --version                                  2.111    0.262  numpy
+    --help                                     2.025    0.254  numpy
+    targets                                    2.082    0.408  numpy
+    explain --target sot-mram                  2.224    0.417  numpy
+    passes                                     2.150    0.660  networkx, numpy
+    compile tiny_cnn.onnx --target sot-mram    2.036    2.245  onnx (ml_dtypes ~1.1-1.3 s of it), networkx, numpy
+
+Before, every command imported onnx (1.15-1.26 s, nearly all of it ml_dtypes' C extension),
+networkx, numpy and scipy. After, only compile imports onnx; numpy (0.07-0.15 s) still comes
+with nvmc.cli (nvmc.render imports it at module level), and networkx with the pass registry
+(ir/graph.py). The whole script takes about 30 s after, 1.5 min before.
 """
 
 from __future__ import annotations

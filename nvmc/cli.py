@@ -97,6 +97,29 @@ def input_shape_option(f):
                         help="Bind an input's dynamic dimensions, e.g. input=1x3x224x224 (repeatable).")(command)
 
 
+EXIT_ACCURACY = 4  # an approximate pipeline broke --min-cosine / --min-sqnr / --min-top1
+
+
+def accuracy_gate_option(f):
+    """--min-cosine, --min-sqnr and --min-top1: collected into one ``gate`` argument (a
+    nvmc.pipeline.Gate) that compile, opt and results judge measured accuracy by."""
+
+    @functools.wraps(f)
+    def command(*args, min_cosine=None, min_sqnr=None, min_top1=None, **kwargs):
+        from nvmc.pipeline import Gate
+
+        return f(*args, gate=Gate(min_cosine, min_sqnr, min_top1), **kwargs)
+
+    command = click.option("--min-top1", type=click.FloatRange(0.0, 1.0), metavar="F",
+                           help="Fail (exit 4) when approximate passes leave the top-1 agreement below F, "
+                                "e.g. 0.95.")(command)
+    command = click.option("--min-sqnr", type=click.FloatRange(-1e6, 1e6), metavar="DB",
+                           help="Fail (exit 4) when approximate passes leave the SQNR below DB dB.")(command)
+    return click.option("--min-cosine", type=click.FloatRange(-1.0, 1.0), metavar="C",
+                        help="Fail (exit 4) when approximate passes leave the outputs' cosine similarity below C, "
+                             "e.g. 0.99 (measured in onnxruntime on seeded random inputs).")(command)
+
+
 def model_argument(f):
     return click.argument("model", type=click.Path(path_type=Path))(f)
 

@@ -19,7 +19,8 @@ import click
 import numpy as np
 from rich.table import Table
 
-from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
+from nvmc.cli import (EXIT_ACCURACY, accuracy_gate_option, check_output_path, cli, input_shape_option,
+                      load_model, model_argument, write_output)
 from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import NvmcError
 from nvmc.render import (binary, console, err_console, one_line, print_error, print_notices, report_table,
@@ -28,7 +29,6 @@ from nvmc.ir.limits import MAX_BATCH
 from nvmc.report import METRICS
 
 EXIT_NOT_FITTING = 1
-EXIT_ACCURACY = 4  # --passes broke --min-cosine / --min-sqnr / --min-top1
 MAX_SCALE = MAX_BATCH  # --devices, --batch: beyond, MAC and byte counts leave int64 for large models
 
 
@@ -122,19 +122,14 @@ def _has_key(schema, aliases, key: str) -> bool:
                    "compared), or --set net.bandwidth=25Gbit/s --set net.latency=5us.")
 @click.option("--batch", "train_batch", type=click.IntRange(max=MAX_SCALE), metavar="B",
               help="--mode train: samples per device.")
-@click.option("--min-cosine", type=click.FloatRange(-1.0, 1.0), metavar="C",
-              help="Fail (exit 4) when --passes leave the outputs' cosine similarity below C, e.g. 0.99.")
-@click.option("--min-sqnr", type=float, metavar="DB", help="Fail (exit 4) when --passes leave the SQNR below DB dB.")
-@click.option("--min-top1", type=click.FloatRange(0.0, 1.0), metavar="F",
-              help="Fail (exit 4) when --passes leave the top-1 agreement below F, e.g. 0.95.")
+@accuracy_gate_option
 @input_shape_option
 def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: str | None, iso: str | None,
                 sets: tuple[str, ...], json_path: Path | None, csv_path: Path | None, output: Path | None, top: int,
                 html_path: Path | None, budget_spec: str | None, quiet: bool, grid: str | None,
                 lifetime_years: float | None, utilisation: float | None, input_shapes, mode: str | None = None,
                 devices: int | None = None, parallel: str | None = None, interconnect: str | None = None,
-                train_batch: int | None = None, min_cosine: float | None = None, min_sqnr: float | None = None,
-                min_top1: float | None = None) -> None:
+                train_batch: int | None = None, gate=None) -> None:
     """Estimate latency, energy and area of MODEL on a hardware target.
 
     Exits 0 on success, 1 when the model does not fit a target (reported, not an error),
@@ -144,11 +139,10 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     import nvmc
     from nvmc.backends.errors import UnsupportedOpError
     from nvmc.budget import EXIT_BUDGET, check_budgets, parse_budgets, refuse_unmodelled
-    from nvmc.pipeline import Costing, Gate
+    from nvmc.pipeline import Costing
     from nvmc.render import progress
 
     budgets = parse_budgets(budget_spec) if budget_spec is not None else []
-    gate = Gate(min_cosine, min_sqnr, min_top1)
 
     if output is not None:
         if output.suffix != ".onnx":
@@ -186,7 +180,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     checked = check_budgets(budgets, [(e.target, e.totals) for e in estimates])
     measured = compiled.accuracy
     broken_gate = gate.failures(measured)
-    if measured is not None and gate != Gate():
+    if measured is not None and gate.active:
         measured = {**measured, "gate": {"min_cosine": gate.min_cosine, "min_sqnr_db": gate.min_sqnr_db,
                                          "min_top1": gate.min_top1, "ok": not broken_gate, "failures": broken_gate}}
     report = _report(model, graph, estimates, checked, measured)

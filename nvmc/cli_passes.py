@@ -14,10 +14,12 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from nvmc.cli import check_output_path, cli, input_shape_option, load_model, model_argument, write_output
+from nvmc.cli import (EXIT_ACCURACY, accuracy_gate_option, check_output_path, cli, input_shape_option, load_model,
+                      model_argument, write_output)
 from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import NvmcError
-from nvmc.render import MAX_MESSAGE_LINE, binary, console, err_console, one_line, print_notices, report_table
+from nvmc.render import (MAX_MESSAGE_LINE, binary, console, err_console, one_line, print_error, print_notices,
+                         report_table)
 
 OUTPUT_SUFFIXES = (".onnx", ".nvir")
 
@@ -42,13 +44,15 @@ OUTPUT_SUFFIXES = (".onnx", ".nvir")
               help="Run the input and the result in onnxruntime on random inputs and report the error.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
               help="Write what every pass did as JSON ('-' for stdout, with -o).")
+@accuracy_gate_option
 @input_shape_option
 def opt_cmd(model: Path, pipeline: str, output: Path | None, verify_each: bool, print_after_all: bool,
             print_after: tuple[str, ...], timing: bool, explain: tuple[str, ...], measure_macs: bool,
-            check_numerics: bool,
-            json_path: Path | None, input_shapes) -> None:
-    """Run a pass pipeline on MODEL (.onnx or .nvir), like mlir-opt."""
-    import nvmc
+            check_numerics: bool, json_path: Path | None, input_shapes, gate) -> None:
+    """Run a pass pipeline on MODEL (.onnx or .nvir), like mlir-opt.
+
+    Exits 0 on success, 2 on bad input, 4 when approximate passes break an accuracy gate
+    (--min-cosine, --min-sqnr, --min-top1; the result is still written, as compile does)."""
     from nvmc.passes import parse_pipeline, registered_passes, run_pipeline
     from nvmc.passes.manager import check_pass_names
 
@@ -62,20 +66,45 @@ def opt_cmd(model: Path, pipeline: str, output: Path | None, verify_each: bool, 
     if json_path is not None and str(json_path) == "-" and output is None:
         raise NvmcError("--json - needs -o: stdout already carries the IR", where="--json")
     graph = load_model(model, input_shapes)
-    original = graph.copy() if check_numerics else None
+    original = graph.copy() if check_numerics or gate.active else None
     result = run_pipeline(graph, parsed, verify_each=verify_each, print_after_all=print_after_all,
                           print_after=print_after, timing=timing, measure_macs=measure_macs, dump=_stderr)
     err_console().print(_summary_table(result, model.name))
     for name in explain:
         _explain(result, name, registered_passes()[name])
-    if original is not None:
+    broken_gate = _judge(gate, original, graph, result)
+    if check_numerics:
         from nvmc.harness import compare
 
         report = compare(original, graph, input_shapes=dict(input_shapes), dims=input_shapes.dims)
         err_console().print(str(report), markup=False, highlight=False)
     if json_path is not None:
-        text = json_text(result.to_dict())
+        text = json_text(result.to_dict() | ({"accuracy": broken_gate} if gate.active else {}))
         write_output(json_path, text)
+    _write_result(graph, model, output)
+    for why in broken_gate.get("failures", ()):
+        print_error(f"accuracy gate: {why} (--passes {result.pipeline})")
+    if broken_gate.get("failures"):
+        print_error(f"error: the passes broke the accuracy gate (exit {EXIT_ACCURACY})")
+        sys.exit(EXIT_ACCURACY)
+
+
+def _judge(gate, original, graph, result) -> dict:
+    """The measured accuracy of the pipeline (nvmc/pipeline.py: accuracy) and what ``gate`` says of it."""
+    if not gate.active:
+        return {}
+    from nvmc.pipeline import accuracy
+
+    measured = accuracy(original, graph, result)
+    if measured is None:
+        err_console().print("note: every pass that changed the model is exact: nothing for the accuracy gate to "
+                            "judge", markup=False, highlight=False)
+    return {"measured": measured, "failures": gate.failures(measured)}
+
+
+def _write_result(graph, model: Path, output: Path | None) -> None:
+    import nvmc
+
     if output is None:
         from nvmc.ir import print_graph
         from nvmc.ir.printer import sidecar_for

@@ -7,9 +7,11 @@
     nvmc results spec.toml --csv points.csv --html pareto.html        # or: nvmc results runs.sqlite
 
 Registered on the ``cli`` group of nvmc/cli.py. Exit codes: 0 when every point ran (a
-target that does not fit is a result), 1 when some points failed (their errors are stored
-and listed) or stayed pending (a worker or the cluster lost their task), 2 on bad input,
-130 when interrupted (finished points are kept; run the same command again to resume).
+target that does not fit or cannot run the model is a result), 1 when some points failed
+(their errors are stored and listed) or stayed pending (a worker or the cluster lost their
+task), 2 on bad input, 4 when points break the spec's accuracy gate ([accuracy]; ``nvmc
+results --min-cosine ...`` the same for a database), 130 when interrupted (finished points
+are kept; run the same command again to resume).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from nvmc.cli import check_output_path, cli
+from nvmc.cli import EXIT_ACCURACY, accuracy_gate_option, check_output_path, cli
 from nvmc.ir.errors import NvmcError
 from nvmc.render import (MAX_MESSAGE_LINE, console, err_console, one_line, print_error, report_table, si,
                          styled)
@@ -47,7 +49,8 @@ def sweep_cmd(spec: Path, db: Path | None, scheduler: str | None, workers: int |
 
     Finished points are saved as they complete; a killed or interrupted sweep resumes where it
     stopped when run again (no point is lost or stored twice). Exits 0 when every point ran
-    (not fitting is a result), 1 when some failed or stayed pending, 2 on bad input.
+    (not fitting is a result), 1 when some failed or stayed pending, 2 on bad input, 4 when
+    points break the spec's [accuracy] gate.
     """
     from nvmc.sweep import Store, load_spec, run_sweep
     from nvmc.sweep.run import Summary, fill_status
@@ -82,12 +85,42 @@ def sweep_cmd(spec: Path, db: Path | None, scheduler: str | None, workers: int |
                                 "again to resume")
             sys.exit(130)
     _print_summary(summary, db)
+    rejected = _judge(plan, db)
     if summary.counts.get("error") or summary.counts.get("pending"):
         sys.exit(1)
+    if rejected:
+        sys.exit(EXIT_ACCURACY)
+
+
+def _judge(plan, db: Path) -> int:
+    """Apply the spec's [accuracy] gate to its finished points and say which break it."""
+    from nvmc.sweep import Store
+    from nvmc.sweep.export import apply_gate
+
+    if plan.gate is None or not plan.gate.active:
+        return 0
+    with Store(db, readonly=True) as store:
+        rows = store.rows([p.id for p in plan.points])
+    return _rejected(rows, apply_gate(rows, plan.gate))
+
+
+def _rejected(rows: list[dict], rejected: int) -> int:
+    from nvmc.sweep.export import label_of
+
+    if rejected:
+        print_error(f"error: {rejected} point(s) break the accuracy gate and are left off the Pareto front "
+                    f"(exit {EXIT_ACCURACY}):")
+        for r in [r for r in rows if r["status"] == "rejected"][:5]:
+            print_error(f"  {label_of(r)}: {r['error']}")
+    return rejected
 
 
 class _Progress:
-    """A rich progress bar with rate and ETA on stderr (static when stderr is not a terminal)."""
+    """A rich progress bar with rate and ETA on stderr (static when stderr is not a terminal).
+
+    The ETA is the points left at the mean rate of this run so far, not rich's recent-speed
+    estimate: points finish in bursts (a task's analysis, then its cheap points), so a recent
+    window said "1 s" with the slow points still to come."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
@@ -106,27 +139,38 @@ class _Progress:
                                 f"{total - done}")
         if self.quiet or total == done:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn(), console=err_console(), transient=False)
-        self.task = self.bar.add_task("sweep", total=total - done, rate="")
+                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
+                            console=err_console(), transient=False)
+        self.task = self.bar.add_task("sweep", total=total - done, rate="", eta="ETA —")
         self.bar.start()
 
     def advance(self, n: int, ran: int) -> None:
         if self.bar is None:
             return
         self.bar.advance(self.task, n)
-        elapsed = self.bar.tasks[0].elapsed or 0
-        if elapsed > 0:
-            self.bar.update(self.task, rate=f"{ran / elapsed:.1f} points/s")
+        task = self.bar.tasks[0]
+        elapsed = task.elapsed or 0
+        if elapsed > 0 and ran > 0:
+            self.bar.update(self.task, rate=f"{ran / elapsed:.1f} points/s",
+                            eta=f"ETA ~{_duration(elapsed / ran * (task.total - task.completed))} at that rate")
 
     def stop(self) -> None:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 20 s``, ``2 h 05 min``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _print_counts(summary, db: Path, *, started: bool = True) -> None:
@@ -177,10 +221,16 @@ def _status_table(plan, store) -> None:
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="Write a self-contained HTML page: energy vs latency vs area per model, Pareto front marked.")
 @click.option("--top", default=10, show_default=True, help="Pareto-optimal points to list per model.")
+@accuracy_gate_option
 def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path: Path | None, reports: bool,
-                html_path: Path | None, top: int) -> None:
-    """Export the results of a sweep: SOURCE is its spec (.toml) or a results database."""
+                html_path: Path | None, top: int, gate) -> None:
+    """Export the results of a sweep: SOURCE is its spec (.toml) or a results database.
+
+    Points whose measured error breaks the accuracy gate (the spec's [accuracy], or
+    --min-cosine, --min-sqnr, --min-top1) are 'rejected': listed, off the Pareto front; the
+    command then exits 4 after writing what was asked."""
     from nvmc.sweep import Store, load_spec, write_csv, write_html, write_json
+    from nvmc.sweep.export import apply_gate
 
     if html_path is not None and str(html_path) == "-":
         raise NvmcError("--html writes a file, not stdout", where="--html", hint="give a path, e.g. pareto.html")
@@ -190,6 +240,7 @@ def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path:
         db = db or _default_db(source)
         ids = [p.id for p in plan.points]
         title = f"sweep {plan.name}"
+        gate = gate if gate.active or plan.gate is None else plan.gate
     else:
         if db is not None:
             raise NvmcError("--db goes with a spec; SOURCE is already a database", where=str(source))
@@ -200,6 +251,7 @@ def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path:
     with Store(db, readonly=True) as store:
         rows = store.rows(ids, report=reports and json_path is not None)
         sweeps = store.sweeps()
+    rejected = apply_gate(rows, gate)
     if csv_path is not None:
         write_csv(rows, csv_path)
     if json_path is not None:
@@ -210,34 +262,38 @@ def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path:
         err_console().print(f"wrote {html_path}")
     if "-" not in (str(csv_path), str(json_path)):
         _print_results(rows, ids, title, top)
+    if _rejected(rows, rejected):
+        sys.exit(EXIT_ACCURACY)
 
 
 def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
     from nvmc.sweep import mark_pareto
-    from nvmc.sweep.export import show_params
+    from nvmc.sweep.export import accuracy_cell, axes_text, show_params, status_counts
     from nvmc.sweep.run import label
 
     out = console()
     mark_pareto(rows)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "not_fitting", "not_applicable", "error")}
+    counts = status_counts(rows)
     planned = f" of {len(ids)} planned" if ids is not None else ""
+    rejected = f"{counts['rejected']} rejected by the accuracy gate, " if counts["rejected"] else ""
     out.print(styled((one_line(title), "bold"), f": {len(rows)} points{planned}: {counts['ok']} ok, "
                      f"{counts['not_fitting']} not fitting, {counts['not_applicable']} not applicable, "
-                     f"{counts['error']} failed"), soft_wrap=True)
+                     f"{rejected}{counts['error']} failed"), soft_wrap=True)
     by_model: dict[str, list[dict]] = {}
     for r in rows:
         if r["pareto"]:
             by_model.setdefault(f"{r['model']} (batch {r['batch']})", []).append(r)
     for model, front in by_model.items():
         front.sort(key=lambda r: r["edp_js"])
-        table = report_table(f"{one_line(model)}: {len(front)} Pareto-optimal points (latency, energy/inference, "
-                             f"area); best {min(top, len(front))} by EDP",
-                             ("target", "pipeline", "parameters", "latency", "energy/inf", "area", "EDP"),
+        table = report_table(f"{one_line(model)}: {len(front)} Pareto-optimal points over "
+                             f"{axes_text(front[0]['pareto_axes'])}; best {min(top, len(front))} by EDP",
+                             ("target", "pipeline", "parameters", "latency", "energy/inf", "area", "EDP", "cosine"),
                              text=("target", "pipeline", "parameters", "area"))
         for r in front[:top]:
             params = show_params(r["params"])
-            table.add_row(one_line(r["target"]), r["pipeline"] or "—", params or "—", si(r["latency_s"], "s"),
-                          si(r["energy_per_inference_j"], "J"), "not modelled" if r["area_mm2"] is None else f"{r['area_mm2']:.3g} mm²", si(r["edp_js"], "J·s"))
+            area = "not modelled" if r["area_mm2"] is None else f"{r['area_mm2']:.3g} mm²"
+            table.add_row(one_line(r["target"]), one_line(r["pipeline"] or "—"), params or "—", si(r["latency_s"], "s"),
+                          si(r["energy_per_inference_j"], "J"), area, si(r["edp_js"], "J·s"), accuracy_cell(r))
         out.print(table)
     for r in [r for r in rows if r["status"] == "error"][:5]:
         out.print(one_line(f"failed: {label(r)}: {((r['error'] or '').splitlines() or [''])[0]}", MAX_MESSAGE_LINE),

@@ -13,6 +13,7 @@ complete (``dataclasses.replace``), never patched afterwards.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -67,6 +68,19 @@ class Gate:
     min_cosine: float | None = None
     min_sqnr_db: float | None = None
     min_top1: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("min_cosine", -1.0, 1.0), ("min_sqnr_db", -math.inf, math.inf),
+                                ("min_top1", 0.0, 1.0)):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                                  or not low <= v <= high):
+                span = "a number" if math.isinf(low) else f"a number from {low:g} to {high:g}"
+                raise NvmcError(f"{name} must be {span}, not {v!r}", where=name)
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.min_cosine, self.min_sqnr_db, self.min_top1))
 
     def failures(self, measured: dict | None) -> list[str]:
         """Why ``measured`` (an ``accuracy`` dict) breaks the gate; [] when it keeps it."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from conftest import run_nvmc, zoo_path
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import math
-import os
 from pathlib import Path
 
 import numpy as np

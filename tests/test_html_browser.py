@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_nvmc
+from conftest import REPO, run_nvmc
 from test_html_report import hostile_model
 
 pytestmark = pytest.mark.browser
@@ -403,3 +403,46 @@ def test_html_report_in_chromium(chromium, tmp_path):
         assert (rgb.min(axis=1) < 200).mean() > 0.01        # not (nearly) all white
     colours = {tuple(c) for c in np.unique(shot[..., :3].reshape(-1, 3), axis=0)}
     assert (0xFF, 0x66, 0x92) in colours or (0x63, 0x6E, 0xFA) in colours   # palette colours of the bars
+
+
+def test_sweep_page_tells_targets_apart_without_hovering(chromium, tmp_path):
+    """The sweep's Pareto page (nvmc results --html): a legend names every target and pipeline,
+    each target's dots are drawn in its own colour, the log ticks carry units, and a point
+    that breaks the accuracy gate is listed as rejected (issue 24)."""
+    from nvmc.sweep.export import _styles
+
+    targets = ["sram", "sot-mram", "systolic-sot-7nm", "rram-pim"]
+    spec = tmp_path / "s.toml"
+    spec.write_text('schema = "nvmc.sweep/1"\nname = "page"\n'
+                    f'models = ["{(REPO / "examples" / "models" / "tiny_cnn.onnx").as_posix()}"]\n'
+                    f"targets = {json.dumps(targets)}\n"
+                    'pipelines = ["", "quantize{bits=8}", "prune{sparsity=0.9}"]\n[accuracy]\nmin_cosine = 0.99\n')
+    db = tmp_path / "s.sqlite"
+    assert run_nvmc("sweep", str(spec), "--db", str(db), "--workers", "0", "-q").returncode == 4
+    page_path = tmp_path / "pareto.html"
+    assert run_nvmc("results", str(db), "--min-cosine", "0.99", "--html", str(page_path)).returncode == 4
+    url = page_path.as_uri()
+    with Page(chromium) as page:
+        page.open(url)
+        deadline = time.monotonic() + 60
+        while not page.eval("document.body.getAttribute('data-plots-ready') || "
+                            "document.body.getAttribute('data-plots-error') || ''") and time.monotonic() < deadline:
+            page.settle(0.1)
+        legend = page.eval("Array.from(document.querySelectorAll('#fig-pareto-0 .legendtext')).map(t => t.textContent)")
+        ticks = page.eval("Array.from(document.querySelectorAll('#fig-pareto-0 .xtick text, #fig-pareto-0 .ytick "
+                          "text')).map(t => t.textContent)")
+        text = page.eval("document.body.innerText")
+        problems = page.problems(url)
+        shot = decode_png(page.screenshot("#fig-pareto-0"))
+    assert problems == [], "\n".join(problems)
+    assert set(targets) <= set(legend), legend
+    assert {"pipeline: (none)", "pipeline: quantize{bits=8}", "Pareto-optimal (ringed)"} <= set(legend), legend
+    assert "pipeline: prune{sparsity=0.9}" not in legend      # rejected: not drawn among the finished points
+    assert ticks and all(t.endswith(("s", "J")) for t in ticks), ticks
+    assert "4 rejected by the accuracy gate" in text and "cosine 0.7457 is below the required 0.99" in text
+    # every target's own colour is on the plot: told apart without hovering
+    rgb = {tuple(int(v) for v in c) for c in np.unique(shot[..., :3].reshape(-1, 3), axis=0)}
+    colours = _styles([{"target": t, "pipeline": ""} for t in targets])["colour"]
+    for target, hex_colour in colours.items():
+        want = tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+        assert any(max(abs(a - b) for a, b in zip(want, c)) <= 3 for c in rgb), (target, hex_colour)

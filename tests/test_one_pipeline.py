@@ -7,7 +7,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -83,7 +82,7 @@ def test_a_schema_1_database_is_read_as_it_is_and_upgraded_when_written(tmp_path
     assert summary.counts["not_applicable"] == 1 and summary.counts["error"] == 0
     assert rows["sram"]["status"] == "ok" and rows["racetrack-hdc"]["status"] == "not_applicable"
     con = sqlite3.connect(db)
-    assert con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "nvmc.sweepdb/2"
+    assert con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == sweep.DB_SCHEMA
     con.close()
 
 
@@ -152,3 +151,100 @@ def test_a_pass_that_destroys_accuracy_fails_the_result_and_sweeps_record_the_er
         rows = {r["pipeline"]: r for r in store.rows()}
     assert rows[""]["cosine"] is None
     assert rows["prune{sparsity=0.9}"]["cosine"] == pytest.approx(report["accuracy"]["cosine"], rel=1e-9)
+    assert rows[""]["approximate"] == 0 and rows["prune{sparsity=0.9}"]["approximate"] == 1
+
+
+def test_error_is_a_pareto_axis_where_a_pipeline_approximates(tmp_path):
+    """A point that saves energy by wrecking the model does not push the faithful ones off the
+    front: with an approximate pipeline in the group, the measured error (1 − cosine) is an
+    axis; an exact group is judged on latency, energy and area alone."""
+    from nvmc.sweep.export import mark_pareto, model_error
+
+    spec = sweep.load_spec(_spec(tmp_path, 'targets = ["eie"]\npipelines = ["", "prune{sparsity=0.9}"]\n'))
+    with sweep.Store(tmp_path / "s.sqlite") as store:  # eie skips zero weights: pruning saves its energy
+        sweep.run_sweep(spec, store, workers=0)
+        rows = store.rows()
+    mark_pareto(rows)
+    by = {r["pipeline"]: r for r in rows}
+    pruned, plain = by["prune{sparsity=0.9}"], by[""]
+    assert pruned["energy_per_inference_j"] < plain["energy_per_inference_j"]  # the "win" the error explains
+    assert plain["pareto_axes"].endswith(",error")
+    assert model_error(plain) == 0.0 and model_error(pruned) == pytest.approx(1 - pruned["cosine"])
+    assert plain["pareto"] and pruned["pareto"]  # each is best on one axis: both are on the front
+    without_error = [dict(r, approximate=0, cosine=None) for r in rows]  # as if both were exact
+    mark_pareto(without_error)
+    assert not {r["pipeline"]: r for r in without_error}[""]["pareto"]   # the exact one is dominated then
+    unmeasured = dict(pruned, cosine=None)  # approximate, error not measured: never optimal on that axis
+    assert model_error(unmeasured) != model_error(unmeasured)
+
+
+def test_the_sweep_accuracy_gate_rejects_points_and_exits_4(tmp_path):
+    spec = _spec(tmp_path, 'targets = ["sram", "sot-mram"]\npipelines = ["", "quantize{bits=8}", '
+                           '"prune{sparsity=0.9}"]\n[accuracy]\nmin_cosine = 0.99\n')
+    db = tmp_path / "s.sqlite"
+    proc = run_nvmc("sweep", str(spec), "--db", str(db), "--workers", "0", "-q")
+    assert proc.returncode == 4, proc.stderr
+    assert "2 point(s) break the accuracy gate" in proc.stderr and "prune{sparsity=0.9}" in proc.stderr
+    assert "quantize" not in proc.stderr.split("break the accuracy gate")[1]
+    listed = run_nvmc("results", str(spec), "--db", str(db), "--csv", str(tmp_path / "p.csv"))
+    assert listed.returncode == 4 and "2 rejected by the accuracy gate" in listed.stdout
+    assert "Pareto-optimal points over latency, energy/inference, area, error (1 − cosine)" in " ".join(
+        listed.stdout.split())
+    import csv
+
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rejected = [r for r in rows if r["status"] == "rejected"]
+    assert {r["pipeline"] for r in rejected} == {"prune{sparsity=0.9}"} and all(r["pareto"] == "False" for r in rejected)
+    assert all(r["error"].startswith("accuracy gate: cosine") for r in rejected)
+    # the database keeps every point as it was costed: the gate is a reading, not a rewrite
+    assert run_nvmc("results", str(db)).returncode == 0
+    assert run_nvmc("results", str(db), "--min-sqnr", "1000").returncode == 4
+    # an exact-only sweep has nothing for the gate to judge
+    exact = _spec(tmp_path, 'targets = ["sram"]\npipelines = ["", "canonicalize"]\n[accuracy]\nmin_cosine = 0.999\n')
+    assert run_nvmc("sweep", str(exact), "--db", str(tmp_path / "e.sqlite"), "--workers", "0", "-q").returncode == 0
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[accuracy]\nmin_cosin = 0.9\n", "unknown key 'min_cosin'"),
+    ("[accuracy]\nmin_cosine = 2\n", "min_cosine must be a number from -1 to 1, not 2"),
+    ("[accuracy]\nmin_top1 = true\n", "min_top1 must be a number from 0 to 1, not True"),
+    ("[accuracy]\nmin_sqnr_db = nan\n", "min_sqnr_db must be a number, not nan"),
+    ("accuracy = 3\n", "'accuracy' must be a table"),
+])
+def test_a_bad_accuracy_table_is_refused_before_the_sweep(tmp_path, body, message):
+    with pytest.raises(sweep.SpecError, match=message):
+        sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n' + body))
+
+
+def test_opt_fails_a_pipeline_that_breaks_the_gate_with_exit_4(tmp_path):
+    out = tmp_path / "p.onnx"
+    proc = run_nvmc("opt", str(CNN), "-p", "prune{sparsity=0.9}", "--min-cosine", "0.99", "-o", str(out),
+                    "--json", str(tmp_path / "p.json"))
+    assert proc.returncode == 4 and out.exists(), proc.stderr  # written, as compile writes, and failed
+    assert "accuracy gate: cosine" in proc.stderr
+    gate = json.loads((tmp_path / "p.json").read_text())["accuracy"]
+    assert gate["measured"]["cosine"] < 0.99 and gate["failures"]
+    assert run_nvmc("opt", str(CNN), "-p", "quantize{bits=8}", "--min-cosine", "0.99", "-o", str(out)).returncode == 0
+
+
+def test_a_schema_2_database_gains_the_approximate_column_when_written(tmp_path):
+    db = tmp_path / "two.sqlite"
+    with sweep.Store(db) as store:
+        sweep.run_sweep(sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n')), store, workers=0)
+    con = sqlite3.connect(db)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(results)") if r[1] != "approximate"]
+    con.executescript(f"""
+        CREATE TABLE old AS SELECT {', '.join(cols)} FROM results; DROP TABLE results;
+        ALTER TABLE old RENAME TO results; UPDATE meta SET value='nvmc.sweepdb/2' WHERE key='schema';""")
+    con.close()
+    with sweep.Store(db, readonly=True) as store:
+        (row,) = store.rows()
+    assert row["approximate"] is None   # read as it is
+    from nvmc.sweep.export import model_error
+
+    assert model_error(row) == 0.0      # no pass: judged exact by its pipeline
+    with sweep.Store(db) as store:
+        sweep.run_sweep(sweep.load_spec(_spec(tmp_path, 'targets = ["sram", "sot-mram"]\n')), store, workers=0)
+        rows = {r["target"]: r for r in store.rows()}
+    assert rows["sram"]["approximate"] is None and rows["sot-mram"]["approximate"] == 0

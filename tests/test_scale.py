@@ -17,7 +17,6 @@ import pytest
 
 import nvmc
 import nvmc.calibrate as calibrate
-from nvmc.backends.errors import UnsupportedOpError
 from nvmc.ir import ParseError, nvir_fast, parse_text, print_graph
 
 from conftest import materialize_weights

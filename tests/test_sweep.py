@@ -325,3 +325,16 @@ def test_lost_tasks_stay_pending(tmp_path, monkeypatch):
         monkeypatch.setattr(run, "evaluate", real)
         second = sweep.run_sweep(spec, store, workers=1)
         assert second.ran == 4 and second.counts["pending"] == 0
+
+
+@pytest.mark.parametrize("lo, hi", [(34e-6, 62e-6), (4.7e-7, 2.1e-4), (1e-9, 10.0), (5e-3, 5e-3)])
+def test_log_axis_ticks_are_few_and_carry_units(lo, hi):
+    """The Pareto page's log axes: 1-9 steps on a narrow span, 1-2-5 or decades on wider ones,
+    never more than 9, inside the data's span (padded 1.3x), labelled with SI prefixes."""
+    from nvmc.sweep.export import _log_ticks
+
+    ticks = _log_ticks([lo, (lo * hi) ** 0.5, hi], "s")
+    vals, text = ticks["tickvals"], ticks["ticktext"]
+    assert 1 <= len(vals) <= 9 and len(vals) >= (2 if hi > lo else 1)
+    assert all(lo / 1.3 <= v <= hi * 1.3 for v in vals) and vals == sorted(vals)
+    assert all(t.endswith("s") and t[0].isdigit() for t in text)

@@ -2,24 +2,34 @@
 
 The Pareto front is taken per (model, batch): points of different models do not compete.
 A point is Pareto-optimal when no other finished point of its model is at most as slow, at
-most as energy-hungry per inference and at most as large, and strictly better in one.
+most as energy-hungry per inference and at most as large, and strictly better in one; where
+a pipeline of the group approximates the model (quantize, prune, neon, ...), the error it
+measured (1 − cosine of the outputs, 0 for an exact pipeline) is one more axis, so a point
+that wrecks the model to save energy does not push the faithful ones off the front.
+
+An accuracy gate ([accuracy] in the spec, ``--min-cosine`` ...) judges the finished points:
+one whose measured error breaks it becomes 'rejected' (with the reason) and leaves the front.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from nvmc.ir.dataout import csv_text, json_text
+from nvmc.ir.errors import NvmcError
 from nvmc.ir.files import atomic_write, write_output
 from nvmc.render import si
 
 from .store import COLUMNS, decode_report
 
 PARETO_AXES = ("latency_s", "energy_per_inference_j", "area_mm2")
+ERROR_AXIS = "error"  # 1 − cosine of the outputs: see model_error
+SHOWN_STATUSES = ("ok", "not_fitting", "not_applicable", "rejected", "error")  # rejected: by a gate, when read
 _FIXED = [c for c in COLUMNS if c not in ("params", "breakdown", "report", "host", "elapsed_s")]
 
 
@@ -73,10 +83,63 @@ def mark_pareto(rows: list[dict]) -> None:
             groups.setdefault((r["model_hash"], r["batch"]), []).append(i)
     for members in groups.values():
         axes = [k for k in PARETO_AXES if all(rows[i].get(k) is not None for i in members)]
-        values = np.array([[_f(rows[i][k]) for k in axes] for i in members])
+        values = np.array([[_f(rows[i][k]) for k in axes] for i in members]).reshape(len(members), len(axes))
+        if not all(_exact(rows[i]) for i in members):
+            axes.append(ERROR_AXIS)
+            values = np.column_stack([values, [model_error(rows[i]) for i in members]])
         for i, keep in zip(members, pareto_mask(values)):
             rows[i]["pareto"] = bool(keep)
             rows[i]["pareto_axes"] = ",".join(axes)
+
+
+def model_error(row: dict) -> float:
+    """How far the point's pipeline moved the model's outputs: 1 − cosine on seeded inputs
+    (nvmc/pipeline.py: accuracy); 0 when every pass was exact; NaN when an approximate pass
+    changed the model and its error could not be measured (never optimal on that axis)."""
+    if row.get("cosine") is not None:
+        return max(0.0, 1.0 - float(row["cosine"]))
+    return 0.0 if _exact(row) else math.nan
+
+
+def _exact(row: dict) -> bool:
+    """Whether the point's model is the original (every pass exact, or none changed it)."""
+    if row.get("approximate") is not None:
+        return not row["approximate"]
+    return _exact_pipeline(row.get("pipeline") or "")  # a row of an older database: judged by its passes
+
+
+@lru_cache(maxsize=256)
+def _exact_pipeline(text: str) -> bool:
+    from nvmc.passes.base import get_pass
+    from nvmc.passes.pipeline import parse_pipeline
+
+    try:
+        return all(get_pass(name).exact for name in parse_pipeline(text).names())
+    except NvmcError:  # a pass this nvmc does not know: not known to be exact
+        return False
+
+
+def apply_gate(rows: list[dict], gate) -> int:
+    """Judge finished rows by ``gate`` (a nvmc.pipeline.Gate): a row whose measured error
+    breaks it becomes status 'rejected', the reasons in its ``error``. Returns how many."""
+    if gate is None or not gate.active:
+        return 0
+    rejected = 0
+    for r in rows:
+        if r["status"] not in ("ok", "not_fitting") or _exact(r):
+            continue
+        measured = {k: r.get(k) for k in ("cosine", "sqnr_db", "top1_agreement")}
+        if all(v is None for v in measured.values()):
+            measured["note"] = "not measured; the point's report says why"
+        why = gate.failures(measured)
+        if why:
+            r["status"], r["error"] = "rejected", "accuracy gate: " + "; ".join(why)
+            rejected += 1
+    return rejected
+
+
+def status_counts(rows: list[dict]) -> dict[str, int]:
+    return {s: sum(r["status"] == s for r in rows) for s in SHOWN_STATUSES}
 
 
 def show_params(params: dict | str) -> str:
@@ -137,27 +200,29 @@ def render_html(rows: list[dict], *, title: str, generated: str | None = None) -
     mark_pareto(rows)
     done = [r for r in rows if r["status"] == "ok"]
     models = sorted({(r["model"], r["model_hash"], r["batch"]) for r in done}, key=lambda m: (m[0], m[2] or 0))
-    area = [r["area_mm2"] for r in done if r["area_mm2"] is not None]
-    span = (min(area), max(area)) if area else (0.0, 1.0)
+    styles = _styles(done)
     figures = [_pareto_figure(i, [r for r in done if (r["model_hash"], r["batch"]) == (mhash, batch)],
-                              f"{model} (batch {batch})", span) for i, (model, mhash, batch) in enumerate(models)]
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "not_fitting", "not_applicable", "error")}
-    failed = [r for r in rows if r["status"] == "error"]
+                              f"{model} (batch {batch})", styles) for i, (model, mhash, batch) in enumerate(models)]
+    counts = status_counts(rows)
+    failed = [r for r in rows if r["status"] in ("error", "rejected")]
     sections = [("pareto", "Energy, latency and area", _caption(
         "One plot per model (points of different models do not compete). Each dot is a design point: latency "
-        "across, energy per inference up (log scales), colour the modelled area. Ringed points are Pareto-optimal "
-        "over all three (no other point of the model is at least as good in each and better in one); the line is "
-        "the latency-energy staircase through them. Hover for the target, pipeline and parameters.")
+        "across, energy per inference up (log scales); its colour is the target and its shape the pipeline "
+        "(legend; click an entry to hide it). Ringed points are Pareto-optimal (no other point of the model is "
+        "at least as good on every axis and better on one: latency, energy, area where every point has it, and "
+        "the measured error where a pipeline approximates the model); the line is the latency-energy staircase "
+        "through them. Hover for the parameters, area and error.")
         + "".join(_div(f) for f in figures))]
     sections.append(("front", "Pareto-optimal points", _pareto_table(done, esc)))
     if failed:
         items = "".join(f"<li><code>{esc(label_of(r))}</code>: {esc((r['error'] or '').splitlines()[0])}</li>"
                         for r in failed[:50])
-        sections.append(("failed", f"Failed points ({len(failed)})", f"<ul>{items}</ul>"))
+        sections.append(("failed", f"Failed or rejected points ({len(failed)})", f"<ul>{items}</ul>"))
     header = (f"<p>{len(rows)} points: {counts['ok']} ok, {counts['not_fitting']} not fitting, "
-              f"{counts['not_applicable']} not applicable (the target cannot run the model), {counts['error']} "
-              f"failed; {sum(r['pareto'] for r in rows)} Pareto-optimal over latency, energy per inference and "
-              "area (lower is better)</p>")
+              f"{counts['not_applicable']} not applicable (the target cannot run the model), "
+              + (f"{counts['rejected']} rejected by the accuracy gate, " if counts["rejected"] else "")
+              + f"{counts['error']} failed; {sum(r['pareto'] for r in rows)} Pareto-optimal (lower is better on "
+              "every axis)</p>")
     footer = "Every point's full report is in the database (<code>nvmc results DB --json - --reports</code>)."
     return page(title, header, sections, footer, figures, generated=generated)
 
@@ -167,50 +232,127 @@ def label_of(r: dict) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _pareto_figure(i: int, mine: list[dict], title: str, span: tuple[float, float]) -> dict:
+_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "triangle-down", "star", "hexagon",
+            "pentagon")
+
+
+def _styles(done: list[dict]) -> dict[str, dict]:
+    """One colour per target and one marker shape per pipeline, the same in every plot of the page."""
+    from plotly.colors import qualitative
+
+    colours = qualitative.Dark24 + qualitative.Light24
+    targets = sorted({r["target"] for r in done})
+    pipelines = sorted({r["pipeline"] or "" for r in done})
+    return {"colour": {t: colours[i % len(colours)] for i, t in enumerate(targets)},
+            "symbol": {p: _SYMBOLS[i % len(_SYMBOLS)] for i, p in enumerate(pipelines)}}
+
+
+def _pareto_figure(i: int, mine: list[dict], title: str, styles: dict) -> dict:
     from nvmc.report.html import _layout, esc
 
     data = []
-    for optimal in (False, True):
-        pts = [r for r in mine if r["pareto"] == optimal]
-        if not pts:
-            continue
-        data.append({"type": "scatter", "mode": "markers", "name": "Pareto-optimal" if optimal else "other points",
-                     "x": [r["latency_s"] for r in pts], "y": [r["energy_per_inference_j"] for r in pts],
-                     "text": [_hover(r, esc) for r in pts], "hovertemplate": "%{text}<extra></extra>",
-                     "marker": {"color": [r["area_mm2"] for r in pts], "colorscale": "Viridis", "cmin": span[0],
-                                "cmax": span[1], "size": 11 if optimal else 7, "showscale": not optimal,
-                                "colorbar": {"title": {"text": "area mm²"}},
-                                "line": {"width": 2 if optimal else 0, "color": "crimson"}}})
+    pipelines = sorted({r["pipeline"] or "" for r in mine})
+    shown: set[str] = set()
+    for target in sorted({r["target"] for r in mine}):
+        for pipeline in pipelines:
+            pts = [r for r in mine if r["target"] == target and (r["pipeline"] or "") == pipeline]
+            if not pts:
+                continue
+            data.append({"type": "scatter", "mode": "markers", "name": esc(target), "legendgroup": esc(target),
+                         "showlegend": target not in shown,
+                         "x": [r["latency_s"] for r in pts], "y": [r["energy_per_inference_j"] for r in pts],
+                         "text": [_hover(r, esc) for r in pts], "hovertemplate": "%{text}<extra></extra>",
+                         "marker": {"color": styles["colour"][target], "symbol": styles["symbol"][pipeline],
+                                    "size": 9}})
+            shown.add(target)
+    if len(pipelines) > 1:  # the shapes' key: one grey entry per pipeline
+        for pipeline in pipelines:
+            data.append({"type": "scatter", "mode": "markers", "x": [None], "y": [None], "hoverinfo": "skip",
+                         "name": esc(f"pipeline: {pipeline or '(none)'}"), "legendgroup": "pipelines",
+                         "marker": {"color": "#888", "symbol": styles["symbol"][pipeline], "size": 9}})
+    front = [r for r in mine if r["pareto"]]
+    data.append({"type": "scatter", "mode": "markers", "name": "Pareto-optimal (ringed)", "hoverinfo": "skip",
+                 "x": [r["latency_s"] for r in front], "y": [r["energy_per_inference_j"] for r in front],
+                 "marker": {"symbol": "circle-open", "size": 17, "color": "#111", "line": {"width": 2}}})
     xs, ys, best = [], [], math.inf
-    for r in sorted((r for r in mine if r["pareto"]), key=lambda r: r["latency_s"]):
-        if r["energy_per_inference_j"] < best:  # the latency-energy staircase of the 3-D front's points
+    for r in sorted(front, key=lambda r: r["latency_s"]):
+        if r["energy_per_inference_j"] < best:  # the latency-energy staircase of the front's points
             best = r["energy_per_inference_j"]
             xs.append(r["latency_s"])
             ys.append(best)
-    data.append({"type": "scatter", "mode": "lines", "name": "latency-energy front", "x": xs, "y": ys,
-                 "line": {"color": "crimson", "width": 1, "shape": "hv"}, "hoverinfo": "skip"})
-    layout = _layout(esc(title), height=440, xaxis={"type": "log", "title": {"text": "latency (s)"}},
-                     yaxis={"type": "log", "title": {"text": "energy / inference (J)"}})
+    data.append({"type": "scatter", "mode": "lines", "name": "latency-energy staircase", "x": xs, "y": ys,
+                 "line": {"color": "#111", "width": 1, "shape": "hv", "dash": "dot"}, "hoverinfo": "skip"})
+    axes = (mine[0].get("pareto_axes") or "") if mine else ""
+    layout = _layout(f"{esc(title)}<br><sub>Pareto-optimal over {esc(axes_text(axes))}</sub>", height=540,
+                     xaxis={"type": "log", "title": {"text": "latency"},
+                            **_log_ticks([r["latency_s"] for r in mine], "s")},
+                     yaxis={"type": "log", "title": {"text": "energy / inference"},
+                            **_log_ticks([r["energy_per_inference_j"] for r in mine], "J")},
+                     legend={"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 11}},
+                     margin={"l": 80, "r": 20, "t": 80, "b": 60})
     return {"id": f"fig-pareto-{i}", "data": data, "layout": layout}
+
+
+_AXIS_NAMES = {"latency_s": "latency", "energy_per_inference_j": "energy/inference", "area_mm2": "area",
+               ERROR_AXIS: "error (1 − cosine)"}
+
+
+def axes_text(axes: str) -> str:
+    """``latency_s,energy_per_inference_j,error`` -> ``latency, energy/inference, error (1 − cosine)``."""
+    return ", ".join(_AXIS_NAMES.get(a, a) for a in axes.split(",") if a)
+
+
+def _log_ticks(values: list[float], unit: str) -> dict:
+    """Tick marks for a log axis, as fine as 1-2-...-9 steps on a narrow span and down to powers
+    of ten on a wide one (at most 9), labelled with SI prefixes ("2 ms", "5 ms", "10 ms")
+    instead of plotly's "5 6 7 8 9 0.01 2 3"."""
+    vals = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
+    if not vals:
+        return {}
+    lo, hi = min(vals) / 1.3, max(vals) * 1.3
+    for steps in (range(1, 10), (1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                 for m in steps if lo <= m * 10.0 ** k <= hi]
+        if len(ticks) <= 9:
+            break
+    else:  # many decades: every n-th power of ten
+        stride = math.ceil(len(ticks) / 8)
+        ticks = ticks[::stride]
+    if len(ticks) < 2:  # less than one 1-2-5 step: the ends
+        ticks = [min(vals), max(vals)] if min(vals) < max(vals) else [min(vals)]
+    return {"tickmode": "array", "tickvals": ticks, "ticktext": [si(t, unit) for t in ticks]}
 
 
 def _hover(r: dict, esc) -> str:
     return "<br>".join(esc(s) for s in (
         f"{r['target']} ({r['family']})", f"pipeline: {r['pipeline'] or '(none)'}", show_params(_params(r)),
         f"latency {r['latency_s']:.4g} s", f"energy/inf {r['energy_per_inference_j']:.4g} J",
-        f"area {_area(r)}") if s)
+        f"area {_area(r)}", _error_text(r)) if s)
+
+
+def accuracy_cell(r: dict) -> str:
+    """The cosine of the point's outputs to the original model's: "exact" when every pass was."""
+    if r.get("cosine") is not None:
+        return f"{r['cosine']:.4g}"
+    return "exact" if _exact(r) else "not measured"
+
+
+def _error_text(r: dict) -> str:
+    if r.get("cosine") is not None:
+        return f"measured error: cosine {r['cosine']:.4g}" + (
+            f", SQNR {r['sqnr_db']:.3g} dB" if r.get("sqnr_db") is not None else "")
+    return "" if _exact(r) else "error: not measured"
 
 
 def _pareto_table(done: list[dict], esc) -> str:
     front = sorted((r for r in done if r["pareto"]), key=lambda r: (r["model"], r["latency_s"]))
-    head = ("model", "target", "pipeline", "parameters", "latency", "energy / inference", "area", "EDP")
+    head = ("model", "target", "pipeline", "parameters", "latency", "energy / inference", "area", "EDP", "cosine")
     cells = ["<tr>" + "".join(f'<th class="l">{h}</th>' if j < 4 else f"<th>{h}</th>" for j, h in enumerate(head))
              + "</tr>"]
     for r in front:
         vals = (r["model"], r["target"], r["pipeline"] or "—", show_params(_params(r)) or "—",
                 si(r["latency_s"], "s"), si(r["energy_per_inference_j"], "J"), _area(r),
-                si(r["edp_js"], "J·s"))
+                si(r["edp_js"], "J·s"), accuracy_cell(r))
         cells.append("<tr>" + "".join(f'<td class="l">{esc(v)}</td>' if j < 4 else f"<td>{esc(v)}</td>"
                                       for j, v in enumerate(vals)) + "</tr>")
     return f"<table>{''.join(cells)}</table>" if front else "<p>No finished points.</p>"

@@ -21,6 +21,10 @@ into points, each with a stable identity.
     interconnect = "pcie3"                          # (or net = ["net.bandwidth=25Gbit/s"])
     grid = "europe"                                 # carbon: use-phase grid, lifetime_years, utilisation
 
+    [accuracy]                                      # optional: the gate a point's measured error must pass
+    min_cosine = 0.99                               # (also min_sqnr_db, min_top1); a point below it is
+                                                    # 'rejected': off the Pareto front, nvmc sweep exits 4
+
     [[points]]                                      # listed points: run besides (or instead of) the product
     model = "../models/tiny_cnn.onnx"
     target = "sot-mram"
@@ -42,7 +46,9 @@ Rules:
    pipeline, the parameters, the batch, the ``[costing]`` and the nvmc version: the key of
    its row in the results database.
 5. Paths in the spec (models, target files) are relative to the spec file.
-6. Size limits (a typo must not hang the expansion): a range has at most MAX_RANGE_VALUES
+6. ``[accuracy]`` judges points, it does not change them: it is not part of a point's identity,
+   so tightening it re-runs nothing (``nvmc results`` applies it again, or ``--min-cosine``).
+7. Size limits (a typo must not hang the expansion): a range has at most MAX_RANGE_VALUES
    values, a spec at most MAX_POINTS points, a batch at most MAX_BATCH.
 """
 
@@ -63,7 +69,7 @@ from nvmc.ir.limits import MAX_BATCH, MAX_TOML_KEY_PARTS, toml_key_problem
 
 SPEC_SCHEMA = "nvmc.sweep/1"
 _TOP_KEYS = ("schema", "name", "description", "models", "targets", "pipelines", "batch", "set", "grid", "points",
-             "costing")
+             "costing", "accuracy")
 _POINT_KEYS = ("model", "target", "pipeline", "batch", "set")
 _RANGE_KEYS = frozenset({"from", "to", "step", "num", "factor", "scale"})
 MAX_RANGE_VALUES = 10_000   # values of one grid range
@@ -120,6 +126,7 @@ class SweepSpec:
     points: list[Point]
     version: str
     costing: tuple[tuple[str, Any], ...] = ()     # the [costing] table: nvmc.pipeline.Costing's options
+    gate: Any = None                              # the [accuracy] table: a nvmc.pipeline.Gate
 
     def groups(self) -> dict[tuple[int, str], list[Point]]:
         """Points by (model, pipeline): import and analysis happen once per group."""
@@ -192,7 +199,7 @@ def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
     return SweepSpec(name=str(doc.get("name") or path.stem), description=str(doc.get("description", "")),
                      path=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest(), models=builder.models,
                      targets=builder.targets, points=builder.points, version=builder.version,
-                     costing=builder.costing)
+                     costing=builder.costing, gate=_gate(doc.get("accuracy", {}), where))
 
 
 _COSTING_KEYS = ("mode", "devices", "parallel", "interconnect", "batch_per_device", "net", "grid", "lifetime_years",
@@ -217,6 +224,25 @@ def _costing(table, where: str) -> tuple[tuple[str, Any], ...]:
     except TypeError as e:  # a value of the wrong kind (a table where a number goes, ...)
         raise SpecError(f"[costing] {e}", where=where) from None
     return tuple(sorted(items.items()))
+
+
+_ACCURACY_KEYS = ("min_cosine", "min_sqnr_db", "min_top1")
+
+
+def _gate(table, where: str):
+    """The ``[accuracy]`` table as a nvmc.pipeline.Gate (the one ``--min-cosine`` ... build)."""
+    from nvmc.pipeline import Gate
+
+    if not isinstance(table, dict):
+        raise SpecError("'accuracy' must be a table ([accuracy])", where=where)
+    for key in table:
+        if key not in _ACCURACY_KEYS:
+            raise SpecError(f"[accuracy] unknown key '{key}'{did_you_mean(key, _ACCURACY_KEYS)}", where=where,
+                            hint=f"keys: {', '.join(_ACCURACY_KEYS)}")
+    try:
+        return Gate(**table)
+    except NvmcError as e:
+        raise SpecError(f"[accuracy] {e.message}", where=where) from None
 
 
 class _Builder:

@@ -13,15 +13,18 @@ Tables::
             params JSON, batch, nvmc_version, status 'ok'|'not_fitting'|'not_applicable'|'error', error,
             latency_s, energy_j, edp_js, throughput_ips, energy_per_inference_j, area_mm2 (NULL: the
             family models no area), macs, carbon_g_per_inference, cosine, sqnr_db, top1_agreement
-            (the pipeline's measured error; NULL when every pass was exact),
+            (the pipeline's measured error; NULL when every pass was exact or it could not be
+            measured), approximate (1: an approximate pass changed the model, 0: every pass was
+            exact; NULL in rows of older schemas),
             breakdown JSON (energy, latency, area by component; events),
             report BLOB (the point's full nvmc.report/1 JSON, zlib-compressed: decode_report),
             elapsed_s, host, finished_at)
     sweeps(name PK, spec, spec_sha256, points, nvmc_version, started_at, finished_at)
-    meta(key PK, value)          -- schema = nvmc.sweepdb/2
+    meta(key PK, value)          -- schema = nvmc.sweepdb/3
 
-A database of schema 1 (no carbon column, no 'not_applicable' status) is read as it is and
-upgraded in place, in one transaction, the first time a sweep writes to it.
+A database of an older schema (1: no carbon column, no 'not_applicable' status; 2: no
+'approximate' column) is read as it is and upgraded in place, in one transaction, the first
+time a sweep writes to it.
 
 Query it with any SQLite client, e.g.
 ``SELECT target, params, edp_js FROM results WHERE status='ok' ORDER BY edp_js LIMIT 5`` or
@@ -44,14 +47,14 @@ from typing import Iterable
 from nvmc.ir.errors import NvmcError
 from nvmc.ir.files import check_output
 
-DB_SCHEMA = "nvmc.sweepdb/2"
-OLD_SCHEMAS = ("nvmc.sweepdb/1",)   # read as they are, upgraded when written
+DB_SCHEMA = "nvmc.sweepdb/3"
+OLD_SCHEMAS = ("nvmc.sweepdb/1", "nvmc.sweepdb/2")   # read as they are, upgraded when written
 STATUSES = ("ok", "not_fitting", "not_applicable", "error")
 COLUMNS = ("point_id", "sweep", "model", "model_hash", "target", "family", "target_hash", "pipeline", "params",
            "batch", "nvmc_version", "status", "error", "latency_s", "energy_j", "edp_js", "throughput_ips",
            "energy_per_inference_j", "area_mm2", "macs", "carbon_g_per_inference", "cosine", "sqnr_db",
-           "top1_agreement", "breakdown", "report", "elapsed_s", "host", "finished_at")
-_ADDED = {"carbon_g_per_inference", "cosine", "sqnr_db", "top1_agreement"}  # columns schema 1 lacks
+           "top1_agreement", "approximate", "breakdown", "report", "elapsed_s", "host", "finished_at")
+_ADDED = {"carbon_g_per_inference", "cosine", "sqnr_db", "top1_agreement", "approximate"}  # older schemas lack
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,7 +66,7 @@ CREATE TABLE IF NOT EXISTS results (
     status TEXT NOT NULL CHECK (status IN {STATUSES!r}), error TEXT,
     latency_s REAL, energy_j REAL, edp_js REAL, throughput_ips REAL, energy_per_inference_j REAL,
     area_mm2 REAL, macs INTEGER, carbon_g_per_inference REAL,
-    cosine REAL, sqnr_db REAL, top1_agreement REAL, breakdown TEXT,
+    cosine REAL, sqnr_db REAL, top1_agreement REAL, approximate INTEGER, breakdown TEXT,
     report BLOB CHECK (status IN ('error', 'not_applicable') OR report IS NOT NULL),
     elapsed_s REAL, host TEXT, finished_at TEXT
 );
@@ -138,8 +141,8 @@ class Store:
         self.columns = [c for c in COLUMNS if c in have]  # a schema-1 database read as it is lacks the new ones
 
     def _upgrade(self, have: list[str]) -> None:
-        """Schema 1 -> 2 in one transaction: the results table rebuilt with the new status and
-        column (SQLite cannot alter a CHECK constraint), every row kept."""
+        """An older schema -> this one in one transaction: the results table rebuilt with the new
+        status and columns (SQLite cannot alter a CHECK constraint), every row kept."""
         kept = ", ".join(c for c in COLUMNS if c in have)
         ddl = _DDL.split("CREATE TABLE IF NOT EXISTS results (", 1)[1].split(");", 1)[0]
         with self._transaction():

@@ -207,6 +207,7 @@ def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: s
                batch=batch, breakdown=json.dumps(report["breakdown"], allow_nan=False),
                report=encode_report(report), elapsed_s=time.perf_counter() - t0,
                carbon_g_per_inference=(est.carbon or {}).get("total_g_per_inference"),
+               approximate=int(measured is not None),
                **{k: (measured or {}).get(k) for k in ("cosine", "sqnr_db", "top1_agreement")})
     row.update({k: totals.get(k) for k in METRICS})
     return row
