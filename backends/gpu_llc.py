@@ -200,11 +200,14 @@ def count(workload, p: Params) -> Counts:
     overhead = float(busy["overhead"].sum())
     if total > 0 and overhead > 0:
         assumed = p.param("gpu.kernel_overhead_s").kind == "assumed"
-        leak = overhead * llc.leakage_w
+        # its energy consequence: what the static power spends during the gap, as a share of the total
+        # (the same count x price the family prices with: dynamic actions + static power x latency)
+        energy = sum(float(np.sum(n)) * price for n, price in actions.values()) + sum(static.values()) * total
+        gap = overhead * sum(static.values())
         notes.append(f"{100 * overhead / total:.0f} % of the latency is the fixed per-kernel overhead "
                      f"({int(work.sum())} kernels x gpu.kernel_overhead_s = {p['gpu.kernel_overhead_s']:.3g} s"
-                     f"{', assumed' if assumed else ''}); the L2 leaks {leak:.3g} J during it; "
-                     "--set gpu.kernel_overhead_s=0 shows the rest")
+                     f"{', assumed' if assumed else ''}), and the static power during it ({' + '.join(static)}) is "
+                     f"{100 * gap / energy:.0f} % of the energy; --set gpu.kernel_overhead_s=0 shows the rest")
     if p["llc.iso"] == "area":
         notes.append(f"iso-area: L2 capacity {format_capacity(llc.capacity_bytes)} "
                      f"(declared {format_capacity(p['llc.capacity'])})")

@@ -406,8 +406,23 @@ def _compare_rows(estimates, width: int) -> Table:
 
 
 def _compare_table(estimates, width: int) -> Table:
+    """Targets as columns (metric by metric, with the ratios) when that fits the terminal;
+    otherwise, and for more than three targets, one row per target (_compare_rows)."""
     if len(estimates) > 3:
         return _compare_rows(estimates, width)
+    table = _compare_columns(estimates)
+    return table if _fits(table, width) else _compare_rows(estimates, width)
+
+
+def _fits(table: Table, width: int) -> bool:
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    probe = Console(width=10_000)
+    return Measurement.get(probe, probe.options, table).maximum <= width
+
+
+def _compare_columns(estimates) -> Table:
     targets = [one_line(e.target) for e in estimates]
     table = report_table(f"comparison (ratio = other ÷ {targets[0]}; below 1: the other target is lower)",
                          ("metric", *targets, *(f"{t} ÷ {targets[0]}" for t in targets[1:])), text=("metric",))

@@ -117,3 +117,39 @@ def test_neon_says_why_it_changed_nothing(tmp_path):
         in proc.stderr
     proc = run_at(200, "compile", str(TINY_CNN), "--target", "sot-mram", "--passes", "neon{ops=gelu}")
     assert "1 because Softmax is not among ops=gelu" in proc.stderr
+
+
+def test_three_target_comparison_switches_to_rows_when_the_columns_do_not_fit():
+    """At 80 columns the metric-by-target table of three targets is wider than the terminal: it
+    becomes one row per target rather than a table whose metric names are squeezed away."""
+    args = ("compile", str(TINY_CNN), "--target", "sot-mram", "--compare", "sram,stt-mram")
+    narrow, wide = run_at(80, *args), run_at(200, *args)
+    assert narrow.returncode == wide.returncode == 0
+    assert "energy / inference" in wide.stdout and "precision costed" in wide.stdout   # metric by metric
+    rows = narrow.stdout[narrow.stdout.index("comparison:"):].splitlines()
+    assert all(len(line) <= 80 for line in rows if not line.startswith("note"))
+    assert {line.split()[0] for line in rows if line.split() and line.split()[0] in
+            ("sot-mram", "sram", "stt-mram")} == {"sot-mram", "sram", "stt-mram"}
+
+
+def test_the_readme_main_job_states_its_assumption_and_the_figures_it_quotes():
+    """The README's main job runs as written, its output says what the assumed per-kernel gap
+    costs in latency and in energy, and the figures the README quotes are the ones printed."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    line = next(ln for ln in readme.splitlines() if ln.rstrip().endswith("# the main job"))
+    args = shlex.split(line.split("#")[0])
+    assert args[:2] == ["nvmc", "compile"]
+    proc = run_at(100, *args[1:])
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join((proc.stdout + proc.stderr).split())
+    note = re.search(r"(\d+) % of the latency is the fixed per-kernel overhead .*? assumed\), and the static power "
+                     r"during it \(l2_leakage\) is (\d+) % of the energy", out)
+    assert note, out
+    text = " ".join(readme.split())
+    assert f"{note.group(1)} % of the latency is the assumed 5 µs per-kernel gap" in text
+    assert f"static power during that gap is {note.group(2)} % of the energy" in text
+    ratio = re.search(r"│ energy / inference +│[^│]+│[^│]+│ +([\d.]+)× │", proc.stdout)
+    assert ratio and f"SRAM {ratio.group(1)}x" in text
