@@ -83,7 +83,7 @@ def noise_study() -> None:
     print(f"{'setting':<34}{'clean':>8}{'crossbar':>10}")
     for opts in ("sigma=0,adc-bits=5", "sigma=0,adc-bits=4", "sigma=0.05", "sigma=0.1", "sigma=0.2", "sigma=0.4",
                  "sigma=0.1,adc-bits=3", "sigma=0.1,on-off=10"):
-        clean, noisy, _ = agreement(g, opts + f",samples=1,measure=false", x, y)
+        clean, noisy, _ = agreement(g, opts + ",samples=1,measure=false", x, y)
         print(f"{opts:<34}{100 * clean:>7.1f}%{100 * noisy:>9.1f}%")
 
 

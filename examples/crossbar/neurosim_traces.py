@@ -13,7 +13,7 @@ NeuroSim's Param.cpp is left at its defaults (22 nm LSTP, 128x128 1T1R RRAM 6 kO
 Traces as its hook.py writes them: weights ~ U(-1, 1) quantised to 8 bits (WAGE Q); inputs
 ReLU(N(0, 0.25)) (layer 1: N(0, 0.5), signed), clipped to [-1, 1), 8-bit dec2bin.
 """
-import numpy as np, sys
+import numpy as np
 rng = np.random.default_rng(0)
 net = np.loadtxt("../NeuroSIM/NetWork_VGG8.csv", delimiter=",", dtype=int)
 bits = 8
