@@ -218,7 +218,8 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
     names = [target] if isinstance(target, (str, os.PathLike)) or not isinstance(target, Sequence) else target
     targets = costing.targets([load_target(t, list(sets)) for t in names])
     batch = _check_batch(batch) if batch is not None else _leading_dim(graph)
-    estimates = costing.estimates(measure(graph, workload, targets), targets, batch=batch, pipeline=passes or "")
+    estimates = costing.estimates(measure(graph, workload, targets), targets, batch=batch, pipeline=passes or "",
+                                  leading=declared_batch(graph))
     source = "" if isinstance(model, (Graph, onnx.ModelProto)) else str(model)
     return Compiled(graph, workload, estimates, targets, source, pipeline_result, measured)
 
@@ -308,6 +309,15 @@ def _check_batch(batch: Any) -> int:
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not 1 <= batch <= MAX_BATCH:
         raise NvmcError(f"batch must be a whole number in [1, {MAX_BATCH}], got {batch!r}", where="nvmc.compile(batch=...)")
     return int(batch)
+
+
+def declared_batch(graph: Graph) -> int | None:
+    """The first input's leading dimension where the model states one (a >= 2-D input with a
+    positive static first dimension); None otherwise."""
+    shape = graph.values[graph.inputs[0]].type.shape if graph.inputs else None
+    if shape and len(shape) >= 2 and isinstance(shape[0], int) and shape[0] > 0:
+        return int(shape[0])
+    return None
 
 
 def _leading_dim(graph: Graph) -> int:

@@ -220,7 +220,8 @@ def _status_table(plan, store) -> None:
 @click.option("--reports", is_flag=True, help="With --json: include each point's full report (per-layer figures).")
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="Write a self-contained HTML page: energy vs latency vs area per model, Pareto front marked.")
-@click.option("--top", default=10, show_default=True, help="Pareto-optimal points to list per model.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Pareto-optimal points to list per model.")
 @accuracy_gate_option
 def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path: Path | None, reports: bool,
                 html_path: Path | None, top: int, gate) -> None:
@@ -232,6 +233,9 @@ def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path:
     from nvmc.sweep import Store, load_spec, write_csv, write_html, write_json
     from nvmc.sweep.export import apply_gate
 
+    if reports and json_path is None:
+        raise NvmcError("--reports adds each point's full report to --json", where="--reports",
+                        hint="add --json FILE (or --json - for stdout)")
     if html_path is not None and str(html_path) == "-":
         raise NvmcError("--html writes a file, not stdout", where="--html", hint="give a path, e.g. pareto.html")
     ids = None

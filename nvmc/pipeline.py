@@ -170,10 +170,12 @@ class Costing:
         return [t.with_overrides(train_sets(t)) if train_sets(t) else t for t in targets]
 
     def estimates(self, workload: "Workload", targets: Sequence["Target"], *, batch: int, pipeline: str = "",
-                  compared: bool = True) -> list["Estimate"]:
+                  compared: bool = True, leading: int | None = None) -> list["Estimate"]:
         """One complete estimate per target (and per network when several are compared). A
         target after the first that cannot run the model at all is a ``not_applicable``
-        estimate saying why (``compared``); the first one's refusal is an error."""
+        estimate saying why (``compared``); the first one's refusal is an error. ``leading``:
+        the model's own leading dimension; a ``batch`` other than it is said in every estimate
+        (the run is costed as bound, then divided by ``batch``: nothing is reshaped)."""
         from nvmc.backends import Estimate, UnsupportedOpError
         from nvmc.backends import estimate as backend_estimate
         from nvmc.backends.carbon import carbon
@@ -195,7 +197,7 @@ class Costing:
                                       net=net, label=f"{forward.target}@{net.name}" if several else forward.target)
                         for net in self._networks]
             for est in runs:
-                est = dataclasses.replace(est, pipeline=pipeline)
+                est = dataclasses.replace(est, pipeline=pipeline, notes=est.notes + _batch_notes(batch, leading))
                 out.append(dataclasses.replace(est, carbon=carbon(est, target, grid=self.grid,
                                                                   lifetime_years=self.lifetime_years,
                                                                   utilisation=self.utilisation)))
@@ -205,3 +207,12 @@ class Costing:
         """What a sweep point's identity must include (the same model and target, costed another
         way, is another point)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if not k.startswith("_") and v not in (None, ())}
+
+
+def _batch_notes(batch: int, leading: int | None) -> list[str]:
+    if leading is None or batch == leading:
+        return []
+    return [f"batch {batch} counts the model's run as {batch} inferences, but its leading input dimension is "
+            f"{leading}: the model is costed as bound (nothing is reshaped) and per-inference figures are the run's "
+            f"divided by {batch}; to cost {batch} inferences bind the batch in the input shape (--input-shape, "
+            "input_shapes)"]

@@ -248,3 +248,19 @@ def test_a_schema_2_database_gains_the_approximate_column_when_written(tmp_path)
         sweep.run_sweep(sweep.load_spec(_spec(tmp_path, 'targets = ["sram", "sot-mram"]\n')), store, workers=0)
         rows = {r["target"]: r for r in store.rows()}
     assert rows["sram"]["approximate"] is None and rows["sot-mram"]["approximate"] == 0
+
+
+def test_a_batch_other_than_the_models_own_is_said_not_silently_divided(tmp_path):
+    """``batch`` counts inferences per run; it does not reshape the model. A batch of 8 on a
+    model bound at 1 divides the run by 8: every estimate says so (API and sweep alike)."""
+    said = [n for n in nvmc.compile(CNN, "sram", batch=8).estimate.notes if n.startswith("batch 8")]
+    assert said and "leading input dimension is 1" in said[0] and "nothing is reshaped" in said[0]
+    assert not [n for n in nvmc.compile(CNN, "sram").estimate.notes if n.startswith("batch")]
+    bound = nvmc.compile(CNN.with_name("tiny_transformer.onnx"), "sram", batch=8, input_shapes={"tokens": [8, 16, 64]})
+    assert not [n for n in bound.estimate.notes if n.startswith("batch")]
+    spec = sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\nbatch = [1, 8]\n'))
+    with sweep.Store(tmp_path / "s.sqlite") as store:
+        sweep.run_sweep(spec, store, workers=0)
+        rows = {r["batch"]: r for r in store.rows(report=True)}
+    notes = {b: [n for n in sweep.decode_report(r["report"])["notes"] if n.startswith("batch")] for b, r in rows.items()}
+    assert notes[1] == [] and notes[8] == said

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import re
 import sqlite3
 
 import numpy as np
@@ -338,3 +339,16 @@ def test_log_axis_ticks_are_few_and_carry_units(lo, hi):
     assert 1 <= len(vals) <= 9 and len(vals) >= (2 if hi > lo else 1)
     assert all(lo / 1.3 <= v <= hi * 1.3 for v in vals) and vals == sorted(vals)
     assert all(t.endswith("s") and t[0].isdigit() for t in text)
+
+
+def test_the_all_targets_example_runs_to_its_results(tmp_path):
+    """Its own documented `nvmc sweep ... && nvmc results ...` (issue 24): the HDC-only targets
+    are 'not applicable' points, not failures, so the sweep exits 0 and results follow."""
+    spec = REPO / "examples" / "sweeps" / "all_targets.toml"
+    db = tmp_path / "all.sqlite"
+    ran = run_nvmc("sweep", str(spec), "--db", str(db), "--workers", "0", "-q")
+    assert ran.returncode == 0, ran.stderr
+    counts = re.search(r"(\d+) points: (\d+) ok, 0 not fitting, (\d+) not applicable, 0 failed, 0 pending", ran.stdout)
+    assert counts and int(counts.group(3)) > 0 and int(counts.group(2)) + int(counts.group(3)) == int(counts.group(1))
+    shown = run_nvmc("results", str(spec), "--db", str(db))
+    assert shown.returncode == 0 and "Pareto-optimal points" in shown.stdout, shown.stderr

@@ -280,8 +280,9 @@ def _pareto_figure(i: int, mine: list[dict], title: str, styles: dict) -> dict:
             best = r["energy_per_inference_j"]
             xs.append(r["latency_s"])
             ys.append(best)
-    data.append({"type": "scatter", "mode": "lines", "name": "latency-energy staircase", "x": xs, "y": ys,
-                 "line": {"color": "#111", "width": 1, "shape": "hv", "dash": "dot"}, "hoverinfo": "skip"})
+    if len(xs) > 1:  # a line only where the front has a step
+        data.append({"type": "scatter", "mode": "lines", "name": "latency-energy staircase", "x": xs, "y": ys,
+                     "line": {"color": "#111", "width": 1, "shape": "hv", "dash": "dot"}, "hoverinfo": "skip"})
     axes = (mine[0].get("pareto_axes") or "") if mine else ""
     layout = _layout(f"{esc(title)}<br><sub>Pareto-optimal over {esc(axes_text(axes))}</sub>", height=540,
                      xaxis={"type": "log", "title": {"text": "latency"},

@@ -131,9 +131,9 @@ def evaluate(task: Task, model_bytes: bytes | None = None, analysed=None) -> lis
         if isinstance(analysed, _Failure):
             rows.append(_error_row(task, p, analysed.message, shared, host))
             continue
-        workload, leading, measured = analysed
+        workload, (leading, declared), measured = analysed
         try:
-            rows.append(_estimate(task, p, workload, p.batch or leading, t0 - shared, host, measured))
+            rows.append(_estimate(task, p, workload, p.batch or leading, t0 - shared, host, measured, declared))
         except Exception as e:  # noqa: BLE001 - a failing point is recorded; the sweep goes on
             rows.append(_error_row(task, p, _message(e), time.perf_counter() - t0 + shared, host))
     return rows
@@ -148,7 +148,7 @@ def _analyse(task: Task, model_bytes: bytes | None, requests: list[dict] = ()):
     """(workload, leading batch, measured accuracy) of the task's model after its pipeline, or a _Failure."""
     global analyses
     import nvmc
-    from nvmc.api import _leading_dim
+    from nvmc.api import _leading_dim, declared_batch
     from nvmc.calibrate import calibrate
     from nvmc.pipeline import prepare
 
@@ -168,7 +168,8 @@ def _analyse(task: Task, model_bytes: bytes | None, requests: list[dict] = ()):
         else:
             return _Failure(f"{ref.label}: model file not found on worker {socket.gethostname()}")
         _, workload, measured = prepare(graph, task.pipeline)  # the steps of nvmc.compile (nvmc/pipeline.py)
-        return (calibrate(graph, workload, requests) if requests else workload), _leading_dim(graph), measured
+        return ((calibrate(graph, workload, requests) if requests else workload),
+                (_leading_dim(graph), declared_batch(graph)), measured)
     except Exception as e:  # noqa: BLE001 - every point of the group records it
         return _Failure(_message(e))
 
@@ -179,7 +180,8 @@ def _target(ref: TargetRef):
     return _TARGETS.get((ref.sha256, ref.path), lambda: parse_target(ref.data, Path(ref.path)))
 
 
-def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: str, measured: dict | None) -> dict:
+def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: str, measured: dict | None,
+              declared: int | None = None) -> dict:
     """The point's row: the estimate nvmc.compile would give (nvmc/pipeline.py), or why the
     target cannot run the model (status 'not_applicable': a result, not a failure)."""
     from nvmc.backends import UnsupportedOpError
@@ -187,7 +189,8 @@ def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: s
     costing = _costing(task)
     target = costing.targets([_target(p.target).with_overrides(list(p.params))])[0]
     try:
-        estimates = costing.estimates(workload, [target], batch=batch, pipeline=task.pipeline, compared=False)
+        estimates = costing.estimates(workload, [target], batch=batch, pipeline=task.pipeline, compared=False,
+                                      leading=declared)
     except UnsupportedOpError as e:
         row = _base_row(task, p, host)
         row.update(status="not_applicable", error=e.render(), family=target.family, target_hash=target.hash,
