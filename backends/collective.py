@@ -31,7 +31,6 @@ all-reduces hide behind the rest of the backward pass; what runs past its end is
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -45,7 +44,7 @@ from nvmc.ir.files import read_input
 
 from .errors import TargetError
 from .techlib import Param
-from .units import parse_capacity
+from nvmc.ir.units import parse_capacity, parse_quantity, prefixed
 
 DATA = Path(__file__).resolve().parent / "data" / "interconnects.toml"
 ALGORITHMS = ("ring", "tree", "hierarchical")
@@ -273,37 +272,26 @@ def _override(link: Link | None, over: dict[str, str], name: str) -> Link | None
 
 
 # ------------------------------------------------------------------ units written by people
-_NUM = r"([0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|\.[0-9]+)"
-_PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-_BW = re.compile(rf"^\s*{_NUM}\s*([kKMGT]?)(bit|b|B)(?:/s|ps)\s*$")
-_TIME = re.compile(rf"^\s*{_NUM}\s*(s|ms|us|µs|ns)\s*$")
-_EBIT = re.compile(rf"^\s*{_NUM}\s*(J|mJ|uJ|nJ|pJ|fJ)(?:/bit)?\s*$")
+_BANDWIDTH = {**prefixed("B/s", ("Bps",)), **prefixed("bit/s", ("b/s", "bps", "bit/s"), scale=1 / 8)}
+_TIME = prefixed("s")
+_ENERGY_PER_BIT = prefixed("J", ("J/bit",))
 
 
 def parse_bandwidth(text: str) -> float:
     """'25Gbit/s' / '25Gb/s' / '25Gbps' -> 3.125e9 B/s; '12.5GB/s' -> 1.25e10 B/s."""
-    m = _BW.match(str(text))
-    if not m:
-        raise ValueError(f"bandwidth '{text}' needs a unit: write e.g. 25Gbit/s, 100Gbps or 12.5GB/s")
-    value = float(m.group(1)) * _PREFIX[m.group(2)] / (1.0 if m.group(3) == "B" else 8.0)
+    value = parse_quantity(text, _BANDWIDTH, "bandwidth", "25Gbit/s, 100Gbps or 12.5GB/s")
     return _bounded(value, text, "bandwidth", 1.0, 1e18, "B/s")
 
 
 def parse_latency(text: str) -> float:
     """'5us' -> 5e-6 s."""
-    m = _TIME.match(str(text))
-    if not m:
-        raise ValueError(f"latency '{text}' needs a unit: write e.g. 5us, 0.5ms or 2e-6s")
-    value = float(m.group(1)) * {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}[m.group(2)]
-    return _bounded(value, text, "latency", 0.0, 1e3, "s", zero=True)
+    return _bounded(parse_quantity(text, _TIME, "latency", "5us, 0.5ms or 2e-6s"), text, "latency", 0.0, 1e3, "s",
+                    zero=True)
 
 
 def parse_energy_per_bit(text: str) -> float:
     """'100pJ' (per bit) -> 1e-10 J."""
-    m = _EBIT.match(str(text))
-    if not m:
-        raise ValueError(f"energy per bit '{text}' needs a unit: write e.g. 100pJ")
-    value = float(m.group(1)) * {"J": 1.0, "mJ": 1e-3, "uJ": 1e-6, "nJ": 1e-9, "pJ": 1e-12, "fJ": 1e-15}[m.group(2)]
+    value = parse_quantity(text, _ENERGY_PER_BIT, "energy per bit", "100pJ")
     return _bounded(value, text, "energy per bit", 0.0, 1.0, "J", zero=True)
 
 

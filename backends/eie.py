@@ -38,7 +38,7 @@ import numpy as np
 
 from .family import KIND, Counts, FamilySpec, Params, element_slots
 from .techlib import Param
-from .units import format_capacity
+from nvmc.ir.units import format_capacity
 
 FAMILY = "sparse-engine"
 SPEC = FamilySpec.load(FAMILY)

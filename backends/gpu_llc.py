@@ -76,7 +76,7 @@ import numpy as np
 from .errors import TargetError
 from .family import KIND, Counts, FamilySpec, NotFitting, Params, element_slots
 from .techlib import ArrayPoint, Param, library
-from .units import format_capacity
+from nvmc.ir.units import format_capacity
 
 FAMILY = "gpu-llc"
 SPEC = FamilySpec.load(FAMILY)

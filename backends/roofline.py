@@ -40,7 +40,7 @@ from .dram_pim import BINARY, INT8, operand_bits, precision_class
 from .errors import TargetError
 from .family import KIND, Counts, FamilySpec, NotFitting, Params, element_slots, target_or_data
 from .techlib import Param
-from .units import format_capacity
+from nvmc.ir.units import format_capacity
 
 FAMILY = "roofline"
 SPEC = FamilySpec.load(FAMILY)

@@ -64,7 +64,7 @@ from .dram_pim import BINARY, FLOAT, INT8, INT16, PRECISION_CLASSES, gemm_dims, 
 from .errors import TargetError
 from .family import KIND, TRANSCENDENTAL_KINDS, Counts, FamilySpec, NotFitting, Params, target_or_data
 from .techlib import Param, library
-from .units import format_capacity
+from nvmc.ir.units import format_capacity
 
 FAMILY = "simdram"
 SPEC = FamilySpec.load(FAMILY)

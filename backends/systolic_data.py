@@ -24,7 +24,7 @@ from nvmc.ir.files import note_input
 
 from .errors import TargetError, TechLibError
 from .techlib import ArrayTable, Param, library
-from .units import format_capacity
+from nvmc.ir.units import format_capacity
 
 _TABLE_FIELDS = ("area_mm2", "read_latency_ns", "write_latency_ns", "read_energy_nj", "write_energy_nj", "leakage_mw")
 

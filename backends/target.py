@@ -37,7 +37,7 @@ from nvmc.ir.files import read_input
 from nvmc.ir.limits import MAX_TOML_KEY_PARTS, toml_key_problem
 
 from .errors import TargetError
-from .units import format_capacity, parse_capacity
+from nvmc.ir.units import format_capacity, parse_capacity
 
 TARGET_SCHEMA = "nvmc.target/1"
 # Sanity bounds for numbers a schema leaves open: beyond them a cost model overflows (inf,

@@ -38,7 +38,7 @@ from nvmc.ir.errors import did_you_mean
 from nvmc.ir.files import note_input, read_input
 
 from .errors import TechLibError
-from .units import format_capacity
+from nvmc.ir.units import format_capacity
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PROVENANCE_KINDS = ("source", "derived", "assumed")

@@ -56,7 +56,7 @@ import numpy as np
 from .dram_pim import BINARY, FLOAT, INT8, INT16, PRECISION_CLASSES, gemm_dims, is_mac, operand_bits, precision_class
 from .family import KIND, SIMPLE_KINDS, TRANSCENDENTAL_KINDS, Counts, FamilySpec, NotFitting, Params
 from .techlib import Param
-from .units import format_capacity
+from nvmc.ir.units import format_capacity
 
 FAMILY = "upmem"
 SPEC = FamilySpec.load(FAMILY)

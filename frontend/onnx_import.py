@@ -338,7 +338,6 @@ def _fold_ifs(model: onnx.ModelProto, limit: int = 4096, rounds: int = 16) -> in
     """Replace every ``If`` whose condition is constant (computable from the model's small
     constants with onnx's reference evaluator) by the nodes of the branch it takes; repeat
     while that exposes more (nested Ifs). Returns how many were replaced."""
-    from onnx.reference import ReferenceEvaluator
 
     g = model.graph
     taken = 0
@@ -364,16 +363,9 @@ def _fold_ifs(model: onnx.ModelProto, limit: int = 4096, rounds: int = 16) -> in
                     and (node.input or node.op_type == "Constant") and all(not i or i in values for i in node.input) \
                     and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                                 for a in node.attribute):
-                try:  # a small constant expression (the condition's Equal, Cast ...): evaluated once
-                    sub = helper.make_model(helper.make_graph(
-                        [node], "c", [], [helper.make_empty_tensor_value_info(o) for o in node.output],
-                        [onnx.numpy_helper.from_array(np.asarray(values[i]), i) for i in set(node.input) if i]),
-                        opset_imports=list(model.opset_import), ir_version=model.ir_version)
-                    results = ReferenceEvaluator(sub).run(list(node.output), {})
-                    if all(np.asarray(r).size <= limit for r in results):
-                        values.update((o, np.asarray(r)) for o, r in zip(node.output, results))
-                except Exception:
-                    pass
+                results = _evaluate(node, values, model)  # a small constant expression (Equal, Cast ...)
+                if results is not None and all(r.size <= limit for r in results):
+                    values.update(zip(node.output, results))
             if node.op_type == "If" and node.domain in ("", "ai.onnx") and node.input[0] in values:
                 cond = np.asarray(values[node.input[0]])
                 if cond.size != 1:
@@ -393,6 +385,22 @@ def _fold_ifs(model: onnx.ModelProto, limit: int = 4096, rounds: int = 16) -> in
     if taken:
         del g.value_info[:]  # the branches' values replace the If's: inference recomputes every type
     return taken
+
+
+def _evaluate(node: onnx.NodeProto, values: Mapping[str, np.ndarray], model: onnx.ModelProto) -> list | None:
+    """``node``'s outputs from the constant ``values`` of its inputs (onnx's reference
+    evaluator, in the model's opsets), or None when it cannot be evaluated: how the importer
+    folds the small constant expressions that decide an If or a shape."""
+    from onnx.reference import ReferenceEvaluator
+
+    try:
+        sub = helper.make_model(helper.make_graph(
+            [node], "c", [], [helper.make_empty_tensor_value_info(o) for o in node.output],
+            [onnx.numpy_helper.from_array(np.asarray(values[i]), i) for i in set(node.input) if i]),
+            opset_imports=list(model.opset_import), ir_version=model.ir_version)
+        return [np.asarray(r) for r in ReferenceEvaluator(sub).run(list(node.output), {})]
+    except Exception:  # noqa: BLE001 - an op the evaluator cannot run only keeps what it feeds unknown
+        return None
 
 
 def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
@@ -463,7 +471,6 @@ def _resolve_shape_arithmetic(model: onnx.ModelProto, limit: int = 4096, rounds:
     fill the unknown ones (again, up to ``rounds`` times, while that resolves more). The
     graph itself is not changed; on any failure the types stay.
     """
-    from onnx.reference import ReferenceEvaluator
 
     g = model.graph
 
@@ -513,15 +520,9 @@ def _resolve_shape_arithmetic(model: onnx.ModelProto, limit: int = 4096, rounds:
         ready = all(not i or i in results for i in node.input)
         if not ready or not all(small(o, node.op_type) for o in node.output):
             continue
-        try:
-            sub = helper.make_model(
-                helper.make_graph([node], "shape", [], [helper.make_empty_tensor_value_info(o) for o in node.output],
-                                  [onnx.numpy_helper.from_array(np.asarray(results[i]), i)
-                                   for i in set(node.input) if i]),
-                opset_imports=list(model.opset_import), ir_version=model.ir_version)
-            results.update(zip(node.output, ReferenceEvaluator(sub).run(list(node.output), {})))
-        except Exception:
-            continue
+        evaluated = _evaluate(node, results, model)
+        if evaluated is not None:
+            results.update(zip(node.output, evaluated))
     outputs = {o for n in evaluate for o in n.output if o and o in results}
     if not outputs:
         return model

@@ -203,8 +203,7 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
         >>> out.to_dict()["ratios"]["sot-mram"]["macs"]
         1.0
     """
-    from nvmc.backends import load_target
-    from nvmc.pipeline import Costing, measure, prepare
+    from nvmc.pipeline import Costing, measure, prepare, resolve_targets
 
     net, sets = Costing.split_sets(list(sets))
     costing = Costing(mode=mode, devices=devices, parallel=parallel, interconnect=interconnect,
@@ -216,7 +215,7 @@ def compile(model: str | os.PathLike | onnx.ModelProto | Graph, target: str | Se
         graph = load(model, input_shapes=input_shapes, dims=dims, input_values=input_values)
     pipeline_result, workload, measured = prepare(graph, passes)
     names = [target] if isinstance(target, (str, os.PathLike)) or not isinstance(target, Sequence) else target
-    targets = costing.targets([load_target(t, list(sets)) for t in names])
+    targets = costing.targets(resolve_targets(list(names), tuple(sets)))
     batch = _check_batch(batch) if batch is not None else _leading_dim(graph)
     estimates = costing.estimates(measure(graph, workload, targets), targets, batch=batch, pipeline=passes or "",
                                   leading=declared_batch(graph))

@@ -19,17 +19,13 @@ is read.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from nvmc.ir.errors import NvmcError, did_you_mean
+from nvmc.ir.units import NUMBER, prefixed
 
 EXIT_BUDGET = 3
-
-_PREFIX = {"": 1.0, "p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6,
-           "G": 1e9}
-
 
 @dataclass(frozen=True)
 class Metric:
@@ -41,30 +37,21 @@ class Metric:
     bare: bool = False  # a number without unit is allowed
 
 
-def _prefixed(base: str, spellings: Iterable[str] = ()) -> dict[str, float]:
-    out = {}
-    for s in (base, *spellings):
-        for p, f in _PREFIX.items():
-            out[p + s] = f
-    return out
-
-
 _AREA_UNITS = {"mm2": 1.0, "mm^2": 1.0, "mm²": 1.0, "um2": 1e-6, "um^2": 1e-6, "µm2": 1e-6, "µm²": 1e-6,
                "cm2": 100.0, "cm^2": 100.0, "cm²": 100.0}
 _THROUGHPUT_UNITS = {"": 1.0, "/s": 1.0, "ips": 1.0, "inf/s": 1.0, "k/s": 1e3, "kips": 1e3, "kinf/s": 1e3,
                      "M/s": 1e6, "Mips": 1e6}
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("latency", "latency_s", "s", _prefixed("s")),
-    Metric("energy", "energy_j", "J", _prefixed("J")),
-    Metric("energy_per_inference", "energy_per_inference_j", "J", _prefixed("J")),
-    Metric("edp", "edp_js", "J·s", _prefixed("Js", ("J*s", "J·s", "J.s"))),
+    Metric("latency", "latency_s", "s", prefixed("s")),
+    Metric("energy", "energy_j", "J", prefixed("J")),
+    Metric("energy_per_inference", "energy_per_inference_j", "J", prefixed("J")),
+    Metric("edp", "edp_js", "J·s", prefixed("Js", ("J*s", "J·s", "J.s"))),
     Metric("area", "area_mm2", "mm²", _AREA_UNITS),
     Metric("throughput", "throughput_ips", "inf/s", _THROUGHPUT_UNITS, upper=False, bare=True),
 )}
 _ALIASES = {"energy-per-inference": "energy_per_inference", "energy/inference": "energy_per_inference",
             "energy_per_inf": "energy_per_inference"}
-_NUMBER = re.compile(r"\s*([-+]?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(.*?)\s*\Z")
 
 
 @dataclass(frozen=True)
@@ -82,7 +69,7 @@ class Budget:
     def __str__(self) -> str:
         op = "<=" if self.spec.upper else ">="
         value = self.text.partition("=")[2].strip()
-        m = _NUMBER.match(value)
+        m = NUMBER.match(value)
         unit = _pretty_unit(m.group(2), self.spec) if m else ""
         shown = (m.group(1) + ("" if unit.startswith("/") else " ") + unit).strip() if m else value
         return f"{self.metric} {op} {shown}"
@@ -119,7 +106,7 @@ def parse_budgets(text: str) -> list[Budget]:
             raise NvmcError(f"unknown budget metric '{name}'{did_you_mean(name, METRICS)}", where="--budget",
                             hint=f"metrics: {', '.join(METRICS)}")
         spec = METRICS[name]
-        m = _NUMBER.match(value)
+        m = NUMBER.match(value)
         if not m:
             raise NvmcError(f"'{part}': '{value.strip()}' is not a number with a unit", where="--budget",
                             hint=f"e.g. {name}={_example(spec)}")

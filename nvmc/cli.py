@@ -264,3 +264,4 @@ def main(argv: list[str] | None = None) -> None:
 from nvmc import cli_compile  # noqa: E402,F401
 from nvmc import cli_passes  # noqa: E402,F401
 from nvmc import cli_sweep  # noqa: E402,F401
+from nvmc import cli_validate  # noqa: E402,F401

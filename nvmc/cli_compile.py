@@ -11,6 +11,7 @@ Registered on the ``cli`` group of nvmc/cli.py (imported at its end). User error
 
 from __future__ import annotations
 
+import io
 import math
 import sys
 from pathlib import Path
@@ -40,46 +41,6 @@ def _target_list(value: str | None) -> list[str]:
 
         return list(shipped_targets())
     return [t.strip() for t in value.split(",") if t.strip()] if value else []
-
-
-def _sets_for(target, sets: tuple[str, ...], iso: str | None) -> list[str]:
-    from nvmc.backends import family_module
-    from nvmc.backends.errors import TargetError
-
-    out = list(sets)
-    if iso is not None:
-        schema = family_module(target.family).SCHEMA
-        if "iso" not in schema.get("llc", {}):
-            raise TargetError(f"--iso does not apply to target '{target.name}' (family '{target.family}' has no "
-                              "[llc] iso setting)", where="--iso")
-        out.append(f"llc.iso={iso}")
-    return out
-
-
-def _resolve_targets(names: list[str], sets: tuple[str, ...], iso: str | None):
-    """The targets with --set and --iso applied. With several families, a --set key applies to
-    the targets whose family has it (as in sweeps); one that no target has is an error."""
-    from nvmc.backends import family_module, load_target
-
-    bases = [load_target(name) for name in names]
-    if len({b.family for b in bases}) == 1:
-        return [load_target(b, _sets_for(b, sets, iso)) for b in bases]
-    targets = []
-    for b in bases:
-        schema = family_module(b.family).SCHEMA
-        aliases = getattr(family_module(b.family), "SET_ALIASES", {})
-        mine = tuple(s for s in sets if _has_key(schema, aliases, s.partition("=")[0].strip()))
-        targets.append(load_target(b, _sets_for(b, mine, iso if "iso" in schema.get("llc", {}) else None)))
-    for s in sets:  # a key of none of the families: say so, as a single target would
-        if not any(_has_key(family_module(b.family).SCHEMA, getattr(family_module(b.family), "SET_ALIASES", {}),
-                            s.partition("=")[0].strip()) for b in bases):
-            load_target(bases[0], [s])
-    return targets
-
-
-def _has_key(schema, aliases, key: str) -> bool:
-    section, _, name = aliases.get(key, key).partition(".")
-    return name in schema.get(section, {})
 
 
 @cli.command("compile")
@@ -139,7 +100,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     import nvmc
     from nvmc.backends.errors import UnsupportedOpError
     from nvmc.budget import EXIT_BUDGET, check_budgets, parse_budgets, refuse_unmodelled
-    from nvmc.pipeline import Costing
+    from nvmc.pipeline import Costing, resolve_targets
     from nvmc.render import progress
 
     budgets = parse_budgets(budget_spec) if budget_spec is not None else []
@@ -157,7 +118,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     net, sets = Costing.split_sets(sets)  # net.* describe the training network, the rest the targets
     Costing(mode=mode or "inference", devices=devices, parallel=parallel, interconnect=interconnect,
             batch_per_device=train_batch, net=net)  # bad training options fail before the model loads
-    targets = _resolve_targets([target_name, *others], tuple(sets), iso)
+    targets = resolve_targets([target_name, *others], tuple(sets), iso)
     with progress(f"loading {model.name}", quiet=quiet):
         graph = nvmc.load(model, **input_shapes.load_kwargs()) if quiet else load_model(model, input_shapes)
     try:
@@ -415,10 +376,11 @@ def _compare_table(estimates, width: int) -> Table:
 
 
 def _fits(table: Table, width: int) -> bool:
-    from rich.console import Console
     from rich.measure import Measurement
 
-    probe = Console(width=10_000)
+    from nvmc.render import SafeConsole
+
+    probe = SafeConsole(width=10_000, file=io.StringIO())  # measures names as the printer shows them
     return Measurement.get(probe, probe.options, table).maximum <= width
 
 
@@ -512,8 +474,9 @@ def _short(text: str) -> str:
 def explain_cmd(target_name: str, iso: str | None, sets: tuple[str, ...], as_json: bool) -> None:
     """Print every parameter a target's cost model uses, with its source; flag assumed ones."""
     from nvmc.backends import family_module
+    from nvmc.pipeline import resolve_targets
 
-    target = _resolve_targets([target_name], sets, iso)[0]
+    target = resolve_targets([target_name], sets, iso)[0]
     from nvmc.backends.carbon import node_of, parameters as carbon_parameters
 
     params = [*family_module(target.family).parameters(target), *carbon_parameters(node_of(None, target))]

@@ -216,3 +216,45 @@ def _batch_notes(batch: int, leading: int | None) -> list[str]:
             f"{leading}: the model is costed as bound (nothing is reshaped) and per-inference figures are the run's "
             f"divided by {batch}; to cost {batch} inferences bind the batch in the input shape (--input-shape, "
             "input_shapes)"]
+
+
+# ------------------------------------------------------------------ targets
+def _sets_for(target, sets: tuple[str, ...], iso: str | None) -> list[str]:
+    from nvmc.backends import family_module
+    from nvmc.backends.errors import TargetError
+
+    out = list(sets)
+    if iso is not None:
+        schema = family_module(target.family).SCHEMA
+        if "iso" not in schema.get("llc", {}):
+            raise TargetError(f"--iso does not apply to target '{target.name}' (family '{target.family}' has no "
+                              "[llc] iso setting)", where="--iso")
+        out.append(f"llc.iso={iso}")
+    return out
+
+
+def resolve_targets(names, sets=(), iso: str | None = None) -> list:
+    """The targets (names, .toml paths or Targets) with ``sets`` (``--set``) and ``iso`` applied,
+    for nvmc.compile and the CLI alike. With several families, a key applies to the targets
+    whose family has it (as in sweeps); one that no target has is an error."""
+    from nvmc.backends import family_module, load_target
+
+    bases = [load_target(name) for name in names]
+    if len({b.family for b in bases}) == 1:
+        return [load_target(b, _sets_for(b, sets, iso)) for b in bases]
+    targets = []
+    for b in bases:
+        schema = family_module(b.family).SCHEMA
+        aliases = getattr(family_module(b.family), "SET_ALIASES", {})
+        mine = tuple(s for s in sets if _has_key(schema, aliases, s.partition("=")[0].strip()))
+        targets.append(load_target(b, _sets_for(b, mine, iso if "iso" in schema.get("llc", {}) else None)))
+    for s in sets:  # a key of none of the families: say so, as a single target would
+        if not any(_has_key(family_module(b.family).SCHEMA, getattr(family_module(b.family), "SET_ALIASES", {}),
+                            s.partition("=")[0].strip()) for b in bases):
+            load_target(bases[0], [s])
+    return targets
+
+
+def _has_key(schema, aliases, key: str) -> bool:
+    section, _, name = aliases.get(key, key).partition(".")
+    return name in schema.get(section, {})

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from nvmc.ir.units import binary, si  # noqa: F401 - the formatters every renderer uses
 
 # What a terminal would act on instead of showing: C0 controls but tab and newline, DEL, C1
 # (ESC starts colour, title and clear-screen sequences; CR overwrites a line), the Unicode
@@ -99,27 +100,6 @@ def progress(text: str, *, quiet: bool = False):
     return err_console().status(styled(text), spinner="dots")
 
 
-def si(value: float, unit: str, digits: int = 3) -> str:
-    """12.3 ms, 4.56 mJ, 1.20 GMAC: a readable SI prefix."""
-    if value == 0 or not np.isfinite(value):
-        return f"{value:g} {unit}"
-    prefixes = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "µ"),
-                (1e-9, "n"), (1e-12, "p"), (1e-15, "f")]
-    for scale, prefix in prefixes:
-        if abs(value) >= scale:
-            return f"{value / scale:.{digits}g} {prefix}{unit}"
-    return f"{value:.{digits}g} {unit}"
-
-
-def binary(nbytes: float) -> str:
-    """1.5 KiB, 1023 KiB, 3.2 GiB: never an exponent (1023.4 KiB is '1023 KiB', not '1.02e+03 KiB')."""
-    for scale, prefix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if nbytes >= scale:
-            x = nbytes / scale
-            return f"{x:.0f} {prefix}" if x >= 100 else f"{x:.3g} {prefix}"
-    return f"{nbytes:.0f} B"
-
-
 def report_table(title: str | None, columns, *, text=(), **kwargs) -> Table:
     """A report table that never loses what identifies a row. A text column (node, op, target,
     pipeline, prose; ``text``) wraps at words and folds a word too long for it onto more lines
@@ -143,6 +123,8 @@ def workload_table(workload, title: str, top: int = 10) -> Table:
     c = workload.columns
     macs = c["macs"]
     nonmac = sum(workload.nonmac.values())
+    import numpy as np
+
     order = np.argsort(-(macs + nonmac), kind="stable")[:top]
     total = max(1, totals["macs"])
     for i in order:

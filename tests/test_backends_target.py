@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nvmc.backends import TargetError, load_target, shipped_targets
-from nvmc.backends.units import format_capacity, parse_capacity
+from nvmc.ir.units import format_capacity, parse_capacity
 
 GOOD = """\
 schema = "nvmc.target/1"

@@ -264,3 +264,22 @@ def test_a_batch_other_than_the_models_own_is_said_not_silently_divided(tmp_path
         rows = {r["batch"]: r for r in store.rows(report=True)}
     notes = {b: [n for n in sweep.decode_report(r["report"])["notes"] if n.startswith("batch")] for b, r in rows.items()}
     assert notes[1] == [] and notes[8] == said
+
+
+def test_a_set_applies_to_the_targets_that_have_it_in_the_api_as_in_the_cli(tmp_path):
+    """nvmc.compile and nvmc compile resolve targets the same way (nvmc.pipeline.resolve_targets):
+    across families a --set key applies where the family has it; a key of none is an error."""
+    key = "memory.host_link_bytes_per_s=2e9"  # gpu (roofline) has it, upmem does not
+    api = nvmc.compile(CNN, ["upmem", "gpu"], sets=[key])
+    plain = nvmc.compile(CNN, ["upmem", "gpu"])
+    assert api.estimates[0].totals == plain.estimates[0].totals          # upmem untouched
+    proc = run_nvmc("compile", str(CNN), "-t", "upmem", "--compare", "gpu", "--set", key, "--json", "-")
+    cli = json.loads(proc.stdout)
+    assert [cli["totals"]["latency_s"], cli["compare"][0]["totals"]["latency_s"]] == pytest.approx(
+        [e.totals["latency_s"] for e in api.estimates], rel=1e-12)
+    assert api.estimates[1].target_hash != plain.estimates[1].target_hash  # gpu took the key
+    assert api.estimates[0].target_hash == plain.estimates[0].target_hash
+    from nvmc.ir.errors import NvmcError
+
+    with pytest.raises(NvmcError, match="unknown key .nope.x."):
+        nvmc.compile(CNN, ["upmem", "gpu"], sets=["nope.x=1"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import re
 import sqlite3
 
@@ -352,3 +353,40 @@ def test_the_all_targets_example_runs_to_its_results(tmp_path):
     assert counts and int(counts.group(3)) > 0 and int(counts.group(2)) + int(counts.group(3)) == int(counts.group(1))
     shown = run_nvmc("results", str(spec), "--db", str(db))
     assert shown.returncode == 0 and "Pareto-optimal points" in shown.stdout, shown.stderr
+
+
+@pytest.mark.parametrize("killed", [1, 2])
+def test_a_dead_local_worker_leaves_its_points_pending_and_the_rest_runs(tmp_path, monkeypatch, killed):
+    """A worker killed (out of memory, kill -9) loses only its own tasks: they stay pending (exit 1
+    from the CLI, 'run the same command again'), the other worker runs the rest; with every
+    worker dead, everything not finished is pending. Run again, the sweep completes."""
+    import signal
+
+    from nvmc.sweep import run as run_mod
+
+    class Dying(run_mod._LocalWorkers):
+        def __init__(self, n):
+            super().__init__(n)
+            for proc in self.procs[:killed]:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.join(5)
+
+    spec = sweep.load_spec(write_spec(tmp_path, f"""
+        models = ["{(REPO / 'examples/models/tiny_cnn.onnx').as_posix()}"]
+        targets = ["sram", "sot-mram"]
+        pipelines = ["", "canonicalize"]
+        [grid]
+        "llc.capacity" = ["1MiB", "2MiB", "4MiB", "8MiB"]
+        """))
+    monkeypatch.setattr(run_mod, "_LocalWorkers", Dying)
+    with sweep.Store(tmp_path / "r.sqlite") as store:
+        summary = sweep.run_sweep(spec, store, workers=2, chunk=2)
+    assert summary.lost and summary.counts["pending"] > 0 and summary.counts["error"] == 0
+    if killed == 1:
+        assert summary.counts["ok"] > 0       # the survivor ran what it was given and what the dead one left
+    else:
+        assert summary.counts["ok"] == 0 and summary.counts["pending"] == len(spec.points)
+    monkeypatch.undo()
+    with sweep.Store(tmp_path / "r.sqlite") as store:
+        again = sweep.run_sweep(spec, store, workers=2, chunk=2)
+    assert again.counts["ok"] == len(spec.points) and not again.lost

@@ -6,7 +6,8 @@
 Pages: ``passes-reference.md`` (every built-in pass: summary, options, documentation),
 ``targets.md`` (every shipped target: what it models, its settings, its sources, its
 limits), ``cost-models.md`` (each built-in family's documentation: how its numbers are
-computed) and ``json-schema.md`` (the fields of the --json report, from the schema file).
+computed), ``json-schema.md`` (the fields of the --json report, from the schema file) and
+``validation.md`` (nvmc validate: the seed papers' figures and the peer tools beside nvmc's).
 Plugins installed in the environment are left out: the pages describe this repository.
 
 A family module may define ``LIMITS`` (a list of sentences) for targets.md; until it
@@ -221,11 +222,18 @@ def _describe(spec: dict, defs: dict) -> str:
 
 
 # ------------------------------------------------------------------ main
+def validation_reference() -> str:
+    from nvmc.validate import run_all, to_markdown
+
+    return HEADER.format(what="the studies in nvmc/validate (nvmc validate)") + to_markdown(run_all())
+
+
 PAGES: dict[str, Callable[[], str]] = {
     "passes-reference.md": passes_reference,
     "targets.md": targets_reference,
     "cost-models.md": cost_models_reference,
     "json-schema.md": schema_reference,
+    "validation.md": validation_reference,
 }
 
 

@@ -144,7 +144,7 @@ def status_counts(rows: list[dict]) -> dict[str, int]:
 
 def show_params(params: dict | str) -> str:
     """``capacity=4MiB iso=area``: short keys where unambiguous, capacities in binary units."""
-    from nvmc.backends.units import format_capacity
+    from nvmc.ir.units import format_capacity
 
     params = json.loads(params) if isinstance(params, str) else params
     names = [k.rpartition(".")[2] for k in params]

@@ -214,32 +214,50 @@ def _serve(conn, parent: int) -> None:
 
 
 def _run_local(tasks: list[Task], workers: _LocalWorkers) -> Iterator[tuple[Task, list[dict]]]:
-    """Feed the workers with group affinity (_Dispatcher), ``_IN_FLIGHT`` tasks each."""
+    """Feed the workers with group affinity (_Dispatcher), ``_IN_FLIGHT`` tasks each. A worker
+    that dies (killed, out of memory) loses its own tasks (they come back as exceptions: their
+    points stay pending); the others go on with the rest."""
     from multiprocessing.connection import wait as wait_any
 
     dispatch = _Dispatcher(tasks)
     queued: list[list[Task]] = [[] for _ in workers.conns]
+    dead: set[int] = set()
+    lost: list[Task] = []
+    died = "a worker process died (out of memory?); run the same command again to resume, perhaps with fewer --workers"
 
     def feed(w: int) -> None:
-        task = dispatch.next_for(w)
-        if task is not None:
+        task = dispatch.next_for(w) if w not in dead else None
+        if task is None:
+            return
+        try:
             workers.conns[w].send(task)
-            queued[w].append(task)
+        except OSError:  # it died before it could take the task
+            dead.add(w)
+            lost.extend([*queued[w], task])
+            queued[w] = []
+            return
+        queued[w].append(task)
 
     for w in range(len(workers.conns)):
         for _ in range(_IN_FLIGHT):
             feed(w)
-    while any(queued):
-        for conn in wait_any([c for c, q in zip(workers.conns, queued) if q]):
+    while any(queued) or lost:
+        while lost:
+            yield lost.pop(0), RuntimeError(died)
+        for conn in wait_any([c for c, q in zip(workers.conns, queued) if q]) if any(queued) else ():
             w = workers.conns.index(conn)
             try:
                 kind, payload = conn.recv()
             except (EOFError, OSError):
-                raise NvmcError("a worker process died (out of memory?); the finished points are saved",
-                                hint="run the same command again to resume, perhaps with fewer --workers") from None
+                dead.add(w)
+                lost.extend(queued[w])
+                queued[w] = []
+                continue
             task = queued[w].pop(0)
             feed(w)
             yield task, (payload if kind == "rows" else RuntimeError(payload))
+    while (task := dispatch.next_for(0)) is not None:  # every worker died: the rest stays pending
+        yield task, RuntimeError("no worker process left: " + died)
 
 
 _IN_FLIGHT = 2  # tasks queued per local worker: one running, one ready while this process writes rows

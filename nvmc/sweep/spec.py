@@ -503,7 +503,7 @@ def expand_range(r: dict, where: str) -> list:
     ``from``/``to`` may be capacities ("1MiB"); values then come out as whole bytes. Whole-number
     bounds and steps give whole numbers.
     """
-    from nvmc.backends.units import parse_capacity
+    from nvmc.ir.units import parse_capacity
 
     unknown = set(r) - _RANGE_KEYS
     modes = [k for k in ("step", "num", "factor") if k in r]

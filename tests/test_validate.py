@@ -1,0 +1,63 @@
+"""`nvmc validate`: the rules that give a row its status, and the command's outputs. The
+studies' own rows are tested beside them (tests/test_validate_*.py); docs/validation.md is
+checked for staleness with the other generated pages (tests/test_report_docs.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from conftest import run_nvmc
+from nvmc.validate import STATUSES, judge, row, run_all
+
+
+@pytest.mark.parametrize("published, value, tol, hinges, expected", [
+    (3.8, 3.5, 0.25, "", "reproduced"),            # within 25 %
+    (3.8, 2.0, 0.25, "", "partly"),                # the same side of 1, outside the tolerance
+    (3.8, 0.7, 0.25, "", "not reproduced"),        # the other design wins
+    (23.0, 22.7, 0.25, "link bandwidth (assumed)", "not reproduced"),   # close, but through an unsourced setting
+    (3.8, math.nan, 0.25, "", "not reproduced"),
+    (3.8, None, 0.25, "", "not reproduced"),
+])
+def test_judge_follows_the_rules(published, value, tol, hinges, expected):
+    assert judge(published, value, tol, hinges_on=hinges) == expected
+
+
+def test_a_saving_in_percent_pivots_on_zero_and_qualitative_claims_on_their_direction():
+    assert judge(24.0, 20.0, 0.25, pivot=0.0) == "reproduced"
+    assert judge(24.0, -0.7, 0.25, pivot=0.0) == "not reproduced"
+    assert judge(None, 1.4, None, higher_is_better=True) == "reproduced"
+    assert judge(None, 0.8, None, higher_is_better=True) == "not reproduced"
+
+
+def test_a_row_not_reproduced_always_says_why():
+    r = row(1, "x", 3.8, 0.7, "x", 0.25, "setup")
+    assert r.status == "not reproduced" and r.cause
+    r = row(5, "x", 23.0, 22.0, "x", 0.25, "setup", hinges_on="gpu.host_link (assumed)")
+    assert r.status == "not reproduced" and "gpu.host_link" in r.cause
+
+
+def test_every_row_is_complete_and_computed():
+    rows = run_all()
+    assert rows, "no study registered"
+    for r in rows:
+        assert r.status in STATUSES and r.claim and r.setup, r
+        assert r.nvmc is None or math.isfinite(r.nvmc), r
+        if r.status != "reproduced":
+            assert r.cause, r
+        if r.hinges_on:
+            assert r.status == "not reproduced", r
+
+
+def test_validate_json_and_filter(tmp_path):
+    proc = run_nvmc("validate", "--json", str(tmp_path / "v.json"))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "v.json").read_text())
+    assert doc["schema"] == "nvmc.validate/1" and len(doc["rows"]) == len(run_all())
+    keys = {"paper", "claim", "published", "nvmc", "tolerance", "status", "hinges_on", "command"}
+    assert all(keys <= set(r) for r in doc["rows"])
+    first = str(doc["rows"][0]["paper"])
+    only = run_nvmc("validate", "--paper", first, "--json", "-")
+    assert {str(r["paper"]) for r in json.loads(only.stdout)["rows"]} == {first}
