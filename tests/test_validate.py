@@ -9,7 +9,6 @@ import math
 
 import pytest
 
-from conftest import run_nvmc
 from nvmc.validate import STATUSES, judge, row, run_all
 
 
@@ -52,12 +51,26 @@ def test_every_row_is_complete_and_computed():
 
 
 def test_validate_json_and_filter(tmp_path):
-    proc = run_nvmc("validate", "--json", str(tmp_path / "v.json"))
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads((tmp_path / "v.json").read_text())
+    """In process (click's runner): the studies ran once already for this test session."""
+    from click.testing import CliRunner
+
+    from nvmc.cli import cli
+
+    out = tmp_path / "v.json"
+    result = CliRunner().invoke(cli, ["validate", "--json", str(out), "--markdown", str(tmp_path / "v.md")])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
     assert doc["schema"] == "nvmc.validate/1" and len(doc["rows"]) == len(run_all())
     keys = {"paper", "claim", "published", "nvmc", "tolerance", "status", "hinges_on", "command"}
     assert all(keys <= set(r) for r in doc["rows"])
-    first = str(doc["rows"][0]["paper"])
-    only = run_nvmc("validate", "--paper", first, "--json", "-")
-    assert {str(r["paper"]) for r in json.loads(only.stdout)["rows"]} == {first}
+    papers = [r["paper"] for r in doc["rows"]]
+    seeds = [p for p in papers if isinstance(p, int)]
+    assert seeds == sorted(seeds) and papers[:len(seeds)] == seeds     # seeds by number, then the peers
+    only = CliRunner().invoke(cli, ["validate", "--paper", "12", "--json", "-"])
+    assert {r["paper"] for r in json.loads(only.output)["rows"]} == {12}
+
+
+def test_a_bound_claim_is_met_or_falls_short():
+    assert judge(30.0, 53.8, None, pivot=0.0, at_least=True) == "reproduced"
+    assert judge(80.0, 37.5, None, pivot=0.0, at_least=True) == "partly"
+    assert judge(80.0, -0.7, None, pivot=0.0, at_least=True) == "not reproduced"

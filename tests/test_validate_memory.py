@@ -44,15 +44,12 @@ def test_rows_structure(rows):
 
 
 def test_status_is_the_judged_one(rows):
-    # the status comes from judge() on the row's own numbers (a lower-bound claim: the bound is the pivot)
-    bounds = {f">= {sm.XR_SAVING_V1:.0f} %": sm.XR_SAVING_V1, f">= {sm.XR_AREA:.0f} %": sm.XR_AREA}
+    # the status comes from judge() on the row's own numbers; the XR claims are lower bounds (">= 80 %")
     for r in rows:
-        pivot = next((v for k, v in bounds.items() if r.claim.startswith(k)), None)
-        assert (pivot is None) == (r.published is not None)     # only the XR lower bounds are unquantified
-        hib = True if pivot is not None else None
-        pivot = 1.0 if pivot is None else pivot
-        assert r.status == judge(r.published, r.nvmc, r.tolerance, hinges_on=r.hinges_on, pivot=pivot,
-                                 higher_is_better=hib), r.claim
+        bound = r.claim.startswith(">= ")
+        assert r.published is not None
+        assert r.status == judge(r.published, r.nvmc, r.tolerance, hinges_on=r.hinges_on,
+                                 pivot=0.0 if bound else 1.0, at_least=bound), r.claim
 
 
 # ------------------------------------------------------------------ 1 DeepNVM++

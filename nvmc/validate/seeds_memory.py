@@ -412,7 +412,7 @@ def xr_edge() -> list[Row]:
     return [
         row(4, f">= {XR_SAVING_V1:.0f} % energy per inference saved with MRAM buffers vs SRAM at 7 nm, hand detection "
                "(40 IPS) and eye segmentation (6 IPS); nvmc: the smallest saving over both tasks and STT/SOT/VGSOT",
-            None, saving, "%", None, setup, hinges_on=XR_DEFAULTS, pivot=XR_SAVING_V1, higher_is_better=True,
+            XR_SAVING_V1, saving, "%", None, setup, hinges_on=XR_DEFAULTS, pivot=0.0, at_least=True,
             cause=(f"at the defaults (LOP, idle SRAM leaking) {span(default)}: the saving is the idle leakage of "
                    f"SRAM that is never gated. LSTP devices: {span(lstp)}; idle SRAM power-gated: {span(gated)}. "
                    f"Against the cheaper SRAM policy the smallest saving is {xr_fair_saving('v1', 'lop'):+.1f} % (LOP) / "
@@ -422,14 +422,14 @@ def xr_edge() -> list[Row]:
                    "against the cheaper SRAM policy"),
             command="python -m nvmc.validate.seeds_memory xr"),
         row(4, f">= {XR_AREA:.0f} % less area with MRAM buffers vs SRAM at 7 nm; nvmc: the smallest buffer-area saving "
-               "over STT/SOT/VGSOT", None, area, "%", None,
+               "over STT/SOT/VGSOT", XR_AREA, area, "%", None,
             (f"{setup}; buffer (memory) area: NVSim 28 nm LOP arrays scaled to 7 nm by SB17. Total modelled area "
              f"(PE array + buffers) saves {min(r['area'] for r in hand.values()):.0f} % at the assumed 16x16 array, "
              f"{min(r['area'] for r in big.values()):.0f} % at 64x64; LSTP buffers save "
              f"{min(r['buffer_area'] for r in lstp_area.values()):.0f} %; every buffer at {' or '.join(XR_AREA_SPAN)}, "
              f"either roadmap: at least {xr_area_floor():.0f} %. SRAM and MRAM bitcells scale by the same "
              "logic factor from 28 to 7 nm, so the 7 nm ratio is the 28 nm one"),
-            pivot=XR_AREA, higher_is_better=True,
+            pivot=0.0, at_least=True,
             command="python -m nvmc.validate.seeds_memory xr"),
     ]
 
