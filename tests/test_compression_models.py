@@ -150,7 +150,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ("bits=8", 0.99),  # the acceptance bound: int8 per-channel, activations too; measured 0.9918
     ("bits=8,activations=false", 0.999),  # measured 0.9995
     ("bits=4,activations=false", 0.85),  # measured 0.8877
-    ("bits=2,activations=false", -1.0),  # measured -0.004: 2 bits destroy the embedding
+    ("bits=2,activations=false", None),  # measured -0.004: 2 bits destroy the embedding (asserted below)
 ])
 def test_minilm_quantized_embeddings(minilm, options, floor):
     graph, feeds, calib, reference = minilm
@@ -160,7 +160,10 @@ def test_minilm_quantized_embeddings(minilm, options, floor):
     print(f"\nall-MiniLM-L6-v2 quantize{{{options}}}: cosine to float min {cos.min():.4f} mean {cos.mean():.4f}, "
           f"weights {nvmc.analyze(q).totals['weight_bytes'] / 2**20:.1f} MiB "
           f"(float {nvmc.analyze(graph).totals['weight_bytes'] / 2**20:.1f} MiB)")
-    assert cos.min() >= floor
+    if floor is None:  # what an accuracy gate must catch: the embedding no longer points anywhere near
+        assert cos.mean() < 0.5
+    else:
+        assert cos.min() >= floor
 
 
 def test_minilm_neon_embeddings(minilm):

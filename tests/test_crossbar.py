@@ -241,9 +241,15 @@ def test_vgg8_same_order_as_neurosim():
               "area_mm2": t["area_mm2"] / NEUROSIM_VGG8["area_mm2"],
               "adc_energy_j": est.energy_of("adc", "crossbar") / NEUROSIM_VGG8["adc_energy_j"],
               "adc_area_mm2": est.area["adc"] / NEUROSIM_VGG8["adc_area_mm2"]}
-    # measured when written: 0.44, 0.77, 0.33, 1.41, 0.56 (examples/crossbar/neurosim_compare.py)
+    # The gaps are explained, not banded away (nvmc validate's DNN+NeuroSim rows): latency 0.44
+    # (NeuroSim serialises buffer and interconnect transfers that nvmc overlaps), energy 0.77 (the
+    # assumed activity fractions), area 0.33 and ADC area 0.56 (ISAAC's ADC against NeuroSim's),
+    # ADC energy 1.41. Pinned within 2 %, so that a change to the model shows up here and in the
+    # validate table, not inside a 25x window.
+    expected = {"latency_s": 0.4384, "energy_j": 0.7731, "area_mm2": 0.3326, "adc_energy_j": 1.4114,
+                "adc_area_mm2": 0.5554}
     for key, ratio in ratios.items():
-        assert 0.2 < ratio < 5, (key, ratio)
+        assert ratio == pytest.approx(expected[key], rel=0.02), (key, ratio)
 
 
 # ---------------------------------------------------------------- the CLI

@@ -273,9 +273,13 @@ def test_upmem_ahead_of_gpu_on_large_gemv_behind_on_conv():
     assert _latency(gemv(16384, 16384), "upmem") > _latency(gemv(16384, 16384), "gpu")
     conv = EX.conv_stack()
     assert _latency(conv, "upmem") > 10 * _latency(conv, "gpu")
-    # the paper's 23x needs a slower host link than PCIe 3.0 at full rate (demand paging)
-    paged = _latency(gemv(131072, 131072), "gpu", sets=["memory.host_link_bytes_per_s=2e9"])
-    assert 15 < paged / _latency(gemv(131072, 131072), "upmem") < 40
+    # Oversubscribed, the GPU's time is the excess of W crossing the host link, so the speed-up
+    # follows the link's bandwidth: half the bandwidth, nearly twice the ratio (the DRAM part of
+    # the GPU's time does not scale). The paper's 23x is reached only at an unsourced ~2 GB/s:
+    # 'not reproduced' in nvmc validate, which names the setting (issue 25).
+    big, upmem = gemv(131072, 131072), _latency(gemv(131072, 131072), "upmem")
+    ratios = [_latency(big, "gpu", sets=[f"memory.host_link_bytes_per_s={bw}"]) / upmem for bw in (8e9, 4e9, 2e9)]
+    assert all(1.8 < b / a <= 2.0 for a, b in zip(ratios, ratios[1:])), ratios
 
 
 def test_simdram_strong_only_on_low_bit_and_bitwise_work():
