@@ -36,21 +36,22 @@ environment (e.g. a PYTHONPATH entry that makes the interpreter import another c
 The "before" figures are this script run against a checkout of the older commit by either
 route; the "after" figures are the same run with neither.
 
-Recorded figures (2026-12-06, a 2-core machine shared with other work, so +-0.1 s is noise;
-defaults: --repeat 5, .pyc cached; median wall seconds; before = commit 4afff3c, before the
-lazy imports; after = the working tree on 99e9e7f):
+Recorded figures (2026-12-06, a 2-core machine; +-0.1 s is noise; --repeat 5, .pyc cached;
+median wall seconds). before = commit 4afff3c (before the lazy imports, ml_dtypes 0.7.0);
+lazy = 99e9e7f (lazy imports, ml_dtypes 0.7.0); after = eb6b9bb+ with ml_dtypes 0.6.0
+(pyproject pins ml_dtypes<0.7: 0.7.0's C extension takes 0.9 s to initialise, 0.6.0's 0.1 s):
 
-    command                                   before    after  heavy modules imported, after
-    --version                                  2.111    0.262  numpy
-    --help                                     2.025    0.254  numpy
-    targets                                    2.082    0.408  numpy
-    explain --target sot-mram                  2.224    0.417  numpy
-    passes                                     2.150    0.660  networkx, numpy
-    compile tiny_cnn.onnx --target sot-mram    2.036    2.245  onnx (ml_dtypes ~1.1-1.3 s of it), networkx, numpy
+    command                                   before     lazy    after  heavy modules imported, after
+    --version                                  2.111    0.262    0.223  numpy
+    --help                                     2.025    0.254    0.233  numpy
+    targets                                    2.082    0.408    0.270  numpy
+    explain --target sot-mram                  2.224    0.417    0.339  numpy
+    passes                                     2.150    0.660    0.485  networkx, numpy
+    compile tiny_cnn.onnx --target sot-mram    2.036    2.245    0.700  networkx, numpy, onnx (ml_dtypes 0.01 s)
 
 Before, every command imported onnx (1.15-1.26 s, nearly all of it ml_dtypes' C extension),
-networkx, numpy and scipy. After, only compile imports onnx; numpy (0.07-0.15 s) still comes
-with nvmc.cli (nvmc.render imports it at module level), and networkx with the pass registry
+networkx, numpy and scipy. Now only compile imports onnx; numpy (0.06-0.07 s) still comes with
+nvmc.cli (nvmc.ir.dataout imports it at module level), and networkx with the pass registry
 (ir/graph.py). The whole script takes about 30 s after, 1.5 min before.
 """
 
