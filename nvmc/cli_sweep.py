@@ -101,10 +101,10 @@ def _judge(plan, db: Path) -> int:
         return 0
     with Store(db, readonly=True) as store:
         rows = store.rows([p.id for p in plan.points])
-    return _rejected(rows, apply_gate(rows, plan.gate))
+    return _say_rejected(rows, apply_gate(rows, plan.gate))
 
 
-def _rejected(rows: list[dict], rejected: int) -> int:
+def _say_rejected(rows: list[dict], rejected: int) -> int:
     from nvmc.sweep.export import label_of
 
     if rejected:
@@ -266,7 +266,7 @@ def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path:
         err_console().print(f"wrote {html_path}")
     if "-" not in (str(csv_path), str(json_path)):
         _print_results(rows, ids, title, top)
-    if _rejected(rows, rejected):
+    if _say_rejected(rows, rejected):
         sys.exit(EXIT_ACCURACY)
 
 
