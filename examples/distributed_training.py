@@ -23,17 +23,14 @@ network, so its shares are a lower bound of what a profiler sees.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
-from types import SimpleNamespace
-
-import numpy as np
 
 import nvmc
 from nvmc.backends.collective import network
 from nvmc.backends.training import data_parallel
+from nvmc.validate.seeds_compute import repeat_layers
 
 HERE = Path(__file__).resolve().parent
 ZOO = Path(nvmc.__file__).resolve().parents[1] / "onnx" / "backend" / "test" / "data" / "light"
@@ -59,18 +56,6 @@ def _bert(batch: int):
     return nvmc.load(model, input_shapes={"tokens": (batch, 128, 768)})
 
 
-def repeat(est, workload, times: int):
-    """``times`` identical layers in sequence: the estimate's and workload's per-node figures tiled."""
-    def tile(v):
-        return np.tile(v, times)
-
-    wl = SimpleNamespace(columns={k: tile(v) for k, v in workload.columns.items()})
-    names = [f"layer{i}/{n}" for i in range(times) for n in est.names]
-    return dataclasses.replace(est, names=names, ops=list(est.ops) * times, macs=tile(est.macs),
-                               node_latency=tile(est.node_latency),
-                               latency={k: tile(v) for k, v in est.latency.items()},
-                               energy={k: tile(v) for k, v in est.energy.items()},
-                               events={k: tile(v) for k, v in est.events.items()}), wl
 
 
 def models() -> dict[str, tuple]:
@@ -79,7 +64,7 @@ def models() -> dict[str, tuple]:
     r50 = nvmc.compile(ZOO / "light_resnet50.onnx", "gpu")
     out["ResNet-50"] = (r50.estimates[0], r50.workload)
     block = nvmc.compile(_bert(BATCH["BERT-base"]), "gpu")
-    out["BERT-base"] = repeat(block.estimates[0], block.workload, 12)
+    out["BERT-base"] = repeat_layers(block.estimates[0], block.workload, 12)
     return out
 
 

@@ -351,7 +351,7 @@ def winograd() -> list:
 
 
 # ---------------------------------------------------------------- paper 13: distributed training
-def _repeat(est, workload, times: int):
+def repeat_layers(est, workload, times: int):
     """``times`` identical layers in sequence: the estimate's and workload's per-node figures tiled."""
     def tile(v):
         return np.tile(v, times)
@@ -371,7 +371,7 @@ def _forward(model: str, *sets: str):
         out = nvmc.compile(resnet50(), "gpu", sets=list(sets))
         return out.estimate, out.workload
     out = nvmc.compile(bert_layer(batch=BATCH[model]), "gpu", sets=list(sets))
-    return _repeat(out.estimate, out.workload, 12)
+    return repeat_layers(out.estimate, out.workload, 12)
 
 
 @study
