@@ -48,6 +48,9 @@ def test_slow_ethernet_resnet50_mostly_communicates(run):
 def test_paper_figures_printed_beside_not_returned(run):
     mod, results, text = run
     assert "paper 13: up to 90%" in text and "paper 13: up to 5x" in text
+    # the 90 % is about the interconnect inside one machine: compared there, and said not reproduced
+    assert text.count("nvmc, 8 GPUs on pcie3 in one machine (that mechanism)") == 2 and "not reproduced" in text
+    assert results["ResNet-50 inside one machine"] < results["BERT-base inside one machine"] < 0.9
     flat = [v for r in results.values() if isinstance(r, dict) for d in r.values()
             for v in (d.values() if isinstance(d, dict) else [d])]
     assert mod.PAPER["comm_share_max"] not in flat
