@@ -35,8 +35,8 @@ against direct correlation. F(2,3): interpolation points 0, +1, -1, infinity (WG
 ``_conv2d_winograd`` @1806a43; WG2 andravin/wincnn). F(4,3): points 0, +1, -1, +2, -2,
 infinity (WG1, after Lavin & Gray).
 
-Workload counts (registered with ``workload.register_count_rule``
-and ``register_mac_rule``): the element-wise stage
+Workload counts (registered with ``workload.register_count_rule``,
+``register_mac_rule`` and ``register_precision_rule``): the element-wise stage
 is ``gemm_batch`` = T*T taps, ``gemm_m`` = N * tiles, ``gemm_n`` = C_out, ``gemm_k`` = C_in,
 so ``macs`` counts Winograd-domain MACs and a systolic or GPU backend maps them as batched
 GEMMs. The transforms are non-MAC ops: the input transform computed separably (B^T d, then
@@ -44,7 +44,8 @@ GEMMs. The transforms are non-MAC ops: the input transform computed separably (B
 2 T x (entries of B^T other than 0, +-1) ``mul``; the output transform likewise with A^T
 (T columns then m rows) per tile and output channel; a bias one ``add`` per output
 element. Multiplies by 2, 4 or 8 (shifts in hardware) count as ``mul`` like the others. Quantised: a ``mul`` and two ``cmp`` (clip) per element of V (the requantisation)
-and one ``mul`` per element of the tap products (the per-tap rescale). The weight
+and one ``mul`` per element of the tap products (the per-tap rescale), and the element-wise
+MACs are ``bits``-bit on both sides (the node's ``act_bits``), whatever the op's input type. The weight
 transform is done once by the pass and costs nothing at run time; its price is storage:
 U holds T*T/9 times the weights of g (1.78x for F2, 4x for F4).
 """
@@ -338,6 +339,10 @@ def _count_ops(a, node: Node, out: int) -> dict[str, int]:
 
 workload.register_count_rule("nvmc.WinogradConv", _count_ops)
 workload.register_mac_rule("nvmc.WinogradConv", _count_macs)
+# quantised, the element-wise stage multiplies bits-bit codes of V (the op requantises it) by U's codes
+workload.register_precision_rule(
+    "nvmc.WinogradConv", lambda node: int(node.attrs.get("bits", 8)) if node.attrs.get("quant", "none") != "none"
+    else None)
 
 
 # ---------------------------------------------------------------- the pass

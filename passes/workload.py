@@ -300,6 +300,9 @@ class _Analyzer:
                     input_bytes[i] += self.numel(node, v) * stored.get(v, _elem_bytes(t))
                     if not act_bits[i]:  # the activation: the first input computed at run time
                         act_bits[i] = 8 * stored.get(v, _elem_bytes(t))
+            precision = _PRECISION_RULES.get(op)
+            if precision is not None and (bits := precision(node)):
+                act_bits[i] = bits  # the op requantises its activations itself (nvmc.WinogradConv quant=...)
             if total:
                 density[i] = nnz / total
             weight_read[i] = weight_bytes[i]
@@ -569,6 +572,7 @@ _MAC_RULES: dict[str, Callable[[_Analyzer, Node], tuple[int, int, int, int]]] = 
     "Gemm": _gemm, "MatMul": _matmul, "MatMulInteger": _matmul, "QLinearMatMul": _matmul,
     "Einsum": _einsum, "RNN": _rnn, "GRU": _rnn, "LSTM": _rnn,
 }
+_PRECISION_RULES: dict[str, Callable[[Node], int | None]] = {}  # register_precision_rule
 _BIAS_OPS = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2, "QLinearConv": 8}
 
 
@@ -679,6 +683,13 @@ def register_count_rule(op: str, rule: dict[str, int] | Callable[[Any, Node, int
 def has_mac_rule(op: str) -> bool:
     """Whether ``op`` (qualified: ``nvmc.WinogradConv``) was taught its MACs by a rule."""
     return op in _MAC_RULES
+
+
+def register_precision_rule(op: str, rule: Callable[[Node], int | None]) -> None:
+    """Teach the analysis the precision ``op`` computes its MACs at on the activation side when
+    the op sets it itself (``rule(node)``: bits, or None for that of its first run-time input):
+    nvmc.WinogradConv with ``quant`` multiplies requantised ``bits``-bit codes of a float input."""
+    _PRECISION_RULES[op] = rule
 
 
 def register_mac_rule(op: str, rule: Callable[[Any, Node], tuple[int, int, int, int]]) -> None:
