@@ -39,14 +39,17 @@ def validate_cmd(json_path: Path | None, md_path: Path | None, papers: tuple[str
     if "-" in (str(json_path), str(md_path)):
         return
     out = console()
-    table = report_table("nvmc validate: published figures and peer tools beside nvmc",
-                         ("paper", "claim", "published", "nvmc", "status", "hinges on / cause"),
-                         text=("paper", "claim", "status", "hinges on / cause"))
-    for r in rows:
-        why = r.cause if not r.hinges_on or r.hinges_on in r.cause else f"hinges on {r.hinges_on}; {r.cause}"
-        table.add_row(one_line(str(r.paper)), r.claim, format_figure(r.published, r.unit), format_figure(r.nvmc, r.unit),
-                      styled((r.status, _STYLE[r.status])), why or "—")
+    table = report_table("nvmc validate: published figures and peer tools beside nvmc (why: below the table)",
+                         ("#", "paper", "claim", "published", "nvmc", "status", "hinges on"),
+                         text=("paper", "claim", "status", "hinges on"))
+    for i, r in enumerate(rows, 1):
+        table.add_row(str(i), one_line(str(r.paper)), r.claim, format_figure(r.published, r.unit),
+                      format_figure(r.nvmc, r.unit), styled((r.status, _STYLE[r.status])), r.hinges_on or "—")
     out.print(table)
+    for i, r in enumerate(rows, 1):  # the causes are prose: one wrapped paragraph each, not a column
+        if r.cause:
+            out.print(styled((f"#{i} ", "bold"), f"{r.cause} (shown by: {r.command or 'the setup above'})"),
+                      soft_wrap=True)
     counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
     out.print(f"{len(rows)} rows: {counts['reproduced']} reproduced, {counts['partly']} partly, "
               f"{counts['not reproduced']} not reproduced; setups and commands: --json or docs/validation.md",

@@ -74,3 +74,15 @@ def test_a_bound_claim_is_met_or_falls_short():
     assert judge(30.0, 53.8, None, pivot=0.0, at_least=True) == "reproduced"
     assert judge(80.0, 37.5, None, pivot=0.0, at_least=True) == "partly"
     assert judge(80.0, -0.7, None, pivot=0.0, at_least=True) == "not reproduced"
+
+
+def test_the_terminal_table_numbers_its_rows_and_says_why_below():
+    from click.testing import CliRunner
+
+    from nvmc.cli import cli
+
+    out = CliRunner().invoke(cli, ["validate"], env={"COLUMNS": "120"}).output
+    rows = run_all()
+    why = [i for i, r in enumerate(rows, 1) if r.cause]
+    assert why and all(f"#{i} " in out for i in why)
+    assert f"{len(rows)} rows:" in out
