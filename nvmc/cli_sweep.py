@@ -272,7 +272,7 @@ def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path:
 
 def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
     from nvmc.sweep import mark_pareto
-    from nvmc.sweep.export import accuracy_cell, axes_text, show_params, status_counts
+    from nvmc.sweep.export import accuracy_cell, axes_text, model_title, show_params, status_counts
     from nvmc.sweep.run import label
 
     out = console()
@@ -286,7 +286,7 @@ def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
     by_model: dict[str, list[dict]] = {}
     for r in rows:
         if r["pareto"]:
-            by_model.setdefault(f"{r['model']} (batch {r['batch']})", []).append(r)
+            by_model.setdefault(model_title(r), []).append(r)
     for model, front in by_model.items():
         front.sort(key=lambda r: r["edp_js"])
         table = report_table(f"{one_line(model)}: {len(front)} Pareto-optimal points over "

@@ -390,3 +390,24 @@ def test_a_dead_local_worker_leaves_its_points_pending_and_the_rest_runs(tmp_pat
     with sweep.Store(tmp_path / "r.sqlite") as store:
         again = sweep.run_sweep(spec, store, workers=2, chunk=2)
     assert again.counts["ok"] == len(spec.points) and not again.lost
+
+
+def test_the_same_file_bound_to_other_shapes_is_another_front(tmp_path):
+    """Fronts are per model as costed: the same file at two input shapes does not compete in one."""
+    from nvmc.sweep.export import mark_pareto
+
+    tiny = (REPO / "examples" / "models" / "tiny_transformer.onnx").as_posix()
+    spec = sweep.load_spec(write_spec(tmp_path, f"""
+models = [{{path = "{tiny}", input_shapes = {{tokens = [1, 16, 64]}}}},
+          {{path = "{tiny}", input_shapes = {{tokens = [4, 16, 64]}}}}]
+targets = ["sram", "sot-mram"]
+"""))
+    with sweep.Store(tmp_path / "r.sqlite") as store:
+        sweep.run_sweep(spec, store, workers=0)
+        rows = store.rows()
+    assert {r["input_shapes"] for r in rows} == {"tokens=1x16x64", "tokens=4x16x64"}
+    mark_pareto(rows)
+    for shapes in ("tokens=1x16x64", "tokens=4x16x64"):
+        assert sum(r["pareto"] for r in rows if r["input_shapes"] == shapes) >= 1   # each has its own front
+    shown = run_nvmc("results", str(tmp_path / "r.sqlite"))
+    assert "[tokens=1x16x64] (batch 1)" in shown.stdout and "[tokens=4x16x64] (batch 4)" in shown.stdout

@@ -44,7 +44,7 @@ def flat_rows(rows: list[dict]) -> tuple[list[str], list[dict]]:
         flat.update({f"set:{k}": params.get(k) for k in keys})
         flat["pareto"] = r["pareto"]
         out.append(flat)
-    head = _FIXED[:8] + [f"set:{k}" for k in keys] + _FIXED[8:] + ["pareto"]
+    head = _FIXED[:9] + [f"set:{k}" for k in keys] + _FIXED[9:] + ["pareto"]  # set: columns after pipeline
     return head, out
 
 
@@ -80,7 +80,7 @@ def mark_pareto(rows: list[dict]) -> None:
     for i, r in enumerate(rows):
         r["pareto"] = False
         if r["status"] == "ok":
-            groups.setdefault((r["model_hash"], r["batch"]), []).append(i)
+            groups.setdefault(group_key(r), []).append(i)
     for members in groups.values():
         axes = [k for k in PARETO_AXES if all(rows[i].get(k) is not None for i in members)]
         values = np.array([[_f(rows[i][k]) for k in axes] for i in members]).reshape(len(members), len(axes))
@@ -90,6 +90,17 @@ def mark_pareto(rows: list[dict]) -> None:
         for i, keep in zip(members, pareto_mask(values)):
             rows[i]["pareto"] = bool(keep)
             rows[i]["pareto_axes"] = ",".join(axes)
+
+
+def group_key(row: dict) -> tuple:
+    """The points that compete: the same model file, bound to the same input shapes, at one batch."""
+    return row["model_hash"], row.get("input_shapes") or "", row["batch"]
+
+
+def model_title(row: dict) -> str:
+    """``big.onnx [x=8x3x224x224] (batch 8)``: the model as a group of the front names it."""
+    shapes = row.get("input_shapes") or ""
+    return f"{row['model']}{f' [{shapes}]' if shapes else ''} (batch {row['batch']})"
 
 
 def model_error(row: dict) -> float:
@@ -199,10 +210,12 @@ def render_html(rows: list[dict], *, title: str, generated: str | None = None) -
 
     mark_pareto(rows)
     done = [r for r in rows if r["status"] == "ok"]
-    models = sorted({(r["model"], r["model_hash"], r["batch"]) for r in done}, key=lambda m: (m[0], m[2] or 0))
+    groups: dict[tuple, list[dict]] = {}
+    for r in done:
+        groups.setdefault(group_key(r), []).append(r)
+    ordered = sorted(groups.values(), key=lambda g: (g[0]["model"], g[0].get("input_shapes") or "", g[0]["batch"] or 0))
     styles = _styles(done)
-    figures = [_pareto_figure(i, [r for r in done if (r["model_hash"], r["batch"]) == (mhash, batch)],
-                              f"{model} (batch {batch})", styles) for i, (model, mhash, batch) in enumerate(models)]
+    figures = [_pareto_figure(i, group, model_title(group[0]), styles) for i, group in enumerate(ordered)]
     counts = status_counts(rows)
     failed = [r for r in rows if r["status"] in ("error", "rejected")]
     sections = [("pareto", "Energy, latency and area", _caption(
@@ -351,7 +364,7 @@ def _pareto_table(done: list[dict], esc) -> str:
     cells = ["<tr>" + "".join(f'<th class="l">{h}</th>' if j < 4 else f"<th>{h}</th>" for j, h in enumerate(head))
              + "</tr>"]
     for r in front:
-        vals = (r["model"], r["target"], r["pipeline"] or "—", show_params(_params(r)) or "—",
+        vals = (model_title(r), r["target"], r["pipeline"] or "—", show_params(_params(r)) or "—",
                 si(r["latency_s"], "s"), si(r["energy_per_inference_j"], "J"), _area(r),
                 si(r["edp_js"], "J·s"), accuracy_cell(r))
         cells.append("<tr>" + "".join(f'<td class="l">{esc(v)}</td>' if j < 4 else f"<td>{esc(v)}</td>"

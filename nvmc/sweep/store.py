@@ -9,7 +9,8 @@ another spec already computed is reused.
 
 Tables::
 
-    results(point_id PK, sweep, model, model_hash, target, family, target_hash, pipeline,
+    results(point_id PK, sweep, model, model_hash, input_shapes ("x=1x3x224x224" as bound; ""),
+            target, family, target_hash, pipeline,
             params JSON, batch, nvmc_version, status 'ok'|'not_fitting'|'not_applicable'|'error', error,
             latency_s, energy_j, edp_js, throughput_ips, energy_per_inference_j, area_mm2 (NULL: the
             family models no area), macs, carbon_g_per_inference, cosine, sqnr_db, top1_agreement
@@ -23,7 +24,7 @@ Tables::
     meta(key PK, value)          -- schema = nvmc.sweepdb/3
 
 A database of an older schema (1: no carbon column, no 'not_applicable' status; 2: no
-'approximate' column) is read as it is and upgraded in place, in one transaction, the first
+'approximate' and 'input_shapes' columns) is read as it is and upgraded in place, in one transaction, the first
 time a sweep writes to it.
 
 Query it with any SQLite client, e.g.
@@ -50,17 +51,17 @@ from nvmc.ir.files import check_output
 DB_SCHEMA = "nvmc.sweepdb/3"
 OLD_SCHEMAS = ("nvmc.sweepdb/1", "nvmc.sweepdb/2")   # read as they are, upgraded when written
 STATUSES = ("ok", "not_fitting", "not_applicable", "error")
-COLUMNS = ("point_id", "sweep", "model", "model_hash", "target", "family", "target_hash", "pipeline", "params",
+COLUMNS = ("point_id", "sweep", "model", "model_hash", "input_shapes", "target", "family", "target_hash", "pipeline", "params",
            "batch", "nvmc_version", "status", "error", "latency_s", "energy_j", "edp_js", "throughput_ips",
            "energy_per_inference_j", "area_mm2", "macs", "carbon_g_per_inference", "cosine", "sqnr_db",
            "top1_agreement", "approximate", "breakdown", "report", "elapsed_s", "host", "finished_at")
-_ADDED = {"carbon_g_per_inference", "cosine", "sqnr_db", "top1_agreement", "approximate"}  # older schemas lack
+_ADDED = {"carbon_g_per_inference", "cosine", "sqnr_db", "top1_agreement", "approximate", "input_shapes"}  # older schemas lack
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS results (
     point_id TEXT PRIMARY KEY,
-    sweep TEXT NOT NULL, model TEXT NOT NULL, model_hash TEXT NOT NULL,
+    sweep TEXT NOT NULL, model TEXT NOT NULL, model_hash TEXT NOT NULL, input_shapes TEXT,
     target TEXT NOT NULL, family TEXT NOT NULL, target_hash TEXT, pipeline TEXT NOT NULL,
     params TEXT NOT NULL, batch INTEGER, nvmc_version TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN {STATUSES!r}), error TEXT,

@@ -221,6 +221,7 @@ METRICS = ("latency_s", "energy_j", "edp_js", "throughput_ips", "energy_per_infe
 
 def _base_row(task: Task, p: TaskPoint, host: str) -> dict:
     return {"point_id": p.id, "sweep": task.sweep, "model": task.model.label, "model_hash": task.model.sha256,
+            "input_shapes": ";".join(f"{k}={'x'.join(map(str, v))}" for k, v in task.model.input_shapes),
             "target": p.target.name, "family": p.target.family, "target_hash": None, "pipeline": task.pipeline,
             "params": json.dumps(dict(p.params), sort_keys=True), "batch": p.batch, "nvmc_version": task.version,
             "host": host, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
