@@ -98,10 +98,10 @@ def test_cli_grid_and_lifetime():
 
 
 # Peer: ACT itself (facebookresearch/ACT @abc9fbb, act.core.logic_model.LogicModel().get_cpa with its
-# defaults: GPA97, yield 0.875, Taiwan fab grid), run in a throwaway venv (/work/tmp/act, pint + pyyaml)
-# on 2026-11-23. Values in g CO2e/cm^2.
-ACT_CPA_G_PER_CM2 = {28: 1328.2285714285715, 20: 1542.3999999999999, 14: 1556.685714285714, 10: 1777.0571428571432,
-                     8: 1807.0399999999997, 7: 2318.2285714285713, 5: 2778.0, 3: 3162.5714285714284}
+# defaults: GPA97, yield 0.875, Taiwan fab grid), run in a throwaway venv by
+# tests/data/refs/act/run_act.py (how: its docstring); its output, in g CO2e/cm^2:
+ACT_CPA_G_PER_CM2 = {int(k): v for k, v in json.loads(
+    (REPO / "tests" / "data" / "refs" / "act" / "act_cpa.json").read_text())["g_per_cm2"].items()}
 
 
 @pytest.mark.parametrize("node", sorted(ACT_CPA_G_PER_CM2))

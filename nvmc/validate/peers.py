@@ -291,14 +291,15 @@ def zigzag() -> list:
 def act() -> list:
     from nvmc.backends.carbon import carbon_per_area
 
-    peer = _recorded("test_carbon.py", "ACT_CPA_G_PER_CM2")
+    recorded = json.loads((REFS / "act" / "act_cpa.json").read_text())  # tests/data/refs/act/run_act.py
+    peer = {int(k): v for k, v in recorded["g_per_cm2"].items()}
     ours = {node: carbon_per_area(node)["total_g_per_cm2"] for node in peer}
     worst = max(abs(ours[n] / peer[n] - 1) for n in peer)
     node = 7
     return [row("ACT", f"embodied carbon per cm² of good die at {node} nm (g CO2e)", peer[node], ours[node], "g/cm²",
                 EXACT,
                 f"facebookresearch/ACT @abc9fbb LogicModel().get_cpa (its defaults: GPA97, yield 0.875, Taiwan fab "
-                f"grid), recorded in tests/test_carbon.py, against nvmc.backends.carbon.carbon_per_area; all "
+                f"grid), tests/data/refs/act/act_cpa.json (its generator run_act.py beside it), against nvmc.backends.carbon.carbon_per_area; all "
                 f"{len(peer)} nodes ({max(peer)}-{min(peer)} nm) "
                 + ("equal" if worst < 1e-12 else f"within {worst:.1e}"),
                 pivot=0.0, command="nvmc explain --target systolic-sram-7nm")]
