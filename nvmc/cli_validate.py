@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from nvmc.cli import check_output_path, cli, write_output
+from nvmc.ir.errors import NvmcError, did_you_mean
 from nvmc.render import console, one_line, report_table, styled
 
 _STYLE = {"reproduced": "green", "partly": "yellow", "not reproduced": "red"}
@@ -30,6 +31,11 @@ def validate_cmd(json_path: Path | None, md_path: Path | None, papers: tuple[str
     check_output_path(md_path, option="--markdown")
     rows = run_all()
     if papers:
+        known = {str(r.paper).lower(): str(r.paper) for r in rows}
+        for p in papers:
+            if p.lower() not in known:
+                raise NvmcError(f"no row for paper '{p}'{did_you_mean(p, known.values())}", where="--paper",
+                                hint=f"papers and tools: {', '.join(dict.fromkeys(known.values()))}")
         wanted = {p.lower() for p in papers}
         rows = tuple(r for r in rows if str(r.paper).lower() in wanted)
     if json_path is not None:

@@ -86,3 +86,15 @@ def test_the_terminal_table_numbers_its_rows_and_says_why_below():
     why = [i for i, r in enumerate(rows, 1) if r.cause]
     assert why and all(f"#{i} " in out for i in why)
     assert f"{len(rows)} rows:" in out
+
+
+def test_an_unknown_paper_is_an_error_naming_the_known_ones():
+    from click.testing import CliRunner
+
+    from nvmc.cli import cli
+
+    from nvmc.ir.errors import NvmcError
+
+    result = CliRunner().invoke(cli, ["validate", "--paper", "SCALE-sin"])  # in process: the error, not exit 2
+    assert isinstance(result.exception, NvmcError)
+    assert "no row for paper 'SCALE-sin'" in str(result.exception) and "SCALE-Sim" in str(result.exception)
