@@ -193,7 +193,8 @@ def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: s
                                       leading=declared)
     except UnsupportedOpError as e:
         row = _base_row(task, p, host)
-        row.update(status="not_applicable", error=e.render(), family=target.family, target_hash=target.hash,
+        why = e.message + (f"; {e.hint}" if e.hint else "")  # a result, not an error: no "error:" prefix
+        row.update(status="not_applicable", error=why, family=target.family, target_hash=target.hash,
                    batch=batch, breakdown=None, report=None, elapsed_s=time.perf_counter() - t0)
         return row
     if len(estimates) != 1:
