@@ -134,7 +134,7 @@ class _Progress:
         self.stop()
 
     def start(self, total: int, done: int) -> None:
-        if done:
+        if done and done < total:
             err_console().print(f"{done} of {total} points already in the database; running the other "
                                 f"{total - done}")
         if self.quiet or total == done:
@@ -176,7 +176,7 @@ def _duration(seconds: float) -> str:
 def _print_counts(summary, db: Path, *, started: bool = True) -> None:
     c = summary.counts
     out = console()
-    line = (f"{summary.total} points: {c['ok']} ok, {c['not_fitting']} not fitting, "
+    line = (f"{_n(summary.total, 'point')}: {c['ok']} ok, {c['not_fitting']} not fitting, "
             f"{c.get('not_applicable', 0)} not applicable, {c['error']} failed, {c['pending']} pending")
     out.print(line + ("" if started else f" (no database yet at {db})"), soft_wrap=True)
     for where, message in summary.errors:  # on stderr, so `-q` and redirected stdout still show them
@@ -184,12 +184,20 @@ def _print_counts(summary, db: Path, *, started: bool = True) -> None:
         print_error(f"failed: {where}: {first}")  # a stored message quotes names: shortened like any error
 
 
+def _n(count: int, noun: str) -> str:
+    """``1 point``, ``2 points``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _print_summary(summary, db: Path) -> None:
-    how = {"local": f"{summary.workers} local worker process(es)", "serial": "this process",
-           "dask": "the Dask cluster"}[summary.runner]
-    rate = f" ({summary.rate:.1f} points/s)" if summary.ran else ""
-    console().print(f"ran {summary.ran} points in {summary.seconds:.2f} s{rate} on {how}; "
-                    f"{summary.skipped} were already done; results in {db}", soft_wrap=True)
+    if summary.ran or summary.lost:
+        how = {"local": f"{summary.workers} local worker process(es)", "serial": "this process",
+               "dask": "the Dask cluster"}[summary.runner]
+        rate = f" ({summary.rate:.1f} points/s)" if summary.ran else ""
+        console().print(f"ran {_n(summary.ran, 'point')} in {summary.seconds:.2f} s{rate} on {how}; "
+                        f"{summary.skipped} were already done; results in {db}", soft_wrap=True)
+    else:  # nothing left to run: no worker started, none to name
+        console().print(f"nothing to run: all {_n(summary.skipped, 'point')} are in {db}", soft_wrap=True)
     _print_counts(summary, db)
     for why in summary.lost[:5]:
         err_console().print(f"lost (pending; run the same command again to resume them): {why}", soft_wrap=True,
