@@ -20,12 +20,9 @@ feedback arrays (area) and, per paper 7, accuracy (not modelled here).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "crossbar"))
 
-import nets  # noqa: E402
+from nvmc.validate import nets  # the reference networks, defined once in the package
 
 import nvmc  # noqa: E402
 

@@ -3,7 +3,6 @@ that add up, the NeuroSim reference, ADC sensitivity, the CLI."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 
@@ -19,14 +18,7 @@ from nvmc.backends.crossbar import resolve
 from conftest import REPO, materialize_weights, run_nvmc
 
 
-def _nets():
-    spec = importlib.util.spec_from_file_location("crossbar_nets", REPO / "examples" / "crossbar" / "nets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-NETS = _nets()
+from nvmc.validate import nets as NETS  # noqa: E402 - the reference networks, defined once in the package
 
 
 def matmul_layer(k: int, n: int, m: int = 1) -> onnx.ModelProto:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 
 import nvmc
 
-from conftest import REPO
 
 
-def _nets():
-    spec = importlib.util.spec_from_file_location("crossbar_nets", REPO / "examples" / "crossbar" / "nets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-NETS = _nets()
+from nvmc.validate import nets as NETS  # noqa: E402 - the reference networks, defined once in the package
 
 
 def step(model, algorithm: str, *sets: str):

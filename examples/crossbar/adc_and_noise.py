@@ -16,15 +16,13 @@ they do to the outputs.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-import nets  # noqa: E402
+from nvmc.validate import nets  # the reference networks, defined once in the package
 
 import nvmc  # noqa: E402
 from nvmc.harness import compare  # noqa: E402

@@ -24,13 +24,11 @@ Where they differ, and why (see also the closing notes printed below):
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-import nets  # noqa: E402
+from nvmc.validate import nets  # the reference networks, defined once in the package
 
 import nvmc  # noqa: E402
 

@@ -36,7 +36,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import nvmc
 from nvmc.validate import row, study
-from nvmc.validate.seeds_compute import REPO, resnet50, vgg8
+from nvmc.validate.nets import vgg8
+from nvmc.validate.seeds_compute import REPO, resnet50
 
 EXACT, FORMULA, SAME_HW, SAME_ARRAY = 0.0, 0.01, 0.10, 0.25
 REFS = REPO / "tests" / "data" / "refs"

@@ -3,9 +3,9 @@
 Every nvmc figure below is computed when the study runs, through the package (``nvmc.compile``,
 ``nvmc.analyze``, ``nvmc.run_passes``, the training and collective models); the published
 figures are constants with their source (the abstracts in shared/reference/seed-abstracts.txt,
-quoted in seeds.md). The small networks the studies cost are built here with onnx.helper
-(the same shapes as examples/crossbar/nets.py and examples/models/build_models.py, which are
-not imported at run time); weights are seeded and do not change a cost.
+quoted in seeds.md). The networks the studies cost are built with onnx.helper, here or in
+nvmc/validate/nets.py (VGG8, the MLPs: shared with the crossbar examples and the tests); weights
+are seeded and do not change a cost.
 
 Tolerances (relative, ``row``'s ``tolerance``), argued once:
 
@@ -32,6 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import nvmc
 from nvmc.validate import row, study
+from nvmc.validate.nets import mlp, vgg8
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -76,52 +77,8 @@ def _vi(name: str, shape) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
 
 
-def mlp(layers: int, width: int = 256, inputs: int = 784, classes: int = 10, seed: int = 0) -> onnx.ModelProto:
-    """A ReLU MLP of ``layers`` Gemm layers, batch 1 (examples/crossbar/nets.py ``mlp``)."""
-    rng = np.random.default_rng(seed)
-    nodes, inits, x, k = [], {}, "x", inputs
-    for i in range(layers):
-        out = classes if i == layers - 1 else width
-        inits[f"w{i}"] = (rng.standard_normal((k, out), dtype=np.float32) * np.float32(np.sqrt(2.0 / k)))
-        inits[f"b{i}"] = np.zeros(out, np.float32)
-        y = "y" if i == layers - 1 else f"h{i}"
-        nodes.append(helper.make_node("Gemm", [x, f"w{i}", f"b{i}"], [y], name=f"fc{i + 1}"))
-        if i < layers - 1:
-            nodes.append(helper.make_node("Relu", [y], [f"a{i}"], name=f"relu{i + 1}"))
-            y = f"a{i}"
-        x, k = y, out
-    return _model(nodes, inits, [_vi("x", [1, inputs])], [_vi("y", [1, classes])], f"mlp{layers}")
 
 
-def vgg8(seed: int = 0) -> onnx.ModelProto:
-    """DNN+NeuroSim's VGG8 for CIFAR-10 (NeuroSIM/NetWork_VGG8.csv; examples/crossbar/nets.py
-    ``vgg8``): six 3x3 convs 128-128-256-256-512-512, 2x2 max-pooling after every second,
-    FC 8192-1024-10; batch 1, 32x32 inputs, seeded He-normal weights."""
-    rng = np.random.default_rng(seed)
-    nodes, inits, x, c = [], {}, "x", 3
-    for i, (out, pool) in enumerate([(128, 0), (128, 1), (256, 0), (256, 1), (512, 0), (512, 1)]):
-        inits[f"w{i}"] = rng.standard_normal((out, c, 3, 3), dtype=np.float32) * np.float32(np.sqrt(2.0 / (9 * c)))
-        inits[f"b{i}"] = np.zeros(out, np.float32)
-        nodes += [helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i + 1}",
-                                   kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
-                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i + 1}")]
-        x, c = f"r{i}", out
-        if pool:
-            nodes.append(helper.make_node("MaxPool", [x], [f"p{i}"], name=f"pool{i + 1}", kernel_shape=[2, 2],
-                                          strides=[2, 2]))
-            x = f"p{i}"
-    nodes.append(helper.make_node("Flatten", [x], ["flat"], name="flatten"))
-    x, k = "flat", 8192
-    for j, out in enumerate((1024, 10)):
-        inits[f"fw{j}"] = rng.standard_normal((k, out), dtype=np.float32) * np.float32(np.sqrt(2.0 / k))
-        inits[f"fb{j}"] = np.zeros(out, np.float32)
-        y = "y" if j == 1 else f"f{j}"
-        nodes.append(helper.make_node("Gemm", [x, f"fw{j}", f"fb{j}"], [y], name=f"fc{j + 1}"))
-        if j == 0:
-            nodes.append(helper.make_node("Relu", [y], ["fr0"], name="relu7"))
-            y = "fr0"
-        x, k = y, out
-    return _model(nodes, inits, [_vi("x", [1, 3, 32, 32])], [_vi("y", [1, 10])], "vgg8")
 
 
 def conv3x3(channels: int = 64, size: int = 16, seed: int = 0) -> onnx.ModelProto:

@@ -1,4 +1,5 @@
-"""Small ONNX networks for the crossbar studies, built with onnx.helper (seeded weights).
+"""Reference networks built in code (onnx.helper, seeded weights) for the crossbar studies, the
+validation rows (nvmc validate), the examples and the tests: one definition each.
 
 * ``vgg8()``: DNN+NeuroSim's VGG8 for CIFAR-10 (NeuroSIM/NetWork_VGG8.csv: six 3x3 convs
   128-128-256-256-512-512 with 2x2 max-pooling after every second, FC 8192-1024-10).
