@@ -22,71 +22,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 import nvmc
 from nvmc.ir.types import Annotation
-from nvmc.validate.seeds_pim import annotate_binary, binary_net, edge_cnn, edge_lstm
+from nvmc.validate.nets import (annotate_binary, annotate_bits, binary_net, bulk_xor, conv_stack,  # noqa: F401
+                                edge_cnn, edge_lstm, fill, gemv)  # the models, defined once in the package
 
 OPSET = [helper.make_opsetid("", 17)]
 
 
 # ------------------------------------------------------------------ models
-def _fill(name: str, shape, value, dtype=np.float32) -> tuple[onnx.NodeProto, onnx.TensorProto]:
-    """A weight as ConstantOfShape(shape) = value (nvmc folds it without allocating it)."""
-    shape_t = numpy_helper.from_array(np.array(shape, dtype=np.int64), f"{name}_shape")
-    node = helper.make_node("ConstantOfShape", [shape_t.name], [name],
-                            value=numpy_helper.from_array(np.array([value], dtype=dtype)))
-    return node, shape_t
-
-
-def gemv(n: int, k: int, int8: bool = True) -> onnx.ModelProto:
-    """y[1, n] = x[1, k] @ W[k, n]: int8 (MatMulInteger, int32 out) or float32."""
-    wnode, wshape = _fill("w", [k, n], 1, np.int8 if int8 else np.float32)
-    op = "MatMulInteger" if int8 else "MatMul"
-    mm = helper.make_node(op, ["x", "w"], ["y"], "gemv")
-    xt, yt = (TensorProto.INT8, TensorProto.INT32) if int8 else (TensorProto.FLOAT, TensorProto.FLOAT)
-    g = helper.make_graph([wnode, mm], f"gemv{n}", [helper.make_tensor_value_info("x", xt, [1, k])],
-                          [helper.make_tensor_value_info("y", yt, [1, n])], [wshape])
-    return helper.make_model(g, opset_imports=OPSET)
-
-
-def conv_stack(channels: int = 256, size: int = 56, layers: int = 2, int8: bool = True) -> onnx.ModelProto:
-    """A compute-bound stack of 3x3 convolutions (VGG/ResNet-style middle layers)."""
-    nodes, inits, x = [], [], "x"
-    dt = np.int8 if int8 else np.float32
-    for i in range(layers):
-        wn, ws = _fill(f"w{i}", [channels, channels, 3, 3], 1, dt)
-        nodes += [wn]
-        inits += [ws]
-        if int8:
-            nodes.append(helper.make_node("ConvInteger", [x, f"w{i}"], [f"c{i}"], f"conv{i}", pads=[1, 1, 1, 1]))
-            nodes.append(helper.make_node("Cast", [f"c{i}"], [f"y{i}"], f"requant{i}", to=TensorProto.INT8))
-        else:
-            nodes.append(helper.make_node("Conv", [x, f"w{i}"], [f"y{i}"], f"conv{i}", pads=[1, 1, 1, 1]))
-        x = f"y{i}"
-    et = TensorProto.INT8 if int8 else TensorProto.FLOAT
-    g = helper.make_graph(nodes, "convs", [helper.make_tensor_value_info("x", et, [1, channels, size, size])],
-                          [helper.make_tensor_value_info(x, et, [1, channels, size, size])], inits)
-    return helper.make_model(g, opset_imports=OPSET)
-
-
-def bulk_xor(elements: int = 1 << 30) -> onnx.ModelProto:
-    """z = x XOR y over two bit-vectors: the bulk bitwise work Ambit and SIMDRAM are built for."""
-    nodes = [helper.make_node("Xor", ["x", "y"], ["z"], "xor")]
-    g = helper.make_graph(nodes, "bulk_xor", [helper.make_tensor_value_info("x", TensorProto.BOOL, [elements]),
-                                               helper.make_tensor_value_info("y", TensorProto.BOOL, [elements])],
-                          [helper.make_tensor_value_info("z", TensorProto.BOOL, [elements])])
-    return helper.make_model(g, opset_imports=OPSET)
-
-
-def annotate_bits(graph, bits: int = 1):
-    """Every value of ``graph`` stored at ``bits`` (a packed bit-vector for bits = 1)."""
-    for name, v in graph.values.items():
-        if not graph.is_const(name):
-            v.type = v.type.with_annotation(Annotation.of("quant", {"bits": bits}))
-    return graph
-
 
 # ------------------------------------------------------------------ reporting
 def _cost(model, targets, **kw):

@@ -3,7 +3,6 @@ cases, the peer tool's numbers, the qualitative findings of the DRAM-PIM paper, 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
@@ -14,28 +13,18 @@ import nvmc
 from nvmc import backends
 from nvmc.backends import TargetError, UnsupportedOpError
 from nvmc.backends.simdram import SPEC as SIMDRAM
+from nvmc.validate import nets as EX  # the DRAM PIM study's models (examples/dram_pim.py uses them too)
 from nvmc.backends.simdram import element_aaps, int_add_aaps, int_mul_aaps, mac_aaps
 from nvmc.backends.simdram import resolve as simdram_resolve
 from nvmc.backends.systolic_map import compute_cycles
 
-from conftest import REPO, ZOO_NAMES, zoo_path
+from conftest import ZOO_NAMES, zoo_path
 
 TARGETS = ["upmem", "mensa", "edge-tpu", "simdram", "cpu", "gpu"]
 OPSET = [helper.make_opsetid("", 17)]
 
 
-def _example():
-    spec = importlib.util.spec_from_file_location("dram_pim_example", REPO / "examples" / "dram_pim.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-EX = _example()
-
-
-def gemv(n, k, int8=True):
-    return EX.gemv(n, k, int8)
+gemv = EX.gemv
 
 
 # ------------------------------------------------------------------ the library
@@ -173,8 +162,8 @@ def test_cpu_roofline_does_not_fit_beyond_memory():
 def lstm_fc_dw_model():
     """An LSTM (batch 1, 16 steps, 5 M weights), a batch-1 fully-connected layer, a depthwise and a
     standard conv."""
-    w_fill, w_shape = EX._fill("W", [1, 4096, 256], 0.01)      # 4 M + 1 M weights: beyond the Edge TPU's buffer
-    r_fill, r_shape = EX._fill("R", [1, 4096, 1024], 0.01)
+    w_fill, w_shape = EX.fill("W", [1, 4096, 256], 0.01)      # 4 M + 1 M weights: beyond the Edge TPU's buffer
+    r_fill, r_shape = EX.fill("R", [1, 4096, 1024], 0.01)
     fc = numpy_helper.from_array(np.full((256, 256), 0.01, np.float32), "fc")
     dw = numpy_helper.from_array(np.full((32, 1, 3, 3), 0.1, np.float32), "dw")
     cv = numpy_helper.from_array(np.full((32, 32, 3, 3), 0.1, np.float32), "cv")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -50,9 +49,8 @@ def test_compile_compare_with_baselines(tmp_path):
 
 
 def test_compile_binary_net_nvir_and_mensa_partition(tmp_path):
-    spec = importlib.util.spec_from_file_location("dram_pim_example", REPO / "examples" / "dram_pim.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    from nvmc.validate import nets as example
+
     path = tmp_path / "binary_net.nvir"
     nvmc.save(example.annotate_binary(nvmc.load(example.binary_net())), path)
     proc = run_nvmc("compile", str(path), "-t", "simdram", "--compare", "cpu,gpu", check=True)

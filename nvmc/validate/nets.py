@@ -5,6 +5,9 @@ validation rows (nvmc validate), the examples and the tests: one definition each
   128-128-256-256-512-512 with 2x2 max-pooling after every second, FC 8192-1024-10).
 * ``mlp(layers, width)``: a ReLU MLP of ``layers`` Gemm layers (``width`` hidden units,
   784 inputs, 10 outputs) for the training studies.
+* DRAM PIM (seed 5): ``gemv``, ``conv_stack``, ``edge_cnn``, ``edge_lstm``, ``binary_net`` with
+  ``annotate_binary``, ``bulk_xor`` with ``annotate_bits``; ``fill`` makes a weight a
+  ConstantOfShape (folded without being allocated).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from nvmc.ir.types import Annotation
 
 
 def _model(nodes, inits, x_shape, y_shape, name):
@@ -109,3 +114,182 @@ def resnet18(batch: int = 1, size: int = 224, classes: int = 1000, seed: int = 0
     inits["fcb"] = np.zeros(classes, np.float32)
     nodes.append(helper.make_node("Gemm", ["flat", "fcw", "fcb"], ["y"], name="fc"))
     return _model(nodes, inits, [batch, 3, size, size], [batch, classes], "resnet18")
+
+
+# ------------------------------------------------------------------ DRAM PIM studies (seed 5)
+PIM_OPSET = [helper.make_opsetid("", 17)]
+
+
+def fill(name: str, shape, value, dtype=np.float32):
+    """A weight as ConstantOfShape(shape) = value: nvmc folds it without allocating it."""
+    shape_t = numpy_helper.from_array(np.array(shape, dtype=np.int64), f"{name}_shape")
+    node = helper.make_node("ConstantOfShape", [shape_t.name], [name],
+                            value=numpy_helper.from_array(np.array([value], dtype=dtype)))
+    return node, shape_t
+
+
+def gemv(n: int, k: int, int8: bool = True) -> onnx.ModelProto:
+    """y[1, n] = x[1, k] @ W[k, n]: int8 (MatMulInteger, int32 out) or float32."""
+    wnode, wshape = fill("w", [k, n], 1, np.int8 if int8 else np.float32)
+    op = "MatMulInteger" if int8 else "MatMul"
+    mm = helper.make_node(op, ["x", "w"], ["y"], "gemv")
+    xt, yt = (TensorProto.INT8, TensorProto.INT32) if int8 else (TensorProto.FLOAT, TensorProto.FLOAT)
+    g = helper.make_graph([wnode, mm], f"gemv{n}", [helper.make_tensor_value_info("x", xt, [1, k])],
+                          [helper.make_tensor_value_info("y", yt, [1, n])], [wshape])
+    return helper.make_model(g, opset_imports=PIM_OPSET)
+
+
+def conv_stack(channels: int = 256, size: int = 56, layers: int = 2, int8: bool = True) -> onnx.ModelProto:
+    """A compute-bound stack of 3x3 convolutions (VGG/ResNet-style middle layers)."""
+    nodes, inits, x = [], [], "x"
+    dt = np.int8 if int8 else np.float32
+    for i in range(layers):
+        wn, ws = fill(f"w{i}", [channels, channels, 3, 3], 1, dt)
+        nodes += [wn]
+        inits += [ws]
+        if int8:
+            nodes.append(helper.make_node("ConvInteger", [x, f"w{i}"], [f"c{i}"], f"conv{i}", pads=[1, 1, 1, 1]))
+            nodes.append(helper.make_node("Cast", [f"c{i}"], [f"y{i}"], f"requant{i}", to=TensorProto.INT8))
+        else:
+            nodes.append(helper.make_node("Conv", [x, f"w{i}"], [f"y{i}"], f"conv{i}", pads=[1, 1, 1, 1]))
+        x = f"y{i}"
+    et = TensorProto.INT8 if int8 else TensorProto.FLOAT
+    g = helper.make_graph(nodes, "convs", [helper.make_tensor_value_info("x", et, [1, channels, size, size])],
+                          [helper.make_tensor_value_info(x, et, [1, channels, size, size])], inits)
+    return helper.make_model(g, opset_imports=PIM_OPSET)
+
+
+def bulk_xor(elements: int = 1 << 30) -> onnx.ModelProto:
+    """z = x XOR y over two bit-vectors: the bulk bitwise work Ambit and SIMDRAM are built for."""
+    nodes = [helper.make_node("Xor", ["x", "y"], ["z"], "xor")]
+    g = helper.make_graph(nodes, "bulk_xor", [helper.make_tensor_value_info("x", TensorProto.BOOL, [elements]),
+                                               helper.make_tensor_value_info("y", TensorProto.BOOL, [elements])],
+                          [helper.make_tensor_value_info("z", TensorProto.BOOL, [elements])])
+    return helper.make_model(g, opset_imports=PIM_OPSET)
+
+
+def annotate_bits(graph, bits: int = 1):
+    """Every value of ``graph`` stored at ``bits`` (a packed bit-vector for bits = 1)."""
+    for name, v in graph.values.items():
+        if not graph.is_const(name):
+            v.type = v.type.with_annotation(Annotation.of("quant", {"bits": bits}))
+    return graph
+
+
+def _he(rng, name, *shape):
+    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    return numpy_helper.from_array((rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32), name)
+
+
+def edge_cnn() -> onnx.ModelProto:
+    """A MobileNet-v1-style edge CNN at 224x224: a stem conv, 8 depthwise-separable blocks, an FC head."""
+    rng = np.random.default_rng(5)
+    inits = [_he(rng, "stem", 32, 3, 3, 3)]
+    nodes = [helper.make_node("Conv", ["x", "stem"], ["s"], "stem", strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["s"], ["a0"], "stem_relu")]
+    x, c = "a0", 32
+    for i, (out, stride) in enumerate([(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1),
+                                       (1024, 2)]):
+        inits += [_he(rng, f"dw{i}", c, 1, 3, 3), _he(rng, f"pw{i}", out, c, 1, 1)]
+        nodes += [helper.make_node("Conv", [x, f"dw{i}"], [f"d{i}"], f"dw{i}", group=c, strides=[stride, stride],
+                                   pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"d{i}"], [f"dr{i}"], f"dw{i}_relu"),
+                  helper.make_node("Conv", [f"dr{i}", f"pw{i}"], [f"p{i}"], f"pw{i}"),
+                  helper.make_node("Relu", [f"p{i}"], [f"a{i + 1}"], f"pw{i}_relu")]
+        x, c = f"a{i + 1}", out
+    inits.append(_he(rng, "fc", 1000, c))
+    nodes += [helper.make_node("GlobalAveragePool", [x], ["gap"], "gap"),
+              helper.make_node("Flatten", ["gap"], ["flat"], "flatten"),
+              helper.make_node("Gemm", ["flat", "fc"], ["logits"], "fc", transB=1)]
+    g = helper.make_graph(nodes, "edge_cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 224, 224])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1000])], inits)
+    return helper.make_model(g, opset_imports=PIM_OPSET)
+
+
+def edge_lstm(seq: int = 32, hidden: int = 1024, inputs: int = 512, layers: int = 2) -> onnx.ModelProto:
+    """A speech/transducer-style stack of LSTM layers at batch 1 and an FC output."""
+    nodes, inits, x, width = [], [], "x", inputs
+    for i in range(layers):
+        for name, shape in ((f"W{i}", [1, 4 * hidden, width]), (f"R{i}", [1, 4 * hidden, hidden])):
+            wn, ws = fill(name, shape, 0.01)
+            nodes.append(wn)
+            inits.append(ws)
+        nodes.append(helper.make_node("LSTM", [x, f"W{i}", f"R{i}"], [f"y{i}"], f"lstm{i}", hidden_size=hidden))
+        nodes.append(helper.make_node("Squeeze", [f"y{i}", "axis1"], [f"h{i}"], f"squeeze{i}"))
+        x, width = f"h{i}", hidden
+    inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"))
+    wn, ws = fill("Wo", [hidden, 4096], 0.01)
+    nodes += [wn, helper.make_node("MatMul", [x, "Wo"], ["logits"], "joint")]
+    inits.append(ws)
+    g = helper.make_graph(nodes, "edge_lstm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, 1, inputs])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [seq, 1, 4096])], inits)
+    return helper.make_model(g, opset_imports=PIM_OPSET)
+
+
+def binary_net() -> onnx.ModelProto:
+    """A binarised CNN for 32x32 images (BinaryNet / XNOR-Net style): real-valued first conv and
+    classifier; hidden layers with {-1, +1} weights fed by ``Sign``, batch norm folded into a
+    per-channel threshold (``Sub`` then ``Sign``). :func:`annotate_binary` marks the 1-bit operands."""
+    rng = np.random.default_rng(5)
+
+    def sign_w(name, *shape):
+        return numpy_helper.from_array(np.where(rng.standard_normal(shape) >= 0, 1.0, -1.0).astype(np.float32), name)
+
+    def thr(name, *shape):
+        return numpy_helper.from_array(rng.uniform(-2, 2, shape).astype(np.float32), name)
+
+    inits = [_he(rng, "w1", 128, 3, 3, 3), thr("t1", 1, 128, 1, 1), sign_w("w2", 128, 128, 3, 3),
+             thr("t2", 1, 128, 1, 1), sign_w("w3", 256, 128, 3, 3), thr("t3", 1, 256, 1, 1),
+             sign_w("w4", 256, 256, 3, 3), thr("t4", 1, 256, 1, 1), sign_w("w5", 1024, 256 * 4 * 4),
+             thr("t5", 1, 1024), _he(rng, "w6", 10, 1024)]
+    pads = dict(pads=[1, 1, 1, 1])
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], "conv1", **pads),
+        helper.make_node("Sub", ["c1", "t1"], ["z1"], "bn1"), helper.make_node("Sign", ["z1"], ["b1"], "sign1"),
+        helper.make_node("Conv", ["b1", "w2"], ["c2"], "bconv2", **pads),
+        helper.make_node("MaxPool", ["c2"], ["m2"], "pool2", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Sub", ["m2", "t2"], ["z2"], "bn2"), helper.make_node("Sign", ["z2"], ["b2"], "sign2"),
+        helper.make_node("Conv", ["b2", "w3"], ["c3"], "bconv3", **pads),
+        helper.make_node("Sub", ["c3", "t3"], ["z3"], "bn3"), helper.make_node("Sign", ["z3"], ["b3"], "sign3"),
+        helper.make_node("Conv", ["b3", "w4"], ["c4"], "bconv4", **pads),
+        helper.make_node("MaxPool", ["c4"], ["m4"], "pool4", kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Sub", ["m4", "t4"], ["z4"], "bn4"), helper.make_node("Sign", ["z4"], ["b4"], "sign4"),
+        helper.make_node("Flatten", ["b4"], ["f4"], "flatten"),
+        helper.make_node("Gemm", ["f4", "w5"], ["c5"], "bfc5", transB=1),
+        helper.make_node("Sub", ["c5", "t5"], ["z5"], "bn5"), helper.make_node("Sign", ["z5"], ["b5"], "sign5"),
+        helper.make_node("Gemm", ["b5", "w6"], ["logits"], "fc6", transB=1),
+    ]
+    g = helper.make_graph(nodes, "binary_net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    return helper.make_model(g, opset_imports=PIM_OPSET)
+
+
+def annotate_binary(graph, real_bits: int = 8, acc_bits: int = 16):
+    """Mark what a binary network stores as ``#quant<bits=..>`` annotations, which the cost models
+    read: 1-bit weights (constants of only -1/+1) and ``Sign`` outputs; ``real_bits`` for the
+    real-valued first/last layers' weights and the input; ``acc_bits`` for each MAC layer's output
+    and what is computed from it before the next ``Sign``. Changes ``graph`` in place, returns it."""
+    from nvmc.ir.types import Annotation
+
+    def mark(value: str, bits: int) -> None:
+        v = graph.values[value]
+        v.type = v.type.with_annotation(Annotation.of("quant", {"bits": bits,
+                                                                "scheme": "binary" if bits == 1 else "symmetric"}))
+
+    def bits_of(value: str):
+        ann = graph.values[value].type.annotation("quant")
+        return ann.get("bits") if ann is not None else None
+
+    for name in graph.inputs:
+        mark(name, real_bits)
+    for node in graph.topo_nodes():
+        if node.op == "Sign":
+            mark(node.outputs[0], 1)
+        elif node.op in ("Conv", "Gemm", "MatMul") and len(node.inputs) > 1 and graph.is_const(node.inputs[1]):
+            w = np.asarray(graph.consts[node.inputs[1]])
+            mark(node.inputs[1], 1 if bool(np.all(np.abs(w) == 1.0)) else real_bits)
+            mark(node.outputs[0], acc_bits)
+        elif node.inputs and node.inputs[0] and bits_of(node.inputs[0]) is not None:
+            for out in node.outputs:
+                mark(out, bits_of(node.inputs[0]))
+    return graph
