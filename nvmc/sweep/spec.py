@@ -204,45 +204,43 @@ def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
 
 _COSTING_KEYS = ("mode", "devices", "parallel", "interconnect", "batch_per_device", "net", "grid", "lifetime_years",
                  "utilisation")
+_ACCURACY_KEYS = ("min_cosine", "min_sqnr_db", "min_top1")
+
+
+def _options_table(table, name: str, keys: tuple[str, ...], build, where: str):
+    """A spec table of options (``[costing]``, ``[accuracy]``) checked by what it builds: the
+    same object, with the same checks, as nvmc.compile's and the CLI's options."""
+    if not isinstance(table, dict):
+        raise SpecError(f"'{name}' must be a table ([{name}])", where=where)
+    for key in table:
+        if key not in keys:
+            raise SpecError(f"[{name}] unknown key '{key}'{did_you_mean(key, keys)}", where=where,
+                            hint=f"keys: {', '.join(keys)}")
+    try:
+        return build(table)
+    except NvmcError as e:
+        raise SpecError(f"[{name}] {e.message}", where=where, hint=e.hint) from None
+    except TypeError as e:  # a value of the wrong kind (a table where a number goes, ...)
+        raise SpecError(f"[{name}] {e}", where=where) from None
 
 
 def _costing(table, where: str) -> tuple[tuple[str, Any], ...]:
-    """The ``[costing]`` table, checked as nvmc.compile checks its options."""
+    """The ``[costing]`` table (nvmc.pipeline.Costing's options), as sorted items."""
     from nvmc.pipeline import Costing
 
-    if not isinstance(table, dict):
-        raise SpecError("'costing' must be a table ([costing])", where=where)
-    for key in table:
-        if key not in _COSTING_KEYS:
-            raise SpecError(f"[costing] unknown key '{key}'{did_you_mean(key, _COSTING_KEYS)}", where=where,
-                            hint=f"keys: {', '.join(_COSTING_KEYS)}")
-    items = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
-    try:
+    def build(t):
+        items = {k: tuple(v) if isinstance(v, list) else v for k, v in t.items()}
         Costing(**items)
-    except NvmcError as e:
-        raise SpecError(f"[costing] {e.message}", where=where, hint=e.hint) from None
-    except TypeError as e:  # a value of the wrong kind (a table where a number goes, ...)
-        raise SpecError(f"[costing] {e}", where=where) from None
-    return tuple(sorted(items.items()))
+        return tuple(sorted(items.items()))
 
-
-_ACCURACY_KEYS = ("min_cosine", "min_sqnr_db", "min_top1")
+    return _options_table(table, "costing", _COSTING_KEYS, build, where)
 
 
 def _gate(table, where: str):
     """The ``[accuracy]`` table as a nvmc.pipeline.Gate (the one ``--min-cosine`` ... build)."""
     from nvmc.pipeline import Gate
 
-    if not isinstance(table, dict):
-        raise SpecError("'accuracy' must be a table ([accuracy])", where=where)
-    for key in table:
-        if key not in _ACCURACY_KEYS:
-            raise SpecError(f"[accuracy] unknown key '{key}'{did_you_mean(key, _ACCURACY_KEYS)}", where=where,
-                            hint=f"keys: {', '.join(_ACCURACY_KEYS)}")
-    try:
-        return Gate(**table)
-    except NvmcError as e:
-        raise SpecError(f"[accuracy] {e.message}", where=where) from None
+    return _options_table(table, "accuracy", _ACCURACY_KEYS, lambda t: Gate(**t), where)
 
 
 class _Builder:
