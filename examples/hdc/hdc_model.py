@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+
+from nvmc.validate.nets import hdc_query
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz "
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -103,51 +104,7 @@ def reference(idx: np.ndarray, im: np.ndarray, am: np.ndarray, n: int) -> tuple[
 # ------------------------------------------------------------------ ONNX
 def build_onnx(im: np.ndarray, am: np.ndarray, *, length: int, n: int = 4, batch: int = 1,
                name: str = "hdc_language") -> onnx.ModelProto:
-    """The inference graph for ``batch`` texts of ``length`` symbols: input ``text`` int64
-    [batch, length]; outputs ``language`` int64 [batch] and ``distance`` int32 [batch, C]."""
-    dim, grams = im.shape[1], length - n + 1
-    nodes, inits = [], [numpy_helper.from_array(im, "item_memory"), numpy_helper.from_array(am, "assoc_memory")]
-
-    def const(name: str, values, dtype=np.int64) -> str:
-        inits.append(numpy_helper.from_array(np.array(values, dtype=dtype), name))
-        return name
-
-    def node(op: str, inputs: list[str], output: str, **attrs) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
-        return output
-
-    x = node("Gather", ["item_memory", "text"], "letters", axis=0)               # [B, L, D]
-    rotated = {0: x}
-    for s in range(1, n):                       # rho^s: numpy.roll(x, s, axis=2) as Slice + Concat
-        hi = node("Slice", [x, const(f"rot{s}_hi_start", [dim - s]), const(f"rot{s}_hi_end", [dim]),
-                            const(f"rot{s}_axes", [2])], f"rot{s}_hi")
-        lo = node("Slice", [x, const(f"rot{s}_lo_start", [0]), const(f"rot{s}_lo_end", [dim - s]),
-                            f"rot{s}_axes"], f"rot{s}_lo")
-        rotated[s] = node("Concat", [hi, lo], f"rot{s}", axis=2)
-    slots = []
-    for j in range(n):                          # slot j: symbols j .. j+G-1, rotated n-1-j times
-        slots.append(node("Slice", [rotated[n - 1 - j], const(f"slot{j}_start", [j]), const(f"slot{j}_end", [j + grams]),
-                                    const(f"slot{j}_axes", [1])], f"slot{j}"))
-    gram = slots[0]
-    for j in range(1, n):
-        gram = node("Xor", [gram, slots[j]], f"gram{j}" if j < n - 1 else "ngrams")  # [B, G, D]
-    ones = node("Cast", [gram], "ngram_bits", to=TensorProto.INT32)
-    counts = node("ReduceSum", [ones, const("bundle_axes", [1])], "bit_counts", keepdims=0)   # [B, D]
-    query = node("Greater", [counts, const("majority", grams // 2, np.int32)], "query")       # [B, D]
-    query3 = node("Unsqueeze", [query, const("query_axes", [1])], "query3")                  # [B, 1, D]
-    diff = node("Xor", [query3, "assoc_memory"], "mismatch")                                # [B, C, D]
-    bits = node("Cast", [diff], "mismatch_bits", to=TensorProto.INT32)
-    dist = node("ReduceSum", [bits, const("popcount_axes", [2])], "distance", keepdims=0)    # [B, C]
-    node("ArgMin", [dist], "language", axis=1, keepdims=0)
-
-    classes = am.shape[0]
-    graph = helper.make_graph(
-        nodes, name,
-        [helper.make_tensor_value_info("text", TensorProto.INT64, [batch, length])],
-        [helper.make_tensor_value_info("language", TensorProto.INT64, [batch]),
-         helper.make_tensor_value_info("distance", TensorProto.INT32, [batch, classes])],
-        initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="nvmc-example")
-    model.ir_version = 8
+    """The inference graph (nvmc.validate.nets.hdc_query, the one nvmc validate costs), checked."""
+    model = hdc_query(im, am, length=length, n=n, batch=batch, name=name, opset=OPSET)
     onnx.checker.check_model(model)
     return model

@@ -5,6 +5,7 @@ validation rows (nvmc validate), the examples and the tests: one definition each
   128-128-256-256-512-512 with 2x2 max-pooling after every second, FC 8192-1024-10).
 * ``mlp(layers, width)``: a ReLU MLP of ``layers`` Gemm layers (``width`` hidden units,
   784 inputs, 10 outputs) for the training studies.
+* HDC (seed 8): ``hdc_query(im, am, length=..)``, language recognition as plain ONNX.
 * DRAM PIM (seed 5): ``gemv``, ``conv_stack``, ``edge_cnn``, ``edge_lstm``, ``binary_net`` with
   ``annotate_binary``, ``bulk_xor`` with ``annotate_bits``; ``fill`` makes a weight a
   ConstantOfShape (folded without being allocated).
@@ -293,3 +294,60 @@ def annotate_binary(graph, real_bits: int = 8, acc_bits: int = 16):
             for out in node.outputs:
                 mark(out, bits_of(node.inputs[0]))
     return graph
+
+
+# ------------------------------------------------------------------ HDC (seed 8)
+def hdc_query(im: np.ndarray, am: np.ndarray, *, length: int, n: int = 4, batch: int = 1,
+              name: str = "hdc_language", opset: int = 17) -> onnx.ModelProto:
+    """Binary HDC language recognition (Rahimi et al.; the racetrack paper's use case) as plain
+    ONNX for ``batch`` texts of ``length`` symbols, with item memory ``im`` [symbols, D] and
+    associative memory ``am`` [C, D] (bool): input ``text`` int64 [batch, length]; outputs
+    ``language`` int64 [batch] and ``distance`` int32 [batch, C]. Item lookup (Gather), rotations
+    (Slice + Concat), n-gram Bind (Xor), majority Bundle (Cast, ReduceSum, Greater), Hamming
+    distances to ``am``, ArgMin."""
+    dim, grams = im.shape[1], length - n + 1
+    nodes, inits = [], [numpy_helper.from_array(im, "item_memory"), numpy_helper.from_array(am, "assoc_memory")]
+
+    def const(name: str, values, dtype=np.int64) -> str:
+        inits.append(numpy_helper.from_array(np.array(values, dtype=dtype), name))
+        return name
+
+    def node(op: str, inputs: list[str], output: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    x = node("Gather", ["item_memory", "text"], "letters", axis=0)               # [B, L, D]
+    rotated = {0: x}
+    for s in range(1, n):                       # rho^s: numpy.roll(x, s, axis=2) as Slice + Concat
+        hi = node("Slice", [x, const(f"rot{s}_hi_start", [dim - s]), const(f"rot{s}_hi_end", [dim]),
+                            const(f"rot{s}_axes", [2])], f"rot{s}_hi")
+        lo = node("Slice", [x, const(f"rot{s}_lo_start", [0]), const(f"rot{s}_lo_end", [dim - s]),
+                            f"rot{s}_axes"], f"rot{s}_lo")
+        rotated[s] = node("Concat", [hi, lo], f"rot{s}", axis=2)
+    slots = []
+    for j in range(n):                          # slot j: symbols j .. j+G-1, rotated n-1-j times
+        slots.append(node("Slice", [rotated[n - 1 - j], const(f"slot{j}_start", [j]), const(f"slot{j}_end", [j + grams]),
+                                    const(f"slot{j}_axes", [1])], f"slot{j}"))
+    gram = slots[0]
+    for j in range(1, n):
+        gram = node("Xor", [gram, slots[j]], f"gram{j}" if j < n - 1 else "ngrams")  # [B, G, D]
+    ones = node("Cast", [gram], "ngram_bits", to=TensorProto.INT32)
+    counts = node("ReduceSum", [ones, const("bundle_axes", [1])], "bit_counts", keepdims=0)   # [B, D]
+    query = node("Greater", [counts, const("majority", grams // 2, np.int32)], "query")       # [B, D]
+    query3 = node("Unsqueeze", [query, const("query_axes", [1])], "query3")                  # [B, 1, D]
+    diff = node("Xor", [query3, "assoc_memory"], "mismatch")                                # [B, C, D]
+    bits = node("Cast", [diff], "mismatch_bits", to=TensorProto.INT32)
+    dist = node("ReduceSum", [bits, const("popcount_axes", [2])], "distance", keepdims=0)    # [B, C]
+    node("ArgMin", [dist], "language", axis=1, keepdims=0)
+
+    classes = am.shape[0]
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("text", TensorProto.INT64, [batch, length])],
+        [helper.make_tensor_value_info("language", TensorProto.INT64, [batch]),
+         helper.make_tensor_value_info("distance", TensorProto.INT32, [batch, classes])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="nvmc")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

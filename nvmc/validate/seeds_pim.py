@@ -29,7 +29,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from nvmc.validate import Row, row, study
-from nvmc.validate.nets import annotate_binary, binary_net, edge_cnn, edge_lstm, gemv
+from nvmc.validate.nets import annotate_binary, binary_net, edge_cnn, edge_lstm, gemv, hdc_query
 
 OPSET = [helper.make_opsetid("", 17)]
 TOL = 0.25   # see the module docstring
@@ -85,44 +85,7 @@ def hdc_language(dim: int = 10_000, length: int = 100, n: int = 4, classes: int 
     rng = np.random.default_rng(seed)
     im = rng.integers(0, 2, (symbols, dim)).astype(bool)
     am = rng.integers(0, 2, (classes, dim)).astype(bool)
-    grams = length - n + 1
-    nodes, inits = [], [numpy_helper.from_array(im, "item_memory"), numpy_helper.from_array(am, "assoc_memory")]
-
-    def const(name: str, values, dtype=np.int64) -> str:
-        inits.append(numpy_helper.from_array(np.array(values, dtype=dtype), name))
-        return name
-
-    def node(op: str, inputs: list[str], output: str, **attrs) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
-        return output
-
-    x = node("Gather", ["item_memory", "text"], "letters", axis=0)               # [1, L, D]
-    rotated = {0: x}
-    for s in range(1, n):                                                        # numpy.roll(x, s, axis=2)
-        hi = node("Slice", [x, const(f"rot{s}_hi_start", [dim - s]), const(f"rot{s}_hi_end", [dim]),
-                            const(f"rot{s}_axes", [2])], f"rot{s}_hi")
-        lo = node("Slice", [x, const(f"rot{s}_lo_start", [0]), const(f"rot{s}_lo_end", [dim - s]),
-                            f"rot{s}_axes"], f"rot{s}_lo")
-        rotated[s] = node("Concat", [hi, lo], f"rot{s}", axis=2)
-    slots = [node("Slice", [rotated[n - 1 - j], const(f"slot{j}_start", [j]), const(f"slot{j}_end", [j + grams]),
-                            const(f"slot{j}_axes", [1])], f"slot{j}") for j in range(n)]
-    gram = slots[0]
-    for j in range(1, n):
-        gram = node("Xor", [gram, slots[j]], f"gram{j}" if j < n - 1 else "ngrams")
-    ones = node("Cast", [gram], "ngram_bits", to=TensorProto.INT32)
-    counts = node("ReduceSum", [ones, const("bundle_axes", [1])], "bit_counts", keepdims=0)
-    query = node("Greater", [counts, const("majority", grams // 2, np.int32)], "query")
-    query3 = node("Unsqueeze", [query, const("query_axes", [1])], "query3")
-    diff = node("Xor", [query3, "assoc_memory"], "mismatch")
-    bits = node("Cast", [diff], "mismatch_bits", to=TensorProto.INT32)
-    dist = node("ReduceSum", [bits, const("popcount_axes", [2])], "distance", keepdims=0)
-    node("ArgMin", [dist], "language", axis=1, keepdims=0)
-    g = helper.make_graph(nodes, "hdc_language", [helper.make_tensor_value_info("text", TensorProto.INT64, [1, length])],
-                          [helper.make_tensor_value_info("language", TensorProto.INT64, [1]),
-                           helper.make_tensor_value_info("distance", TensorProto.INT32, [1, classes])], inits)
-    model = helper.make_model(g, opset_imports=OPSET)
-    model.ir_version = 8
-    return model
+    return hdc_query(im, am, length=length, n=n)
 
 
 # ------------------------------------------------------------------ helpers
