@@ -204,6 +204,17 @@ class Page:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    def wait_for_plots(self, timeout: float = 60) -> str:
+        """The page's plot state once its script has drawn them (``data-plots-ready``: how many;
+        ``data-plots-error``: why not), or "" after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.eval("document.body.getAttribute('data-plots-ready') || "
+                              "document.body.getAttribute('data-plots-error') || ''")
+            if state or time.monotonic() > deadline:
+                return state
+            self.settle(0.1)
+
     def settle(self, seconds: float) -> None:
         self.cdp.wait_for("(none)", seconds, self.session)
 
@@ -364,13 +375,7 @@ def test_html_report_in_chromium(chromium, tmp_path):
     url = report.as_uri()
     with Page(chromium) as page:
         page.open(url)
-        deadline = time.monotonic() + 60
-        while True:
-            state = page.eval("document.body.getAttribute('data-plots-ready') || "
-                              "document.body.getAttribute('data-plots-error') || ''")
-            if state or time.monotonic() > deadline:
-                break
-            page.settle(0.1)
+        state = page.wait_for_plots()
         plots = page.eval("Array.from(document.querySelectorAll('div.plot')).map("
                           "d => [d.id, d.querySelectorAll('svg.main-svg').length, "
                           "d.querySelectorAll('.trace.bars .point path').length])")
@@ -424,10 +429,7 @@ def test_sweep_page_tells_targets_apart_without_hovering(chromium, tmp_path):
     url = page_path.as_uri()
     with Page(chromium) as page:
         page.open(url)
-        deadline = time.monotonic() + 60
-        while not page.eval("document.body.getAttribute('data-plots-ready') || "
-                            "document.body.getAttribute('data-plots-error') || ''") and time.monotonic() < deadline:
-            page.settle(0.1)
+        page.wait_for_plots()
         legend = page.eval("Array.from(document.querySelectorAll('#fig-pareto-0 .legendtext')).map(t => t.textContent)")
         ticks = page.eval("Array.from(document.querySelectorAll('#fig-pareto-0 .xtick text, #fig-pareto-0 .ytick "
                           "text')).map(t => t.textContent)")

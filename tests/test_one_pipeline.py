@@ -61,17 +61,22 @@ def test_the_costing_is_part_of_a_points_identity(tmp_path):
         sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n[costing]\nmode = "train"\ndevcies = 8\n'))
 
 
+def _older_database(tmp_path: Path, db: Path, schema: str, drop: str) -> None:
+    """A database of one sram point, turned into what ``schema`` looked like: without ``drop``."""
+    with sweep.Store(db) as store:
+        sweep.run_sweep(sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n')), store, workers=0)
+    con = sqlite3.connect(db)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(results)") if r[1] != drop]
+    con.executescript(f"""
+        CREATE TABLE old AS SELECT {', '.join(cols)} FROM results; DROP TABLE results;
+        ALTER TABLE old RENAME TO results; UPDATE meta SET value='{schema}' WHERE key='schema';""")
+    con.close()
+
+
 def test_a_schema_1_database_is_read_as_it_is_and_upgraded_when_written(tmp_path):
     """A results database written before carbon and 'not_applicable' existed keeps its rows."""
     db = tmp_path / "old.sqlite"
-    with sweep.Store(db) as store:  # write one row, then turn the file into what schema 1 looked like
-        sweep.run_sweep(sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n')), store, workers=0)
-    con = sqlite3.connect(db)
-    cols = [r[1] for r in con.execute("PRAGMA table_info(results)") if r[1] != "carbon_g_per_inference"]
-    con.executescript(f"""
-        CREATE TABLE old AS SELECT {', '.join(cols)} FROM results; DROP TABLE results;
-        ALTER TABLE old RENAME TO results; UPDATE meta SET value='nvmc.sweepdb/1' WHERE key='schema';""")
-    con.close()
+    _older_database(tmp_path, db, "nvmc.sweepdb/1", drop="carbon_g_per_inference")
     with sweep.Store(db, readonly=True) as store:
         (row,) = store.rows()
         assert row["status"] == "ok" and row["carbon_g_per_inference"] is None
@@ -230,14 +235,7 @@ def test_opt_fails_a_pipeline_that_breaks_the_gate_with_exit_4(tmp_path):
 
 def test_a_schema_2_database_gains_the_approximate_column_when_written(tmp_path):
     db = tmp_path / "two.sqlite"
-    with sweep.Store(db) as store:
-        sweep.run_sweep(sweep.load_spec(_spec(tmp_path, 'targets = ["sram"]\n')), store, workers=0)
-    con = sqlite3.connect(db)
-    cols = [r[1] for r in con.execute("PRAGMA table_info(results)") if r[1] != "approximate"]
-    con.executescript(f"""
-        CREATE TABLE old AS SELECT {', '.join(cols)} FROM results; DROP TABLE results;
-        ALTER TABLE old RENAME TO results; UPDATE meta SET value='nvmc.sweepdb/2' WHERE key='schema';""")
-    con.close()
+    _older_database(tmp_path, db, "nvmc.sweepdb/2", drop="approximate")
     with sweep.Store(db, readonly=True) as store:
         (row,) = store.rows()
     assert row["approximate"] is None   # read as it is

@@ -1,4 +1,5 @@
-"""Build the small example models shipped in examples/models/ (onnx.helper + numpy only).
+"""Build the small example models shipped in examples/models/ (onnx.helper + numpy; the
+transformer block's nodes come from nvmc.validate.nets, shared with nvmc validate).
 
     python examples/models/build_models.py
 
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from nvmc.validate.nets import encoder_block_nodes
 
 HERE = Path(__file__).resolve().parent
 rng = np.random.default_rng(2026)
@@ -75,28 +78,7 @@ def tiny_transformer(d: int = 64, heads: int = 4, seq: int = 16, hidden: int = 1
         const("heads_shape", [0, seq, heads, hd], np.int64), const("merge_shape", [0, seq, d], np.int64),
         const("scale", 1.0 / np.sqrt(hd)), const("half", 0.5), const("one", 1.0), const("inv_sqrt2", 1 / np.sqrt(2)),
     ]
-    n = helper.make_node
-    nodes = [
-        n("LayerNormalization", ["tokens", "ln1.g", "ln1.b"], ["h"], "ln1", axis=-1),
-        n("MatMul", ["h", "wq"], ["q0"], "q_proj"), n("MatMul", ["h", "wk"], ["k0"], "k_proj"),
-        n("MatMul", ["h", "wv"], ["v0"], "v_proj"),
-        n("Reshape", ["q0", "heads_shape"], ["q1"], "q_split"), n("Transpose", ["q1"], ["q"], "q_heads", perm=[0, 2, 1, 3]),
-        n("Reshape", ["k0", "heads_shape"], ["k1"], "k_split"), n("Transpose", ["k1"], ["kt"], "k_heads", perm=[0, 2, 3, 1]),
-        n("Reshape", ["v0", "heads_shape"], ["v1"], "v_split"), n("Transpose", ["v1"], ["v"], "v_heads", perm=[0, 2, 1, 3]),
-        n("MatMul", ["q", "kt"], ["s0"], "qk"), n("Mul", ["s0", "scale"], ["s1"], "scale_scores"),
-        n("Softmax", ["s1"], ["a"], "softmax", axis=-1), n("MatMul", ["a", "v"], ["o0"], "av"),
-        n("Transpose", ["o0"], ["o1"], "merge_heads", perm=[0, 2, 1, 3]),
-        n("Reshape", ["o1", "merge_shape"], ["o2"], "merge"), n("MatMul", ["o2", "wo"], ["o3"], "out_proj"),
-        n("Add", ["tokens", "o3"], ["r1"], "residual1"),
-        n("LayerNormalization", ["r1", "ln2.g", "ln2.b"], ["h2"], "ln2", axis=-1),
-        n("MatMul", ["h2", "w1"], ["m0"], "fc1"), n("Add", ["m0", "b1"], ["m1"], "fc1_bias"),
-        # GELU(x) = 0.5 x (1 + erf(x / sqrt 2))
-        n("Mul", ["m1", "inv_sqrt2"], ["g0"], "gelu_scale"), n("Erf", ["g0"], ["g1"], "gelu_erf"),
-        n("Add", ["g1", "one"], ["g2"], "gelu_add"), n("Mul", ["m1", "g2"], ["g3"], "gelu_mul"),
-        n("Mul", ["g3", "half"], ["g4"], "gelu_half"),
-        n("MatMul", ["g4", "w2"], ["m2"], "fc2"), n("Add", ["m2", "b2"], ["m3"], "fc2_bias"),
-        n("Add", ["r1", "m3"], ["out"], "residual2"),
-    ]
+    nodes = encoder_block_nodes()
     graph = helper.make_graph(
         nodes, "tiny_transformer",
         [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["batch", seq, d])],

@@ -5,6 +5,7 @@ validation rows (nvmc validate), the examples and the tests: one definition each
   128-128-256-256-512-512 with 2x2 max-pooling after every second, FC 8192-1024-10).
 * ``mlp(layers, width)``: a ReLU MLP of ``layers`` Gemm layers (``width`` hidden units,
   784 inputs, 10 outputs) for the training studies.
+* ``encoder_block_nodes()``: a transformer encoder block's nodes (examples' tiny_transformer, BERT).
 * HDC (seed 8): ``hdc_query(im, am, length=..)``, language recognition as plain ONNX.
 * DRAM PIM (seed 5): ``gemv``, ``conv_stack``, ``edge_cnn``, ``edge_lstm``, ``binary_net`` with
   ``annotate_binary``, ``bulk_xor`` with ``annotate_bits``; ``fill`` makes a weight a
@@ -351,3 +352,34 @@ def hdc_query(im: np.ndarray, am: np.ndarray, *, length: int, n: int = 4, batch:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+# ------------------------------------------------------------------ transformer encoder block
+def encoder_block_nodes() -> list[onnx.NodeProto]:
+    """One pre-LN transformer encoder block as ONNX nodes: LayerNorm, multi-head attention with
+    Softmax, residual, LayerNorm, erf-GELU MLP, residual. Input ``tokens`` [batch, seq, d], output
+    ``out``; it reads the constants ln1.g/b, ln2.g/b, wq, wk, wv, wo, w1, b1, w2, b2, heads_shape
+    [0, seq, heads, d/heads], merge_shape [0, seq, d], scale, half, one, inv_sqrt2, which the
+    caller makes (examples/models/build_models.py's tiny_transformer, nvmc validate's BERT layer)."""
+    n = helper.make_node
+    return [
+        n("LayerNormalization", ["tokens", "ln1.g", "ln1.b"], ["h"], "ln1", axis=-1),
+        n("MatMul", ["h", "wq"], ["q0"], "q_proj"), n("MatMul", ["h", "wk"], ["k0"], "k_proj"),
+        n("MatMul", ["h", "wv"], ["v0"], "v_proj"),
+        n("Reshape", ["q0", "heads_shape"], ["q1"], "q_split"), n("Transpose", ["q1"], ["q"], "q_heads", perm=[0, 2, 1, 3]),
+        n("Reshape", ["k0", "heads_shape"], ["k1"], "k_split"), n("Transpose", ["k1"], ["kt"], "k_heads", perm=[0, 2, 3, 1]),
+        n("Reshape", ["v0", "heads_shape"], ["v1"], "v_split"), n("Transpose", ["v1"], ["v"], "v_heads", perm=[0, 2, 1, 3]),
+        n("MatMul", ["q", "kt"], ["s0"], "qk"), n("Mul", ["s0", "scale"], ["s1"], "scale_scores"),
+        n("Softmax", ["s1"], ["a"], "softmax", axis=-1), n("MatMul", ["a", "v"], ["o0"], "av"),
+        n("Transpose", ["o0"], ["o1"], "merge_heads", perm=[0, 2, 1, 3]),
+        n("Reshape", ["o1", "merge_shape"], ["o2"], "merge"), n("MatMul", ["o2", "wo"], ["o3"], "out_proj"),
+        n("Add", ["tokens", "o3"], ["r1"], "residual1"),
+        n("LayerNormalization", ["r1", "ln2.g", "ln2.b"], ["h2"], "ln2", axis=-1),
+        n("MatMul", ["h2", "w1"], ["m0"], "fc1"), n("Add", ["m0", "b1"], ["m1"], "fc1_bias"),
+        # GELU(x) = 0.5 x (1 + erf(x / sqrt 2))
+        n("Mul", ["m1", "inv_sqrt2"], ["g0"], "gelu_scale"), n("Erf", ["g0"], ["g1"], "gelu_erf"),
+        n("Add", ["g1", "one"], ["g2"], "gelu_add"), n("Mul", ["m1", "g2"], ["g3"], "gelu_mul"),
+        n("Mul", ["g3", "half"], ["g4"], "gelu_half"),
+        n("MatMul", ["g4", "w2"], ["m2"], "fc2"), n("Add", ["m2", "b2"], ["m3"], "fc2_bias"),
+        n("Add", ["r1", "m3"], ["out"], "residual2"),
+    ]
