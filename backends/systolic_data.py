@@ -150,15 +150,45 @@ def resolve_buffer(p, role: str, roadmap: str, node: float, scaling: NodeScaling
                           f"capacity (the NVSim table covers {lo} to {hi})", where=where,
                           hint=f"choose a capacity between {lo} and {hi}")
     point = table.at(capacity)
-    e, a = scaling.energy(node, table_nm), scaling.area(node, table_nm)
+    e = scaling.energy(node, table_nm)
     note = f"{point.note}, {roadmap}, {word_bits}-bit words, at {table_nm:g} nm"
     for name in ("area_mm2", "read_latency_s", "write_latency_s", "read_energy_j", "write_energy_j", "leakage_w"):
         p.add(Param(f"{sec}.array.{name}", getattr(point, name), "source", note, table.origin))
     p.add(Param(f"{sec}.energy_scale", e, "derived", f"Stillmaker & Baas energy (and leakage) factor "
                 f"{table_nm:g} -> {node:g} nm; latencies are not scaled", tech_file))
-    p.add(Param(f"{sec}.area_scale", a, "derived", f"Stillmaker & Baas area factor {table_nm:g} -> {node:g} nm",
-                tech_file))
+    area = _scaled_area(p, sec, point.area_mm2, capacity, table_nm, node, scaling, tech_file)
     volatile = bool(library().tech(tech_name).settings.get("buffer_array.volatile", True))
     return Buffer(tech_name, capacity, word_bits // 8, int(p[f"{sec}.banks"]), volatile, point.read_energy_j * e,
-                  point.write_energy_j * e, point.read_latency_s, point.write_latency_s, point.leakage_w * e,
-                  point.area_mm2 * a)
+                  point.write_energy_j * e, point.read_latency_s, point.write_latency_s, point.leakage_w * e, area)
+
+
+def _scaled_area(p, sec: str, area_mm2: float, capacity: int, table_nm: float, node: float,
+                 scaling: NodeScaling, tech_file: str) -> float:
+    """The NVSim array's area moved from ``table_nm`` to ``node``.
+
+    The periphery scales like logic (SB17). The bitcells (capacity x cell F^2 x F^2 at the table's
+    node) do too, unless the technology cites its cell size per node (``[node_cell]``, SRAM:
+    160 F^2 at 22 nm and above, 600 F^2 at 7 nm): then they scale by F^2 and that size."""
+    a = scaling.area(node, table_nm)
+    p.add(Param(f"{sec}.area_scale", a, "derived", f"Stillmaker & Baas area factor {table_nm:g} -> {node:g} nm",
+                tech_file))
+    tech = library().tech(p[f"{sec}.technology"])
+    if tech.settings.get("buffer_array.cell_node_scaling", "logic") != "node_cell" or node == table_nm:
+        return area_mm2 * a
+
+    def cited(key: str) -> float:
+        q = tech.param(key)
+        p.add(Param(f"{tech.name}:{key}", q.value, q.kind, q.note, q.origin, q.formula))
+        return q.value
+
+    prefix = "node_cell.area_f2_"
+    sizes = {float(k[len(prefix):-len("nm")]): cited(k) for k in tech.params if k.startswith(prefix)}
+    nodes = sorted(sizes)
+    f2 = [sizes[n] for n in nodes]
+    growth = float(np.interp(node, nodes, f2) / np.interp(table_nm, nodes, f2))
+    cells_mm2 = capacity * 8 * cited("buffer_array.cell_area_f2") * (table_nm * 1e-6) ** 2
+    cell_scale = p.derive(f"{sec}.cell_area_scale", (node / table_nm) ** 2 * growth,
+                          f"({node:g} / {table_nm:g})^2 x {growth:.3g} (the cell's F^2 at {node:g} nm / at "
+                          f"{table_nm:g} nm, [node_cell])",
+                          "bitcell area from the table's node to the target's: F^2 and the cited cell size in F^2")
+    return cells_mm2 * cell_scale + (area_mm2 - cells_mm2) * a

@@ -68,7 +68,7 @@ def test_unknown_technology_did_you_mean():
 
 def test_technology_without_array_data():
     with pytest.raises(TechLibError, match="no cache-array data"):
-        library().array_table("vgsot-mram")
+        library().array_table("rram")
 
 
 def test_array_table_interpolation():

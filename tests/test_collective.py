@@ -150,12 +150,16 @@ def test_overlap_latency_per_bucket():
 def test_ring_agrees_with_nccls_own_tuning_model():
     """NCCL's cost model for a ring all-reduce (NVIDIA/nccl src/graph/tuning.cc, 2019:
     latency = baseLat[Ring][Simple] 8.4 us + nsteps x hwLat, nsteps = 2(N-1); algorithm
-    bandwidth = busBw x N / nsteps), transcribed; nvmc's ring is the same without NCCL's
-    constant 8.4 us launch latency."""
+    bandwidth = busBw x N / nsteps), the constants as tests/data/refs/nccl/extract_tuning.py read
+    them from NCCL's source; nvmc's ring is the same without NCCL's constant launch latency."""
+    from nvmc.validate.peers import _nccl_ring_latencies
+
+    base_lat, hw_lat, _ = _nccl_ring_latencies()
+    assert (base_lat, hw_lat) == pytest.approx((8.4e-6, 6.6e-6))        # the values nvmc's ring was built on
     net = network("ib-edr")
     bus_bw = net.link.bandwidth
     for n in (2, 8, 64):
         for s in (1e3, 25 * 2**20, 1e9):
             nsteps = 2 * (n - 1)
-            nccl = 8.4e-6 + nsteps * 6.6e-6 + s / (bus_bw * n / nsteps)
-            assert net.allreduce_s(s, n) == pytest.approx(nccl - 8.4e-6, rel=1e-9)
+            nccl = base_lat + nsteps * hw_lat + s / (bus_bw * n / nsteps)
+            assert net.allreduce_s(s, n) == pytest.approx(nccl - base_lat, rel=1e-9)

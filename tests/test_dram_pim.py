@@ -3,6 +3,8 @@ cases, the peer tool's numbers, the qualitative findings of the DRAM-PIM paper, 
 
 from __future__ import annotations
 
+import json
+
 import math
 
 import numpy as np
@@ -18,7 +20,7 @@ from nvmc.backends.simdram import element_aaps, int_add_aaps, int_mul_aaps, mac_
 from nvmc.backends.simdram import resolve as simdram_resolve
 from nvmc.backends.systolic_map import compute_cycles
 
-from conftest import ZOO_NAMES, zoo_path
+from conftest import REPO, ZOO_NAMES, zoo_path
 
 TARGETS = ["upmem", "mensa", "edge-tpu", "simdram", "cpu", "gpu"]
 OPSET = [helper.make_opsetid("", 17)]
@@ -114,13 +116,12 @@ def test_simdram_micro_program_costs():
     assert element_aaps(np.array([8.0]), ["Add"], cfg)["add"][0] == 13 * 8
 
 
-# PIMeval-PIMbench (UVA-LavaLab) @40ce162, built in /work/tmp (g++ -O3, libpimeval perf target): device
-# PIM_DEVICE_BITSIMD_V_AP from a config of 1 rank x 4 banks x 2 subarrays x 1024 rows x 65536 columns with
-# memory_config_file = DDR4_8Gb_x16_3200.ini; pimAdd / pimMul / pimXor on 262,144 elements (one pass per
-# core). pimShowStats runtimes (ms): add.int8 0.001182, mul.int8 0.005378, add.int32 0.004720,
-# mul.int32 0.079088, xor.bool 0.000145; "Row Read (ns) : 46.620000".
-PIMEVAL_MS = {("add", 8): 0.001182, ("mul", 8): 0.005378, ("add", 32): 0.004720, ("mul", 32): 0.079088}
-PIMEVAL_ROW_NS = 46.62
+# PIMeval-PIMbench (UVA-LavaLab) @40ce162, device PIM_DEVICE_BITSIMD_V_AP, one DDR4-3200 rank: pimAdd / pimMul
+# on 262,144 elements (one pass per core), as tests/data/refs/pimeval/run_pimeval.sh runs and records them.
+_PIMEVAL = json.loads((REPO / "tests" / "data" / "refs" / "pimeval" / "pimeval_refs.json").read_text())
+PIMEVAL_MS = {(op, int(ty[3:])): _PIMEVAL["cases"][f"{op}.{ty}"]["runtime_ms"] for op in ("add", "mul")
+              for ty in ("int8", "int32")}
+PIMEVAL_ROW_NS = _PIMEVAL["device"]["row_read_ns"]
 
 
 def test_simdram_against_pimeval():

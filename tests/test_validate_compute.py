@@ -114,8 +114,11 @@ def test_neurosim_rows_read_the_committed_run(rows):
 def test_peers_read_their_records_not_copies(rows):
     act = json.loads((PE.REFS / "act" / "act_cpa.json").read_text())  # tests/data/refs/act/run_act.py's output
     assert rows["act"][0].published == act["g_per_cm2"]["7"]
-    assert rows["pimeval"][0].published == pytest.approx(                         # µs
-        PE._recorded("test_dram_pim.py", "PIMEVAL_MS")[("mul", 32)] * 1e3)
+    pimeval = json.loads((PE.REFS / "pimeval" / "pimeval_refs.json").read_text())   # run_pimeval.sh's output
+    assert rows["pimeval"][0].published == pytest.approx(pimeval["cases"]["mul.int32"]["runtime_ms"] * 1e3)   # µs
+    nccl = json.loads((PE.REFS / "nccl" / "nccl_tuning.json").read_text())["commits"][0]   # extract_tuning.py's
+    assert PE._nccl_ring_latencies()[:2] == pytest.approx((nccl["baseLat"]["values"]["RING"]["SIMPLE"] * 1e-6,
+                                                           nccl["hwLat"]["values"]["NET"]["RING"]["SIMPLE"] * 1e-6))
     latency, energy = rows["zigzag"]
     assert abs(latency.nvmc / latency.published - 1) <= PE.SAME_HW      # same hardware numbers on both sides
     assert energy.nvmc > 0 and energy.published > 0

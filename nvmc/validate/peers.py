@@ -26,7 +26,6 @@ Tolerances, argued once (relative):
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from functools import lru_cache
@@ -42,21 +41,14 @@ from nvmc.validate.seeds_compute import REPO, resnet50
 EXACT, FORMULA, SAME_HW, SAME_ARRAY = 0.0, 0.01, 0.10, 0.25
 REFS = REPO / "tests" / "data" / "refs"
 
-# NCCL's ring all-reduce model, NVIDIA/nccl src/graph/tuning.cc (2019), as transcribed in
-# tests/test_collective.py: latency = baseLat[Ring][Simple] + nsteps x hwLat[NET][Ring][Simple],
-# nsteps = 2 (N - 1), algorithm bandwidth = busBw x N / nsteps.
-NCCL_BASE_LAT_S = 8.4e-6
-NCCL_HW_LAT_NET_S = 6.6e-6
 
 
-def _recorded(test_file: str, name: str):
-    """A peer's recorded output kept as a literal constant ``name`` in tests/``test_file``
-    (read, never imported: the test module is not part of the package)."""
-    tree = ast.parse((REPO / "tests" / test_file).read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise LookupError(f"tests/{test_file} has no constant {name}")
+def _nccl_ring_latencies() -> tuple[float, float, str]:
+    """NCCL's ring all-reduce constants (s): baseLat[Ring][Simple] and hwLat[NET][Ring][Simple] of
+    src/graph/tuning.cc at the first commit tests/data/refs/nccl/extract_tuning.py read (2019)."""
+    first = json.loads((REFS / "nccl" / "nccl_tuning.json").read_text())["commits"][0]
+    return (first["baseLat"]["values"]["RING"]["SIMPLE"] * 1e-6, first["hwLat"]["values"]["NET"]["RING"]["SIMPLE"] * 1e-6,
+            first["short"])
 
 
 def _graph(nodes, inits, inputs, outputs, name: str):
@@ -312,8 +304,9 @@ def pimeval() -> list:
     from nvmc.backends import load_target
     from nvmc.backends.simdram import SPEC, int_add_aaps, int_mul_aaps, resolve
 
-    peer_ms = _recorded("test_dram_pim.py", "PIMEVAL_MS")
-    peer_row_ns = _recorded("test_dram_pim.py", "PIMEVAL_ROW_NS")
+    ref = json.loads((REFS / "pimeval" / "pimeval_refs.json").read_text())   # run_pimeval.sh's output
+    peer_ms = {(op, int(ty[3:])): ref["cases"][f"{op}.{ty}"]["runtime_ms"] for op in ("add", "mul") for ty in ("int8", "int32")}
+    peer_row_ns = ref["device"]["row_read_ns"]
     p = SPEC.params(load_target("simdram"))
     resolve(p)
     t_aap = p["simdram.aap_s"]
@@ -323,7 +316,7 @@ def pimeval() -> list:
     key = ("mul", 32)
     return [row("PIMeval", "int32 multiply of 262,144 elements in one DDR4-3200 rank (one pass per core)",
                 peer_ms[key] * 1e3, ours[key] * 1e6, "µs", SAME_ARRAY,
-                f"PIMeval-PIMbench @40ce162 (BitSIMD-V-AP, recorded in tests/test_dram_pim.py) against nvmc's simdram "
+                f"PIMeval-PIMbench @{ref['commit'][:7]} (BitSIMD-V-AP; tests/data/refs/pimeval/run_pimeval.sh) against nvmc's simdram "
                 f"micro-program (int_mul_aaps x AAP time); the row operation takes {t_aap * 1e9:.2f} ns in nvmc, "
                 f"{peer_row_ns:.2f} ns in PIMeval",
                 cause=("a different design, the same DRAM: PIMeval's BitSIMD-V-AP computes in sense-amplifier logic "
@@ -341,13 +334,15 @@ def nccl() -> list:
     net = network("ib-edr")
     size, ranks = 25 * 2**20, 8           # PyTorch DDP's default bucket (interconnects.toml), 8 ranks
     steps = 2 * (ranks - 1)
-    theirs = NCCL_BASE_LAT_S + steps * NCCL_HW_LAT_NET_S + size / (net.link.bandwidth * ranks / steps)
+    base_lat, hw_lat, commit = _nccl_ring_latencies()
+    theirs = base_lat + steps * hw_lat + size / (net.link.bandwidth * ranks / steps)
     ours = net.allreduce_s(size, ranks)
     return [row("NCCL", "ring all-reduce of a 25 MiB bucket over 8 ranks on InfiniBand EDR (NCCL's tuning model)",
                 theirs * 1e3, ours * 1e3, "ms", FORMULA,
-                "NCCL's own cost model (src/graph/tuning.cc, 2019; constants transcribed, bus bandwidth = the ib-edr "
-                "link's 12.5 GB/s) against nvmc's collective model; a model-to-model check, no nccl-tests run is "
-                f"committed. nvmc leaves out NCCL's {NCCL_BASE_LAT_S * 1e6:.1f} µs base latency per call",
+                f"NCCL's own cost model (src/graph/tuning.cc @{commit}, 2019, read by tests/data/refs/nccl/"
+                "extract_tuning.py; bus bandwidth = the ib-edr link's 12.5 GB/s) against nvmc's collective model; a "
+                f"model-to-model check, no nccl-tests run. nvmc leaves out NCCL's {base_lat * 1e6:.1f} µs base latency "
+                "per call",
                 pivot=0.0, command="nvmc compile examples/models/resnet50.onnx --target gpu --mode train --devices 8 "
                         "--interconnect ib-edr")]
 

@@ -4,7 +4,7 @@ Every nvmc figure is computed when a study runs, through the package API (``nvmc
 ``nvmc.analyze``, ``nvmc.compile``, ``nvmc.backends``); the published figures are the
 constants below, each with its source. Numbering as in shared/reference/seeds.md.
 
-    python -m nvmc.validate.seeds_memory [deepnvm|hierarchy|xr]   # the curves over the settings the rows hinge on
+    python -m nvmc.validate.seeds_memory [deepnvm|capacity|hierarchy|xr]   # the curves over the settings the rows hinge on
 
 * **1 DeepNVM++** (gpu-llc family; targets sram, stt-mram, sot-mram): a GTX 1080 Ti-class GPU
   with a 2.75 MiB L2, on the five CNNs of the onnx wheel's model zoo (AlexNet, GoogLeNet,
@@ -34,8 +34,7 @@ from nvmc.validate import Row, row, study
 DNV_EDP_ISO_CAPACITY = {"stt-mram": 3.8, "sot-mram": 4.7}
 DNV_AREA_ISO_CAPACITY = {"stt-mram": 2.4, "sot-mram": 2.8}
 DNV_CAPACITY_ISO_AREA = {"stt-mram": 2.3, "sot-mram": 3.3}     # the same in every version of the paper
-# iso-area EDP "up to": 2.2x / 2.4x in the seed abstract (Springer 2023 chapter), 2x / 2.3x in arXiv/TCAD;
-# quoted in the iso-capacity EDP rows' cause only (they hinge on the same assumed setting).
+# iso-area EDP "up to": 2.2x / 2.4x in the seed abstract (Springer 2023 chapter), 2x / 2.3x in arXiv/TCAD.
 DNV_EDP_ISO_AREA = {"stt-mram": 2.2, "sot-mram": 2.4}
 # Tolerances.
 # EDP ±30 %: the paper's 16 nm bitcells and per-access tables are not available (params.md
@@ -125,9 +124,9 @@ def deepnvm() -> list[Row]:
     wl = zoo_workloads()
     any_model = next(iter(wl.values()))          # area and capacity do not depend on the workload
     cap, iso_area = llc_ratios(any_model, "capacity"), llc_ratios(any_model, "area")
-    variant = variant_sot_area(any_model)
+    variants = sot_variants(any_model)
     cells = {t: llc_cell(t) for t in MRAMS}
-    cell = {t: f"{cells[t][0]} {cells[t][1]:g} F^2" for t in MRAMS}
+    cell = {t: f"{cells[t][0]} {cells[t][1]:.3g} F^2" for t in MRAMS}
     setup = (f"gpu-llc: GTX 1080 Ti-class GPU, 2.75 MiB L2 from NVSim 22 nm arrays (cells {cell['stt-mram']}, "
              f"{cell['sot-mram']}); onnx zoo AlexNet, GoogLeNet, ResNet-50, SqueezeNet, VGG-19, batch 1")
     gap, gap_kind = gpu_setting("gpu.kernel_overhead_s")
@@ -137,7 +136,6 @@ def deepnvm() -> list[Row]:
         value, who = best_llc_edp(t)
         no_gap, _ = best_llc_edp(t, sets=["gpu.kernel_overhead_s=0"])
         slow, _ = best_llc_edp(t, sets=["gpu.utilization=0.5"])
-        iso_area_edp, _ = best_llc_edp(t, "area")
         cross = gap_crossing(t, DNV_EDP_ISO_CAPACITY[t])
         reach = (f"it reaches the paper's {DNV_EDP_ISO_CAPACITY[t]}x only at a gap of ~{cross * 1e6:.0f} µs"
                  if cross is not None else f"it does not reach the paper's {DNV_EDP_ISO_CAPACITY[t]}x "
@@ -148,29 +146,74 @@ def deepnvm() -> list[Row]:
             cause=(f"the ratio tracks the kernel gap, during which the SRAM L2 leaks and the MRAM L2 hardly does: "
                    f"{no_gap:.2f}x without it (gpu.kernel_overhead_s=0), {value:.2f}x at the {gap_kind} {gap * 1e6:g} µs; {reach}. "
                    f"gpu.utilization ({util_kind} {util:g}) moves it too ({slow:.2f}x at 0.5). The paper's cells are not "
-                   f"available. Iso-area the same ratio is {iso_area_edp:.2f}x (paper {DNV_EDP_ISO_AREA[t]}x; "
-                   f"{'2x' if t == 'stt-mram' else '2.3x'} in the arXiv/TCAD version)"),
+                   "available"),
             command=(f"nvmc compile {_ZOO_DIR}/{ZOO_CNNS[who]}.onnx -t sram --compare stt-mram,sot-mram "
                      "--set gpu.kernel_overhead_s=0")))
+    for t in MRAMS:
+        value, who = best_llc_edp(t, "area")
+        no_gap, _ = best_llc_edp(t, "area", sets=["gpu.kernel_overhead_s=0"])
+        rows.append(row(
+            1, f"{t.upper()} L2 EDP reduction vs SRAM, iso-area (up to, best workload)", DNV_EDP_ISO_AREA[t], value, "x",
+            TOL_DNV_EDP, f"{setup}; the MRAM L2 grown to the SRAM L2's area; best: {who}", hinges_on=gap_hinge(),
+            cause=(f"as iso-capacity, the ratio tracks the kernel gap: {no_gap:.2f}x without it, {value:.2f}x at the "
+                   f"{gap_kind} {gap * 1e6:g} µs. The seed abstract's {DNV_EDP_ISO_AREA[t]}x is the 2023 chapter's; "
+                   f"arXiv/TCAD give {'2x' if t == 'stt-mram' else '2.3x'}"),
+            command=(f"nvmc compile {_ZOO_DIR}/{ZOO_CNNS[who]}.onnx -t sram --compare stt-mram,sot-mram --iso area "
+                     "--set gpu.kernel_overhead_s=0")))
+    growth = {g: edp_by_capacity(g) for g in (gap, 0.0)}
+    gain = min(curve[-1] / curve[0] for curve in growth[gap].values())
+
+    def curves(g):
+        return "; ".join(f"{t} " + " -> ".join(f"{v:.2f}x" for v in c) for t, c in growth[g].items())
+
+    rows.append(row(
+        1, f"the EDP advantage of MRAM grows with the L2 capacity (iso-capacity, best workload; nvmc: the advantage "
+           f"at {LLC_SWEEP[-1]} over that at {LLC_SWEEP[0]}, the smaller of STT and SOT)", None, gain, "x", None,
+        f"{setup}; the L2 at {', '.join(LLC_SWEEP)}", higher_is_better=True,
+        cause=(f"SRAM / MRAM L2 EDP over the capacities at the {gap_kind} {gap * 1e6:g} µs kernel gap: {curves(gap)}; "
+               f"with no gap: {curves(0.0)}"),
+        command="python -m nvmc.validate.seeds_memory capacity"))
     stt_area, sot_area = cap["stt-mram"]["area"], cap["sot-mram"]["area"]
     stt_cap, sot_cap = iso_area["stt-mram"]["capacity"], iso_area["sot-mram"]["capacity"]
     rows.append(row(
         1, "STT-MRAM L2 area reduction vs SRAM, iso-capacity", DNV_AREA_ISO_CAPACITY["stt-mram"], stt_area, "x",
         TOL_DNV_AREA, f"{setup}; area of the L2 arrays (NVSim, with periphery)",
         command="nvmc compile examples/models/resnet50.onnx -t sram --compare stt-mram,sot-mram"))
+    denser = sot_area > stt_area
     rows.append(row(
         1, "SOT-MRAM L2 area reduction vs SRAM, iso-capacity", DNV_AREA_ISO_CAPACITY["sot-mram"], sot_area, "x",
         TOL_DNV_AREA, f"{setup}; area of the L2 arrays (NVSim, with periphery)",
-        cause=(f"nvmc's SOT cell ({cell['sot-mram']}) makes a {'larger' if sot_area < stt_area else 'smaller'} L2 "
-               f"than its STT cell ({cell['stt-mram']}): SOT {sot_area:.2f}x vs STT {stt_area:.2f}x, where the paper's "
-               f"SOT is the denser (2.8x > 2.4x). {variant} The paper's own cells are not available"),
+        cause=(f"nvmc's SOT cell ({cell['sot-mram']}) makes a {'smaller' if denser else 'larger'} L2 than its STT "
+               f"cell ({cell['stt-mram']}): SOT {sot_area:.2f}x vs STT {stt_area:.2f}x, "
+               f"{'the' if denser else 'the reverse of the'} paper's order (2.8x > 2.4x). The cell is the DH SOT "
+               "cell at the VGSOT-4MTJ bit density (VG2: up to ~3x SRAM's; the optimistic end); the paper's own "
+               "cells are not available"),
         command="nvmc compile examples/models/resnet50.onnx -t sram --compare stt-mram,sot-mram"))
+    for tech, v in variants.items():
+        rows.append(row(
+            1, f"SOT-MRAM L2 area reduction vs SRAM, iso-capacity, with the variant cell {tech} ({v['f2']:g} F^2)",
+            DNV_AREA_ISO_CAPACITY["sot-mram"], v["area"], "x", TOL_DNV_AREA, f"{setup}; --set llc.technology={tech}",
+            cause=(f"a cited SOT cell less dense than the STT cell: SOT {v['area']:.2f}x vs STT {stt_area:.2f}x, the "
+                   f"reverse of the paper's order; iso-area it gives {v['capacity']:.2f}x the capacity (paper 3.3x)"),
+            command=f"nvmc compile examples/models/resnet50.onnx -t sram --compare sot-mram --set llc.technology={tech}"))
+    rows.append(row(
+        1, "STT-MRAM L2 capacity vs SRAM, iso-area", DNV_CAPACITY_ISO_AREA["stt-mram"], stt_cap, "x", TOL_DNV_AREA,
+        setup, command="nvmc explain -t stt-mram --iso area"))
     rows.append(row(
         1, "SOT-MRAM L2 capacity vs SRAM, iso-area", DNV_CAPACITY_ISO_AREA["sot-mram"], sot_cap, "x", TOL_DNV_AREA, setup,
         cause=(f"the same cell: nvmc's iso-area capacity is STT {stt_cap:.2f}x (paper 2.3x), SOT {sot_cap:.2f}x "
                f"(paper 3.3x): {'the reverse of' if stt_cap > sot_cap else 'the same as'} the paper's order"),
         command="nvmc explain -t sot-mram --iso area"))
     return rows
+
+
+LLC_SWEEP = ("1MiB", "2816KiB", "8MiB", "32MiB")   # the NVSim tables' span, with the GTX 1080 Ti's L2
+
+
+def edp_by_capacity(gap: float) -> dict[str, list[float]]:
+    """MRAM -> the best model's SRAM / MRAM L2 EDP at each capacity of LLC_SWEEP (iso-capacity)."""
+    return {t: [best_llc_edp(t, sets=[f"llc.capacity={c}", f"gpu.kernel_overhead_s={gap}"])[0] for c in LLC_SWEEP]
+            for t in MRAMS}
 
 
 def llc_cell(target: str) -> tuple[str, float]:
@@ -182,19 +225,27 @@ def llc_cell(target: str) -> tuple[str, float]:
     return tech, p.get(f"{tech}:cell.area_f2", math.nan)
 
 
-VARIANT_SOT = "sot-mram-61f2"    # the DH SOT cell's first version (60.61 F^2), a variant in the library
+# The SOT cells nvmc does not ship as the sot-mram target's L2 (variants in the library): the DH SOT
+# cell (81.5 F^2) and its first version (60.61 F^2), both less dense than the STT cell.
+VARIANT_SOTS = ("sot-mram", "sot-mram-61f2")
 
 
-def variant_sot_area(workload) -> str:
-    """A sentence: SRAM / SOT L2 area at iso-capacity with the variant SOT cell, when the library has it."""
+def sot_variants(workload) -> dict[str, dict[str, float]]:
+    """Variant L2 technology -> its cell area (F^2), SRAM / SOT L2 area (iso-capacity) and SOT / SRAM
+    capacity (iso-area), on the sot-mram target."""
     from nvmc import backends
 
-    if llc_cell("sot-mram")[0] == VARIANT_SOT or VARIANT_SOT not in backends.library().techs:
-        return ""
-    sram = backends.estimate(workload, "sram", sets=["llc.iso=capacity"])
-    sot = backends.estimate(workload, "sot-mram", sets=["llc.iso=capacity", f"llc.technology={VARIANT_SOT}"])
-    return (f"The variant cell {VARIANT_SOT} (--set llc.technology={VARIANT_SOT}) gives "
-            f"{sram.totals['area_mm2'] / sot.totals['area_mm2']:.2f}x.")
+    out = {}
+    for tech in VARIANT_SOTS:
+        if tech == llc_cell("sot-mram")[0] or tech not in backends.library().techs:
+            continue
+        est = {iso: {t: backends.estimate(workload, t, sets=[f"llc.iso={iso}", *([f"llc.technology={tech}"] * (t != "sram"))])
+                     for t in ("sram", "sot-mram")} for iso in ("capacity", "area")}
+        cap, area = est["capacity"], est["area"]
+        out[tech] = {"f2": backends.library().tech(tech)["cell.area_f2"],
+                     "area": cap["sram"].totals["area_mm2"] / cap["sot-mram"].totals["area_mm2"],
+                     "capacity": area["sot-mram"].info["llc_capacity_bytes"] / area["sram"].info["llc_capacity_bytes"]}
+    return out
 
 
 # ============================================================ 2. energy per access
@@ -405,6 +456,7 @@ def xr_edge() -> list[Row]:
     hand = xr_results("hand detection")
     lstp_area = xr_results("hand detection", sets=["buffers.roadmap=lstp"])
     big = xr_results("hand detection", sets=["array.size=64x64"])
+    at28 = xr_results("hand detection", sets=["array.node_nm=28"])
     area = min(r["buffer_area"] for r in hand.values())
     setup = ("systolic-{sram,stt,sot,vgsot}-7nm (16x16 os array, 256/512/256 KiB buffers: assumed), int8; hand detector "
              "(~50 M MACs, 160x160) at 40 inferences/s, RITnet-like eye segmenter (~1.8 G MACs, 200x320) at 6; "
@@ -427,8 +479,9 @@ def xr_edge() -> list[Row]:
              f"(PE array + buffers) saves {min(r['area'] for r in hand.values()):.0f} % at the assumed 16x16 array, "
              f"{min(r['area'] for r in big.values()):.0f} % at 64x64; LSTP buffers save "
              f"{min(r['buffer_area'] for r in lstp_area.values()):.0f} %; every buffer at {' or '.join(XR_AREA_SPAN)}, "
-             f"either roadmap: at least {xr_area_floor():.0f} %. SRAM and MRAM bitcells scale by the same "
-             "logic factor from 28 to 7 nm, so the 7 nm ratio is the 28 nm one"),
+             f"either roadmap: at least {xr_area_floor():.0f} %. From 28 to 7 nm the SRAM bitcell grows from 160 "
+             "to 600 F^2 (NeuroSim's per-node SRAM cell size) while the MRAM cells, with no cited per-node size, "
+             f"shrink like logic (assumed): at 28 nm the saving is {min(r['buffer_area'] for r in at28.values()):.0f} %"),
             pivot=0.0, at_least=True,
             command="python -m nvmc.validate.seeds_memory xr"),
     ]
@@ -442,6 +495,11 @@ def _print_curves(which: str) -> None:
         for gap in (0, 1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6):
             cells = [best_llc_edp(t, sets=[f"gpu.kernel_overhead_s={gap}"]) for t in MRAMS]
             print(f"  {gap * 1e6:5.0f} µs  " + "  ".join(f"{t} {v:5.2f}x ({who})" for t, (v, who) in zip(MRAMS, cells)))
+    if which in ("capacity", "all"):
+        print(f"DeepNVM++: best iso-capacity L2 EDP reduction (SRAM / MRAM) at L2 capacities {', '.join(LLC_SWEEP)}")
+        for gap in (0.0, gpu_setting("gpu.kernel_overhead_s")[0]):
+            print(f"  gap {gap * 1e6:g} µs  " + "  ".join(f"{t} " + " -> ".join(f"{v:.2f}x" for v in curve)
+                                                       for t, curve in edp_by_capacity(gap).items()))
     if which in ("hierarchy", "all"):
         print(f"Energy per 16-bit operand / nvmc's 16-bit MAC (Sze: DRAM {SZE['dram']:.0f}x, buffer {SZE['buffer']:.0f}x, "
               f"array {SZE['array']:.0f}x)")

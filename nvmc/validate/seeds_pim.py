@@ -50,6 +50,8 @@ SIMDRAM_VS_GPU = 1.4
 # arXiv 1602.01528, abstract (params.md §8, source EIE).
 EIE_DRAM_TO_SRAM = 120.0     # energy saving of going from DRAM to SRAM
 EIE_ZERO_ACTIVATIONS = 3.0   # energy saving of skipping zero activations (ReLU)
+EIE_SPARSITY = 10.0          # energy saving of exploiting (weight) sparsity
+EIE_SHARING = 8.0            # energy saving of weight sharing
 EIE_VS_CPU = 189.0           # faster than CPU on the same DNN without compression (nine benchmarks)
 EIE_VS_GPU = 13.0            # idem, GPU
 EIE_GOPS = 102.0             # processing power working directly on a compressed network
@@ -307,7 +309,8 @@ def dram_pim() -> list[Row]:
 # the 32 KiB pointer SRAM layer by layer and spills FC8 to DRAM on the shipped target; tests/test_eie.py
 # checks a 64 KiB variant instead.
 EIE_LAYER = (4096, 1000)
-EIE_PASSES = "prune{sparsity=0.9,measure=false},share-weights{clusters=16,measure=false}"
+EIE_PRUNE, EIE_SHARE = "prune{sparsity=0.9,measure=false}", "share-weights{clusters=16,measure=false}"
+EIE_PASSES = f"{EIE_PRUNE},{EIE_SHARE}"
 
 
 @lru_cache(maxsize=1)
@@ -317,11 +320,24 @@ def _eie() -> dict:
     cpu, gpu = _compile(model, ["cpu", "gpu"]).estimates          # the paper's baselines run the dense layer
     p = _params("eie")
     sram_bit = p["energy.spmat_read_j"].value / p["pe.spmat_word_bits"].value
-    return {"est": e, "cpu": _ratio(cpu, e), "gpu": _ratio(gpu, e), "gops": e.info["effective_gops"],
+    # the two compressions one at a time, on the same engine: dense 4-bit shared weights, and pruned
+    # weights kept at their own precision (no codebook)
+    dense = _compile(model, ["eie"], passes=EIE_SHARE).estimate
+    unshared = _compile(model, ["eie"], passes=EIE_PRUNE).estimate
+    return {"est": e, "cpu": _ratio(cpu, e), "gpu": _ratio(gpu, e), "dense": dense, "unshared": unshared,
+            "sparsity": dense.totals["energy_j"] / e.totals["energy_j"],
+            "sharing": unshared.totals["energy_j"] / e.totals["energy_j"], "gops": e.info["effective_gops"],
             "power_mw": 1e3 * e.info["power_w"], "density": e.info["mean_activation_density"],
             "balance": e.info["load_balance"], "spilled": e.info["spilled_layers"],
             "dram_sram": p["energy.dram_per_bit_j"].value / sram_bit, "sram_bit": sram_bit, "params": p,
             "dram_sram_32k": p["energy.dram_per_bit_j"].value / (p["energy.sram_read_32kb_64b_j"].value / 64)}
+
+
+def _energy_split(before, after) -> str:
+    """The four largest energy components after a compression, each with its energy before."""
+    top = sorted(after.energy, key=lambda k: -float(after.energy[k].sum()))[:4]
+    return ", ".join(f"{k} {float(before.energy[k].sum()) * 1e9:.3g} -> {float(after.energy[k].sum()) * 1e9:.3g} nJ"
+                     for k in top)
 
 
 @study
@@ -370,6 +386,22 @@ def eie() -> list[Row]:
                    "SRAM vs 640 pJ DRAM per 32-bit access (128x, params.md §1), whose SRAM figure nvmc does not use. "
                    f"A smaller SRAM raises nvmc's ratio ({d['dram_sram_32k']:.3g}x at H14a's 32 KB point)"),
             command="nvmc explain --target eie | grep -E 'dram_per_bit|spmat_read|spmat_capacity'"),
+        row(6, "EIE energy saving of exploiting weight sparsity", EIE_SPARSITY, d["sparsity"], "x", TOL,
+            f"{setup}; nvmc: the layer with 4-bit shared weights, dense (`{EIE_SHARE}`) over pruned "
+            "to 10 % and shared",
+            cause=(f"pruning to 10 % cuts the weight reads, MACs and accumulates 10x, but the column pointers are "
+                   f"read per activation whatever the density: {_energy_split(d['dense'], d['est'])}; "
+                   "the paper's 10x is its weight count"),
+            command=f"{MAKE} && for p in '{EIE_SHARE}' '{EIE_PASSES}'; do nvmc compile {layer} -t eie "
+                    "--passes \"$p\" | grep '│ energy'; done"),
+        row(6, "EIE energy saving of weight sharing", EIE_SHARING, d["sharing"], "x", TOL,
+            f"{setup}; nvmc: the pruned layer with its weights at their own precision (`{EIE_PRUNE}`) "
+            "over pruned and shared to 4-bit indices",
+            cause=(f"the paper's 8x is the weight width (32 -> 4 bit); in nvmc sharing shrinks only the weight "
+                   f"word of each stored entry (its index, the pointers, the codebook lookup and the accumulate "
+                   f"stay): {_energy_split(d['unshared'], d['est'])}"),
+            command=f"{MAKE} && for p in '{EIE_PRUNE}' '{EIE_PASSES}'; do nvmc compile {layer} -t eie "
+                    "--passes \"$p\" | grep '│ energy'; done"),
         _subset(row(6, "EIE energy saving of skipping zero activations", EIE_ZERO_ACTIVATIONS, 1.0 / d["density"],
                     "x", TOL, setup + "; nvmc's saving = 1 / the activation density it measures in onnxruntime",
                     cause=(f"seeded random inputs through a ReLU are {100 * d['density']:.0f} % non-zero; the "

@@ -40,8 +40,9 @@ TECH_LABEL = {
     "SOT": "SOT-MRAM",                 # SOTRAM_vp1.cell @713fc0d, 81.5 F^2
     "STT57": "STT-MRAM_57.5F2",        # sample_STTRAM.cell @4bc8fbb (variant)
     "SOT60": "SOT-MRAM_60.61F2",       # SOTRAM_vp1.cell @0dfd1d1 (variant)
+    "VGSOT": "VGSOT-MRAM",             # VGSOT_derived.cell, 48.7 F^2 (derived, ../nvsim_buffers/README.md)
 }
-TECH_ORDER = ["SRAM", "STT", "SOT", "STT57", "SOT60"]
+TECH_ORDER = ["SRAM", "STT", "SOT", "STT57", "SOT60", "VGSOT"]
 COMPOSED = {3: 1, 6: 2, 12: 4, 24: 8}   # capacity MB -> slice MB (3 slices)
 CAPS_MB = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32]
 
