@@ -154,7 +154,7 @@ def info(p: Params) -> dict:
     llc = llc_array(p)
     return {"device": p["gpu.device"], "llc_technology": p["llc.technology"], "llc_capacity_bytes": llc.capacity_bytes,
             "declared_capacity_bytes": int(p["llc.capacity"]), "iso": p["llc.iso"], "llc_line_bytes": llc.line_bytes,
-            "llc_area_mm2": llc.area_mm2}
+            "llc_area_mm2": llc.area_mm2, "dram_capacity_bytes": p.lib("gpu.device", "dram.capacity_bytes")}
 
 
 def estimate(workload, target, *, batch: int = 1):

@@ -9,7 +9,9 @@ Execution model (PrIM's GEMV/MLP style), per node, vectorised over the workload
 *Weights are resident*: they are written to the DPUs' MRAM banks once, when the model is loaded
 (the premise of PIM: the data already lives in memory). A model whose weights exceed the DPUs'
 total MRAM does not fit (``mapping.weights = "stream"`` instead sends the weights with every
-inference, at the host-transfer cost).
+inference, at the host-transfer cost). A decoder's *KV cache* (the workload's ``cache_bytes``)
+is an operand like a weight: partitioned with the output columns, resident in MRAM across decode
+steps (``mapping.kv_cache = "resident"``) or sent with every step (``"stream"``).
 
 *A MAC node* is a batch of GEMMs (``gemm_batch`` x M x N x K; a batched MatMul whose weight the
 batch shares is one GEMM, ``dram_pim.gemm_dims``). Its ``gemm_batch x N`` output columns are
@@ -95,7 +97,7 @@ def resolve(p: Params) -> None:
 
 def info(p: Params) -> dict:
     return {"device": p["system.device"], "dpus": p["system.dpus"], "clock_hz": p["system.clock_hz"],
-            "tasklets": p["system.tasklets"], "weights": p["mapping.weights"],
+            "tasklets": p["system.tasklets"], "weights": p["mapping.weights"], "kv_cache": p["mapping.kv_cache"],
             "mram_capacity_bytes": p["system.dpus"] * p.lib("system.device", "dpu.mram_bytes")}
 
 
@@ -128,6 +130,11 @@ def count(workload, p: Params) -> Counts:
     cls = precision_class(prec["bits"])
     gb, gm, gn, gk = gemm_dims(workload)
     w, inp, out = (c[k].astype(f) for k in ("weight_read_bytes", "input_bytes", "output_bytes"))
+    # a KV cache operand is partitioned with the output columns, like a weight (not replicated like the
+    # activation vector), and stays in MRAM between steps when mapping.kv_cache = "resident"
+    kv = np.where(mac, c["cache_bytes"].astype(f), 0.0)
+    resident_kv = p["mapping.kv_cache"] == "resident"
+    inp = inp - kv
 
     # partitioning: output columns across DPUs, then rows (M), then K while DPUs are left
     columns = gb * gn
@@ -155,17 +162,22 @@ def count(workload, p: Params) -> Counts:
     t_elem = np.where(on_dpus, elem_instr / (dpus * rate), 0.0)
     a_slice = inp / (m_split * split)
     w_slice = w / np.maximum(col_dpus * split, 1.0)
+    kv_slice = kv / np.maximum(col_dpus * split, 1.0)
     budget = dev("dpu.wram_bytes") * p["mapping.wram_weight_fraction"]
     restream = np.where(w_slice > budget, np.maximum(1.0, np.ceil(a_slice / budget)), 1.0)
     out_el_bytes = np.where(split > 1, p["mapping.partial_sum_bits"] / 8, out / (gb * gm * gn))
     out_slice = cols_per_dpu * rows_per_dpu * out_el_bytes
-    mram_read = np.where(mac, w_slice * restream + a_slice, 0.0)
+    mram_read = np.where(mac, w_slice * restream + a_slice + kv_slice, 0.0)
     mram_write = np.where(mac, out_slice, 0.0)
     t_mram = mram_read / dev("mram.read_bandwidth_bytes_per_s") + mram_write / dev("mram.write_bandwidth_bytes_per_s")
 
     # host transfers: each rank in parallel, its DPUs' buffers one after another
     per_rank, parallel = np.minimum(used, dpus_per_rank), dev("host.rank_parallelism")
-    stream_w = 0.0 if resident_weights else w_slice
+    stream_w = (0.0 if resident_weights else w_slice) + (0.0 if resident_kv else kv_slice)
+    held = (resident if resident_weights else 0.0) + float(kv.sum())
+    if resident_kv and kv.any() and held > capacity:
+        raise NotFitting(f"the resident weights and KV cache ({format_capacity(held)}) exceed the MRAM of {dpus} DPUs "
+                         f"({format_capacity(capacity)}); --set mapping.kv_cache=stream")
     t_in = np.where(mac, (a_slice + stream_w) * per_rank / (p["host.cpu_to_dpu_bytes_per_s_per_rank"] * parallel), 0.0)
     t_out = np.where(mac, out_slice * per_rank / (p["host.dpu_to_cpu_bytes_per_s_per_rank"] * parallel), 0.0)
     host_bytes = np.where(mac, (a_slice + stream_w + out_slice) * used, 0.0)

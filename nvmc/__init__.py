@@ -20,14 +20,18 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Compiled", "Workload", "analyze", "compile", "estimate", "export", "load", "parse_text", "run_passes", "save",
-           "to_onnx", "verify", "__version__"]
+__all__ = ["Compiled", "Workload", "analyze", "compile", "estimate", "export", "generate", "load", "parse_text",
+           "run_passes", "save", "to_onnx", "verify", "__version__"]
 
 
 _SUBPACKAGES = ("api", "backends", "frontend", "ir", "passes", "report", "sweep")
 
 
 def __getattr__(name: str):
+    if name == "generate":
+        from nvmc.generation import generate
+
+        return generate
     if name in __all__:
         from nvmc import api
 

@@ -83,6 +83,9 @@ def _target_list(value: str | None) -> list[str]:
                    "compared), or --set net.bandwidth=25Gbit/s --set net.latency=5us.")
 @click.option("--batch", "train_batch", type=click.IntRange(max=MAX_SCALE), metavar="B",
               help="--mode train: samples per device.")
+@click.option("--generate", "generate_spec", metavar="prompt=P,tokens=T",
+              help="Cost text generation: a P-token prefill, then T-1 decode steps with a growing KV cache "
+                   "(time to first token, per-token latency, tokens/s, J/token, KV cache and what fits).")
 @accuracy_gate_option
 @input_shape_option
 def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: str | None, iso: str | None,
@@ -90,7 +93,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
                 html_path: Path | None, budget_spec: str | None, quiet: bool, grid: str | None,
                 lifetime_years: float | None, utilisation: float | None, input_shapes, mode: str | None = None,
                 devices: int | None = None, parallel: str | None = None, interconnect: str | None = None,
-                train_batch: int | None = None, gate=None) -> None:
+                train_batch: int | None = None, gate=None, generate_spec: str | None = None) -> None:
     """Estimate latency, energy and area of MODEL on a hardware target.
 
     Exits 0 on success, 1 when the model does not fit a target (reported, not an error),
@@ -119,6 +122,10 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     Costing(mode=mode or "inference", devices=devices, parallel=parallel, interconnect=interconnect,
             batch_per_device=train_batch, net=net)  # bad training options fail before the model loads
     targets = resolve_targets([target_name, *others], tuple(sets), iso)
+    if generate_spec is not None:
+        return _generate(model, targets, generate_spec, pipeline=pipeline, net=net, json_path=json_path,
+                         quiet=quiet, refused={"--csv": csv_path, "-o": output, "--html": html_path,
+                                               "--budget": budget_spec, "--mode": mode})
     with progress(f"loading {model.name}", quiet=quiet):
         graph = nvmc.load(model, **input_shapes.load_kwargs()) if quiet else load_model(model, input_shapes)
     try:
@@ -420,6 +427,63 @@ def _ratios_row(values) -> list[str]:
 
 
 # ------------------------------------------------------------------ targets, explain
+def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path, quiet: bool, refused: dict) -> None:
+    """``compile --generate``: the generation table, and the JSON report's ``generation`` section."""
+    from nvmc.generation import GenerateSpec, generate
+    from nvmc.render import progress
+
+    given = [k for k, v in refused.items() if v is not None]
+    if given:
+        raise NvmcError(f"--generate does not combine with {', '.join(given)} yet", where="--generate",
+                        hint="cost the generation alone, or one forward pass without --generate")
+    spec = GenerateSpec.parse(spec_text)
+    with progress(f"costing generation of {model.name} on {len(targets)} target(s)", quiet=quiet):
+        gen = generate(model, targets, prompt=spec.prompt, tokens=spec.tokens, samples=spec.samples,
+                       passes=pipeline, sets=net)
+    data = gen.to_dict()
+    if json_path is not None:
+        write_output(json_path, json_text(data) + "\n")
+    if quiet:
+        return
+    kv = data["kv_cache"]
+    cache = ("none (no past inputs)" if kv["bytes_per_token"] is None else
+             f"{binary(kv['bytes_per_token'])}/token, {binary(kv['bytes_total'])} after {spec.prompt + spec.tokens - 1} "
+             "tokens")
+    console().print(f"generation: {spec.prompt}-token prompt, {spec.tokens} tokens; weights "
+                  f"{binary(data['weight_bytes'])}; KV cache {cache}", soft_wrap=True, markup=False)
+    table = report_table(None, ("target", "TTFT", "per token", "tokens/s", "J/token", "decode bound by"),
+                         text=("target", "decode bound by"))
+    unfit = []
+    fits = report_table("weights + KV cache against the target's memories",
+                        ("target", "memory", "capacity", "needs", "fits"), text=("target", "memory"))
+    for r in data["targets"]:
+        if not r["ok"]:
+            table.add_row(one_line(r["target"]), "—", "—", "—", "—", "n/a")
+            unfit.append(f"{r['target']}: {r['reason']}")
+            continue
+        tok = r["per_token_latency_s"]
+        by = r["decode_bound_by"]
+        lead = max(by, key=by.get) if by else ""
+        bound = "—" if r["decode_bound"] is None else f"{r['decode_bound']} ({lead} {100 * by.get(lead, 0):.0f} %)"
+        if r["decode_overhead_share"] >= 0.5:
+            bound += f"; kernel overhead {100 * r['decode_overhead_share']:.0f} % of the time"
+        per_token = "—" if tok["median"] is None else (
+            si(tok["median"], "s") if tok["first"] == tok["last"] else
+            f"{si(tok['first'], 's')} .. {si(tok['last'], 's')}")
+        rate = r["tokens_per_s"]
+        table.add_row(one_line(r["target"]), si(r["ttft_s"], "s"), per_token, f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}",
+                      si(r["j_per_token"], "J"), bound)
+        for m in r["memories"]:
+            fits.add_row(one_line(r["target"]), m["memory"], binary(m["capacity_bytes"]), binary(m["need_bytes"]),
+                         "yes" if m["fits"] else "no: spills")
+    console().print(table)
+    if fits.row_count:
+        console().print(fits)
+    for line in data["comparison"]:
+        console().print(line, soft_wrap=True, markup=False)
+    print_notices([*data["notes"], *(f"not costed on {u}" for u in unfit)])
+
+
 @cli.command("targets")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def targets_cmd(as_json: bool) -> None:

@@ -30,6 +30,10 @@
   of ``weight_bytes``;
 * ``input_bytes`` (non-constant inputs) and ``output_bytes`` (outputs that are read) at
   their element types (or ``#quant`` bits);
+* ``cache_bytes``: the part of ``input_bytes`` that is a KV cache: a graph input whose name
+  says so (``past_key_values.0.key``, ``past_value``, ``kv_cache``: :data:`CACHE_INPUT`), and
+  what data movement (a Concat with the new token's keys, a Transpose, ...) makes of it. A
+  decoder step reads it like a weight stream; a family may keep it resident;
 * ``folded``: 1 for a node the rules below fold into its neighbours (it counts nothing, and
   a cost model should charge it nothing, not even a kernel launch), else 0;
 * ``kind``: the node's class, a code into ``NODE_KINDS`` (view, move, gather, mac,
@@ -64,6 +68,7 @@ own weighting of non-MAC ops, and ZigZag's equals nvmc's MACs (see tests).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -79,6 +84,8 @@ from nvmc.ir.types import TensorType, dtype_size
 
 _WEIGHT_DTYPES = {"f16", "bf16", "f32", "f64", "i8", "u8", "i4", "u4", "f8e4m3fn", "f8e4m3fnuz",
                   "f8e5m2", "f8e5m2fnuz", "f4e2m1"}
+CACHE_INPUT = re.compile(r"past|cache", re.IGNORECASE)   # a graph input that holds a KV cache
+_METADATA_OPS = {"Shape", "Size"}                         # read a tensor's shape, not its data
 MOVE_OPS = {
     "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather",
     "GatherElements", "GatherND", "Identity", "Dropout", "Pad", "Tile", "Expand", "Shape", "Size",
@@ -254,7 +261,8 @@ class _Analyzer:
         special = np.zeros((n, len(NONMAC_KINDS)), dtype=np.int64)  # rules that are not per element
         out_numel = np.zeros(n, dtype=np.int64)
         scale = np.ones(n, dtype=np.int64)  # variadic ops: (inputs - 1) ops per element
-        params, weight_bytes, input_bytes, output_bytes, codebook_bytes = ([0.0] * n for _ in range(5))
+        params, weight_bytes, input_bytes, output_bytes, codebook_bytes, cache_bytes = ([0.0] * n for _ in range(6))
+        cache = {v for v in g.inputs if CACHE_INPUT.search(v) and len(values[v].type.shape) >= 3}
         density = [1.0] * n
         is_folded = np.zeros(n, dtype=np.int64)
         node_kind = np.full(n, KIND["other"], dtype=np.int8)
@@ -297,9 +305,14 @@ class _Analyzer:
                     if size > largest:  # the weight's precision: that of its largest constant
                         largest, weight_bits[i] = size, 8 * storage_cache[v][0] / max(size, 1)
                 elif v not in consts:
-                    input_bytes[i] += self.numel(node, v) * stored.get(v, _elem_bytes(t))
+                    read = self.numel(node, v) * stored.get(v, _elem_bytes(t))
+                    input_bytes[i] += read
+                    if v in cache and op not in _METADATA_OPS:
+                        cache_bytes[i] += read
                     if not act_bits[i]:  # the activation: the first input computed at run time
                         act_bits[i] = 8 * stored.get(v, _elem_bytes(t))
+            if op in MOVE_OPS and op not in _METADATA_OPS and cache.intersection(node.inputs):   # moved, appended to
+                cache.update(o for o in node.outputs if o)
             precision = _PRECISION_RULES.get(op)
             if precision is not None and (bits := precision(node)):
                 act_bits[i] = bits  # the op requantises its activations itself (nvmc.WinogradConv quant=...)
@@ -335,7 +348,8 @@ class _Analyzer:
         cols = {"macs": gemm.prod(axis=1), "gemm_batch": gemm[:, 0], "gemm_m": gemm[:, 1], "gemm_n": gemm[:, 2],
                 "gemm_k": gemm[:, 3], "params": np.array(params, dtype=np.int64),
                 "weight_bytes": np.array(weight_bytes), "input_bytes": np.array(input_bytes),
-                "output_bytes": np.array(output_bytes), "weight_density": np.array(density),
+                "output_bytes": np.array(output_bytes), "cache_bytes": np.array(cache_bytes),
+                "weight_density": np.array(density),
                 "codebook_bytes": np.array(codebook_bytes), "folded": is_folded,
                 "kind": node_kind, "weight_read_bytes": np.array(weight_read), "act_bits": act_bits,
                 "weight_bits": weight_bits, "out_bits": out_bits}

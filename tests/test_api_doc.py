@@ -15,8 +15,8 @@ from conftest import REPO
 from nvmc.backends.errors import TargetError
 
 TINY_CNN = REPO / "examples" / "models" / "tiny_cnn.onnx"
-DOCTESTED = ["nvmc", "nvmc.api", "nvmc.budget", "nvmc.report"]
-PUBLIC = ["load", "save", "verify", "analyze", "compile", "run_passes", "estimate", "export"]
+DOCTESTED = ["nvmc", "nvmc.api", "nvmc.budget", "nvmc.report", "nvmc.generation"]
+PUBLIC = ["load", "save", "verify", "analyze", "compile", "run_passes", "estimate", "export", "generate"]
 
 
 @pytest.mark.parametrize("module", DOCTESTED)
@@ -37,7 +37,7 @@ def test_public_functions_are_typed_and_documented_with_examples():
             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 assert p.annotation is not inspect.Parameter.empty, f"nvmc.{name}({p.name}) has no type"
         assert fn.__doc__, f"nvmc.{name} has no docstring"
-    for name in ("load", "save", "compile", "run_passes", "estimate"):
+    for name in ("load", "save", "compile", "run_passes", "estimate", "generate"):
         assert ">>>" in getattr(nvmc, name).__doc__, f"nvmc.{name}'s docstring has no example"
 
 
