@@ -16,7 +16,8 @@ vectorised:
   and, unless it fits in ``llc_resident_fraction`` of the last-level cache (produced by the node
   before and still there), its input activations, and writes its output unless it fits there
   too. When the whole model's weights fit in that share they stay there between inferences and
-  cost no DRAM traffic;
+  cost no DRAM traffic. A decoder's KV cache (``cache_bytes``) is read from DRAM like the weights
+  (earlier steps wrote it), unless weights and cache together fit in that share;
 * a GPU holds the weights in its own memory. When weights plus the largest layer's activations
   exceed it (*oversubscription*), the excess part of every layer's weights crosses the host link
   (PCIe) at every inference: link time = those bytes / link bandwidth;
@@ -61,7 +62,7 @@ def resolve(p: Params) -> None:
     extras = extras_key(p)
     cores_x_clock = p["compute.cores"] * p["compute.clock_hz"]
     for rate in ("fp32", "int8", "binary"):
-        p.derive(f"compute.{rate}_macs_per_s", cores_x_clock * p.lib(extras, f"compute.{rate}_macs_per_cycle_per_core"),
+        p.derive(f"compute.{rate}_macs_per_s", cores_x_clock * p[f"compute.{rate}_macs_per_cycle_per_core"],
                  f"compute.cores x compute.clock_hz x compute.{rate}_macs_per_cycle_per_core", f"peak {rate} MAC rate")
     p.lib(extras, "compute.int8_mac_energy_j")
     p.lib(extras, "compute.binary_mac_energy_j")
@@ -129,8 +130,13 @@ def count(workload, p: Params) -> Counts:
         streamed = min(1.0, (resident - capacity) / max(float(w_stored.sum()), 1.0))
     on_chip = p["memory.llc"] * p["memory.llc_resident_fraction"]
     weights_cached = float(w_stored.sum()) <= on_chip
-    dram_bytes = (np.where(weights_cached, 0.0, w * (1.0 - streamed)) + np.where(inp <= on_chip, 0.0, inp)
-                  + np.where(out <= on_chip, 0.0, out))
+    # a decoder's KV cache (the workload's cache_bytes) was written by earlier steps, not by the node
+    # before: it streams from DRAM like the weights, unless weights and cache both stay on chip
+    kv = np.where(work, c["cache_bytes"].astype(f), 0.0) if "cache_bytes" in c else np.zeros_like(inp)
+    kv_cached = float(w_stored.sum() + kv.sum()) <= on_chip
+    act = inp - kv
+    dram_bytes = (np.where(weights_cached, 0.0, w * (1.0 - streamed)) + np.where(act <= on_chip, 0.0, act)
+                  + np.where(kv_cached, 0.0, kv) + np.where(out <= on_chip, 0.0, out))
     link_bytes = w * streamed
     busy = {"compute": macs / (rate * p["compute.utilization"]) + slots / p["compute.fp32_macs_per_s"],
             "dram": dram_bytes / p["memory.bandwidth_bytes_per_s"],

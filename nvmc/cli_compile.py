@@ -124,8 +124,8 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     targets = resolve_targets([target_name, *others], tuple(sets), iso)
     if generate_spec is not None:
         return _generate(model, targets, generate_spec, pipeline=pipeline, net=net, json_path=json_path,
-                         quiet=quiet, refused={"--csv": csv_path, "-o": output, "--html": html_path,
-                                               "--budget": budget_spec, "--mode": mode})
+                         html_path=html_path, quiet=quiet, refused={"--csv": csv_path, "-o": output,
+                                                                    "--budget": budget_spec, "--mode": mode})
     with progress(f"loading {model.name}", quiet=quiet):
         graph = nvmc.load(model, **input_shapes.load_kwargs()) if quiet else load_model(model, input_shapes)
     try:
@@ -427,7 +427,8 @@ def _ratios_row(values) -> list[str]:
 
 
 # ------------------------------------------------------------------ targets, explain
-def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path, quiet: bool, refused: dict) -> None:
+def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path, html_path, quiet: bool,
+              refused: dict) -> None:
     """``compile --generate``: the generation table, and the JSON report's ``generation`` section."""
     from nvmc.generation import GenerateSpec, generate
     from nvmc.render import progress
@@ -443,6 +444,12 @@ def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path,
     data = gen.to_dict()
     if json_path is not None:
         write_output(json_path, json_text(data) + "\n")
+    if html_path is not None:
+        from nvmc.report import write_generation_html
+
+        write_generation_html(html_path, data)
+        if not quiet:
+            err_console().print(f"wrote {html_path}")
     if quiet:
         return
     kv = data["kv_cache"]

@@ -242,6 +242,7 @@ class Generation:
     weight_bytes: int
     results: list[TargetGeneration]
     contexts: list[int]                # the decode contexts costed
+    analysed: str = ""                 # how their workloads were obtained (see workloads())
 
     @property
     def kv_bytes_total(self) -> int | None:
@@ -254,11 +255,13 @@ class Generation:
         out = []
         if self.decoder.past is None:
             out.append("the model has no past (KV cache) inputs: each decode step re-runs the whole sequence "
-                       f"(seq = context + 1); export it with past_key_values to cost cached decoding")
+                       "(seq = context + 1); export it with past_key_values to cost cached decoding")
         n = self.spec.tokens - 1
         if n > len(self.contexts):
             out.append(f"{n} decode steps: {len(self.contexts)} contexts costed ({self.contexts[0]} .. "
                        f"{self.contexts[-1]}), the steps between them interpolated linearly")
+        if self.analysed:
+            out.append(self.analysed)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -324,7 +327,8 @@ def generate(model: "str | os.PathLike | Any", target: "str | Sequence[str]", *,
     """
     import onnx
 
-    from nvmc.api import _check_batch, compile as compile_
+    from nvmc.api import _check_batch
+    from nvmc.pipeline import Costing, resolve_targets
 
     spec = GenerateSpec(prompt, tokens, samples).checked()
     batch = _check_batch(batch)
@@ -332,19 +336,22 @@ def generate(model: "str | os.PathLike | Any", target: "str | Sequence[str]", *,
     decoder = Decoder.of(proto)
     names = list(target) if isinstance(target, (list, tuple)) else [target]
     ctx = contexts(spec)
+    costing = Costing()
+    targets = costing.targets(resolve_targets(names, tuple(sets)))
+    pre_wl, step_wls, how = workloads(proto, decoder, spec, ctx, batch, passes, targets)
 
-    def cost(dims):
-        return compile_(proto, names, passes=passes, sets=sets, dims=dims, batch=batch)
+    def cost(workload):
+        return costing.estimates(workload, targets, batch=batch, pipeline=passes or "", leading=batch)
 
-    first = cost(decoder.prefill(prompt, batch))
-    steps = [cost(decoder.step(c, batch)) for c in ctx]
+    first = cost(pre_wl)
+    steps = [cost(w) for w in step_wls]
     per_token = kv_per_token(proto, decoder, batch) if decoder.past else None
-    weights = int(first.workload.totals["weight_bytes"])
+    weights = int(pre_wl.totals["weight_bytes"])
     need = weights + (per_token or 0) * (prompt + tokens - 1)
     results = []
-    for i, name in enumerate(names):
-        pre = first.estimates[i]
-        ests = [s.estimates[i] for s in steps]
+    for i in range(len(first)):
+        pre = first[i]
+        ests = [s[i] for s in steps]
         bad = next((e for e in (pre, *ests) if not e.ok), None)
         if bad is not None:
             results.append(TargetGeneration(pre.target, pre.family, False, bad.reason))
@@ -361,16 +368,105 @@ def generate(model: "str | os.PathLike | Any", target: "str | Sequence[str]", *,
             residency={k: pre.info[k] for k in ("weights", "kv_cache") if isinstance(pre.info.get(k), str)},
             scope=dict(pre.scope)))
     source = "" if isinstance(model, onnx.ModelProto) else str(model)
-    return Generation(source, spec, decoder, batch, per_token, weights, results, ctx)
+    return Generation(source, spec, decoder, batch, per_token, weights, results, ctx, how)
 
 
 def _read(path):
-    import onnx
+    from nvmc.frontend.onnx_import import read_model  # the errors every command gives for a bad file
 
-    from nvmc.api import load  # the same errors for a missing or unreadable file as every command
+    return read_model(path)
 
-    load(path, dims={})   # validates the file the way `nvmc compile` does (raises NvmcError)
-    return onnx.load(str(path), load_external_data=True)
+
+def workloads(proto, decoder: Decoder, spec: GenerateSpec, ctx: list[int], batch: int, passes: str | None, targets):
+    """The prefill's workload and one per decode context, with the columns the targets measure.
+
+    A decode step's graph is the same at every context; only the sizes that follow the cache
+    change, each a polynomial in the context: of degree 1 with past inputs (one new token attends
+    to ``c + 1`` positions), 2 without (``c + 1`` tokens attend to each other). So the graph is
+    imported and analysed at ``degree + 1`` contexts, every other context's columns are that
+    polynomial (exact for counts), and one more analysed context checks it; where it disagrees
+    (a graph whose sizes follow the context otherwise), every context is analysed. Measured
+    columns (activation density, ...) are measured once, at the first decode context, and reused
+    for the prefill and the other steps (the same nodes read the same weights)."""
+    from nvmc.api import load
+    from nvmc.pipeline import measure, prepare
+    from nvmc.passes.workload import Workload
+
+    def analyse(dims):
+        graph = load(proto, dims=dims)
+        return graph, prepare(graph, passes)[1]
+
+    graph, pre = analyse(decoder.prefill(spec.prompt, batch))
+    if not ctx:
+        return measure(graph, pre, targets), [], ""
+    degree = 1 if decoder.past else 2
+    anchors = sorted({ctx[0], ctx[-1], *([ctx[len(ctx) // 2]] if degree == 2 else [])})
+    check = next((c for c in ctx if c not in anchors), None)
+    done = {}
+    for c in [*anchors, *([check] if check is not None else [])]:
+        g, done[c] = analyse(decoder.step(c, batch))
+        if c == ctx[0]:
+            first_graph = g
+    measured_first = measure(first_graph, done[ctx[0]], targets)
+    added = [k for k in measured_first.columns if k not in done[ctx[0]].columns]
+
+    def with_measured(w):
+        return Workload(w.names, w.ops, {**w.columns, **{k: measured_first.columns[k] for k in added}}, w.notices)
+
+    # the prefill reads the same weights through the same nodes: its measured columns are the first step's
+    pre = with_measured(pre) if pre.names == measured_first.names else measure(graph, pre, targets)
+
+    fitted = _fit(done, anchors, degree) if check is not None and len(anchors) > degree else None
+    if fitted is not None and not _agrees(fitted(check), done[check]):
+        fitted = None
+    if fitted is None:
+        for c in ctx:
+            if c not in done:
+                done[c] = analyse(decoder.step(c, batch))[1]
+        how = f"every decode context analysed ({len(ctx)})" if check is not None else ""
+        return pre, [with_measured(done[c]) for c in ctx], how
+    how = (f"decode workloads: the graph analysed at contexts {', '.join(map(str, anchors))}, the others from "
+           f"their exact degree-{degree} polynomial in the context (checked at {check})"
+           + (f"; {', '.join(added)} measured at context {ctx[0]} and reused for the prefill and every step"
+              if added else ""))
+    return pre, [with_measured(done[c] if c in done else fitted(c)) for c in ctx], how
+
+
+def _fit(done: dict, anchors: list[int], degree: int):
+    """A function context -> Workload whose numeric columns are the polynomial through ``anchors``."""
+    from nvmc.passes.workload import Workload
+
+    base = done[anchors[0]]
+    if any(done[c].names != base.names for c in anchors):
+        return None
+    x = np.array(anchors, dtype=np.float64)
+    coeffs = {}
+    for key, col in base.columns.items():
+        ys = np.vstack([np.asarray(done[c].columns[key], dtype=np.float64) for c in anchors])
+        if col.dtype.kind not in "iuf" or not np.all(np.isfinite(ys)):
+            if not all(np.array_equal(done[c].columns[key], col) for c in anchors):
+                return None
+            continue
+        coeffs[key] = np.polyfit(x, ys, degree)
+
+    def at(c: int) -> Workload:
+        cols = dict(base.columns)
+        for key, k in coeffs.items():
+            v = np.polyval(k, float(c))
+            cols[key] = np.rint(v).astype(base.columns[key].dtype) if base.columns[key].dtype.kind in "iu" else v
+        return Workload(base.names, base.ops, cols, base.notices)
+
+    return at
+
+
+def _agrees(a, b) -> bool:
+    if a.names != b.names:
+        return False
+    for key, col in b.columns.items():
+        mine = a.columns.get(key)
+        if mine is None or (col.dtype.kind in "iuf" and not np.allclose(mine, col, rtol=1e-9, atol=1e-6, equal_nan=True)):
+            return False
+    return True
 
 
 def kv_per_token(model, decoder: Decoder, batch: int) -> int:

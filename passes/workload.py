@@ -274,6 +274,8 @@ class _Analyzer:
             op = node.op if onnx_op else node.qualified_op
             op_keys[i] = op
             if node.name in folded:  # a weight decode or an activation's precision cast: free
+                if cache.intersection(node.inputs):   # a quantised KV cache is still the cache
+                    cache.update(o for o in node.outputs if o)
                 is_folded[i] = 1
                 node_kind[i] = KIND["view"]
                 continue

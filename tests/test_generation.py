@@ -9,6 +9,8 @@ between costed contexts agrees with costing every step."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -124,6 +126,11 @@ def test_workload_marks_the_kv_cache_reads(proto):
     # each reads the whole cache of one layer's keys (or values): 256 positions after the append
     assert all(c["cache_bytes"][i] == 256 * HEADS * HEAD_DIM * FP32 for i in attention)
     assert not any(c["cache_bytes"][i] for i, op in enumerate(w.ops) if op in ("Shape", "Gemm"))
+    # quantised, the cache reaches the MatMuls through precision casts, and is read at 8 bits
+    nvmc.run_passes(g, "quantize{bits=8,measure=false,samples=1}")
+    q = nvmc.analyze(g)
+    mm = [i for i, op in enumerate(q.ops) if op == "MatMul" and q.columns["cache_bytes"][i] > 0]
+    assert len(mm) == 2 * LAYERS and all(q.columns["cache_bytes"][i] == 256 * HEADS * HEAD_DIM for i in mm)
 
 
 def test_upmem_keeps_the_kv_cache_resident_or_streams_it(proto):
@@ -157,3 +164,66 @@ def test_cli_refuses_what_generation_does_not_combine_with(tmp_path):
     assert r.returncode == 2 and "--csv" in r.stderr and "Traceback" not in r.stderr
     r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4")
     assert r.returncode == 2 and "needs both prompt and tokens" in r.stderr
+
+
+def test_importer_evaluates_constants_directly_as_the_reference_evaluator_does():
+    # the importer's shape-arithmetic folding skips onnx's reference evaluator for Constant and
+    # Identity (hundreds per GPT-2 export): each result must be the evaluator's, dtype and shape too
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    from nvmc.frontend.onnx_import import _evaluate_directly
+
+    x = np.arange(6, dtype=np.int64).reshape(2, 3)
+    nodes = [helper.make_node("Constant", [], ["a"], value=numpy_helper.from_array(x)),
+             helper.make_node("Constant", [], ["b"], value_int=7), helper.make_node("Constant", [], ["c"], value_ints=[1, 2]),
+             helper.make_node("Constant", [], ["d"], value_float=0.5),
+             helper.make_node("Constant", [], ["e"], value_floats=[0.25, 4.0]),
+             helper.make_node("Identity", ["x"], ["f"])]
+    for node in nodes:
+        values = {"x": x}
+        sub = helper.make_model(helper.make_graph(
+            [node], "c", [], [helper.make_empty_tensor_value_info(o) for o in node.output],
+            [numpy_helper.from_array(x, "x")] if node.input else []), opset_imports=[helper.make_opsetid("", 17)])
+        (ref,) = ReferenceEvaluator(sub).run(list(node.output), {})
+        (got,) = _evaluate_directly(node, values)
+        assert got.dtype == np.asarray(ref).dtype and np.array_equal(got, ref), node.op_type
+    assert _evaluate_directly(helper.make_node("Add", ["x", "x"], ["y"]), {"x": x}) is None     # the evaluator's
+    assert _evaluate_directly(helper.make_node("Constant", [], ["s"], value_string="a"), {}) is None
+
+
+def test_html_page_draws_the_per_token_curves_from_the_json(tmp_path):
+    from nvmc.report.html import render_generation_html
+
+    g = generate(PAST, ["sram", "sot-mram", "racetrack-hdc"], prompt=32, tokens=64, samples=4)
+    data = g.to_dict()
+    data["model"] = "<b>odd</b> name.onnx"                     # a name is only text
+    page = render_generation_html(data, generated="test")
+    payload = json.loads(page.split('<script id="nvmc-data" type="application/json">')[1].split("</script>")[0])
+    figs = {f["id"]: f for f in payload["figures"]}
+    assert set(figs) == {"fig-token-latency", "fig-token-energy"}
+    lat = figs["fig-token-latency"]["data"]
+    assert [t["name"] for t in lat] == ["sram", "sot-mram"]                # the HDC-only target has no curve
+    assert lat[0]["x"] == g.contexts and len(lat[0]["y"]) == len(g.contexts)
+    assert "<b>odd</b>" not in page and "&lt;b&gt;odd&lt;/b&gt;" in page
+    assert "not costed" in page and "Weights + KV cache" in page
+
+
+def test_cpu_roofline_calibrated_to_the_measured_machine_against_onnxruntime():
+    # benchmarks/data: onnxruntime's recorded latencies of a distilgpt2-size GPT-2 on the machine it
+    # measured, and the cpu roofline at that machine's measured peaks (the benchmark regenerates the
+    # target from the record and exits 1 when the committed one is stale)
+    from nvmc.validate import peers
+
+    bench = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_cpu_vs_ort.py")],
+                           capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert bench.returncode == 0, bench.stderr
+    measured = json.loads(peers.ORT_MEASURED.read_text())["onnxruntime"]
+    prefill, decode = peers.onnxruntime()
+    assert prefill.published == measured["prefill"]["median_ms"] and "fp32_macs_per_cycle_per_core" in prefill.hinges_on
+    last = measured["decode"][-1]
+    step = nvmc.compile(peers.GPT2_SHAPE, str(peers.CPU_HERE), dims={"batch": 1, "seq": 1, "past_seq": last["past_seq"],
+                                                                    "total_seq": last["past_seq"] + 1}).estimate
+    assert decode.published == last["median_ms"] and decode.nvmc == pytest.approx(step.totals["latency_s"] * 1e3)
+    assert decode.status == "reproduced" and not decode.hinges_on      # within 25 % on measured figures only
+    assert f"decode step, context {last['context']}" in bench.stdout

@@ -119,3 +119,10 @@ def write_html(path: str | os.PathLike, report: Mapping[str, Any], parameters: M
     path = Path(path)
     text = render_html(report, parameters, **kw)
     return atomic_write(path, text)
+
+
+def write_generation_html(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
+    """Write the ``compile --generate --html`` page (from ``Generation.to_dict()``); returns the path."""
+    from nvmc.report.html import render_generation_html
+
+    return atomic_write(Path(path), render_generation_html(data))

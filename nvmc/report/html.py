@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from nvmc.render import si
+from nvmc.render import binary, si
 from nvmc.report import METRICS
 
 MAX_LAYERS = 200       # layers drawn in the per-layer plots (the costliest, in graph order)
@@ -620,3 +620,60 @@ def _switchable(fig_id: str, title: str, targets: list[str], traces: list[list[d
 
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# ------------------------------------------------------------------ generation (compile --generate)
+def render_generation_html(data: Mapping[str, Any], *, generated: str | None = None) -> str:
+    """The ``compile --generate --html`` page, from ``Generation.to_dict()`` only: the summary per
+    target, the per-token latency and energy over the context, the memories and the comparison."""
+    targets = [t for t in data["targets"] if t.get("ok")]
+    figures, sections = [], []
+    rows = []
+    for t in data["targets"]:
+        if not t.get("ok"):
+            rows.append(f"<tr><td>{esc(t['target'])}</td><td colspan=6>not costed: {esc(t.get('reason', ''))}</td></tr>")
+            continue
+        tok = t["per_token_latency_s"]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
+            esc(t["target"]), _fmt("", t["ttft_s"], "s"),
+            " / ".join(_fmt("", tok[k], "s") for k in ("first", "median", "last")),
+            f"{t['tokens_per_s']:.4g}", _fmt("", t["j_per_token"], "J"),
+            esc(f"{t['decode_bound']} ({100 * (t['decode_memory_bound_share'] or 0):.0f} % in memory-bound nodes)"),
+            esc(", ".join(f"{m['memory']} {'fits' if m['fits'] else 'spills'}" for m in t["memories"]) or "not modelled"))) + "</tr>")
+    sections.append(("summary", "Per target", "<table><tr><th>target</th><th>time to first token</th><th>per token "
+                     "(first / median / last)</th><th>tokens/s</th><th>J/token</th><th>decode bound</th><th>weights + "
+                     "KV cache</th></tr>" + "".join(rows) + "</table>"))
+    for key, unit, what in (("latency_s", "s", "latency"), ("energy_j", "J", "energy")):
+        values = [v for t in targets for v in t["curve"][key]]
+        if not values:
+            continue
+        factor, shown = _scale(values, unit)
+        fig = {"id": f"fig-token-{what}", "data": [
+            {"type": "scatter", "mode": "lines+markers", "name": esc(t["target"]), "x": t["curve"]["context"],
+             "y": [v * factor for v in t["curve"][key]], "marker": {"color": _color(i)},
+             "hovertemplate": f"context %{{x}}: %{{y:.4g}} {esc(shown)}<extra>%{{fullData.name}}</extra>"}
+            for i, t in enumerate(targets)],
+            "layout": _layout(f"{what} per decode step", xaxis={"title": {"text": "tokens in the KV cache (context)"}},
+                              yaxis={"title": {"text": f"{what} per token ({esc(shown)})"}, "type": "log"}, height=420)}
+        figures.append(fig)
+        sections.append((f"token-{what}", f"Per-token {what}", _caption(
+            f"Each decode step's {what} at the contexts costed (markers; the steps between them are interpolated "
+            "linearly). Log scale: targets differ by orders of magnitude.") + _div(fig)))
+    mem = [f"<tr><td>{esc(t['target'])}</td><td>{esc(m['memory'])}</td><td>{binary(m['capacity_bytes'])}</td>"
+           f"<td>{binary(m['need_bytes'])}</td><td>{'yes' if m['fits'] else 'no: spills'}</td></tr>"
+           for t in targets for m in t["memories"]]
+    if mem:
+        sections.append(("memories", "Weights + KV cache against the memories", "<table><tr><th>target</th><th>memory"
+                         "</th><th>capacity</th><th>needs</th><th>fits</th></tr>" + "".join(mem) + "</table>"))
+    notes = [*data.get("comparison", []), *data.get("notes", [])]
+    sections.append(("notes", "Comparison and notes", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"))
+    kv = data["kv_cache"]
+    cache = ("no past inputs: every step re-runs the sequence" if kv["bytes_per_token"] is None else
+             f"{binary(kv['bytes_per_token'])} per token, {binary(kv['bytes_total'])} at the end")
+    shown = Path(str(data.get("model") or "model")).name
+    title = f"nvmc generation: {shown}, {data['prompt']}-token prompt, {data['tokens']} tokens"
+    header = (f"<p>model <code>{esc(data.get('model', ''))}</code>, batch {esc(data['batch'])}, weights "
+              f"{binary(data['weight_bytes'])}, KV cache {esc(cache)}</p><p>targets "
+              + ", ".join(f"<code>{esc(t['target'])}</code>" for t in data["targets"]) + "</p>")
+    footer = f"(schema {esc(data.get('schema', ''))}). The same figures as <code>nvmc compile --generate --json</code>."
+    return page(title, header, sections, footer, figures, generated=generated)

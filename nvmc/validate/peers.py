@@ -347,5 +347,47 @@ def nccl() -> list:
                         "--interconnect ib-edr")]
 
 
+# ---------------------------------------------------------------- onnxruntime on this machine
+ORT_MEASURED = REPO / "benchmarks" / "data" / "ort_generation_cpu.json"   # bench_ort_generation.py's record
+CPU_HERE = REPO / "benchmarks" / "data" / "cpu-this-machine.toml"          # the cpu roofline at its measured peaks
+GPT2_SHAPE = REPO / "examples" / "models" / "gpt2" / "distilgpt2_shape_past.onnx"
+
+
+@study
+def onnxruntime() -> list:
+    """A distilgpt2-size GPT-2 with past: onnxruntime's measured prefill and decode latency on
+    the machine it was measured on, against nvmc's cpu roofline calibrated to that machine."""
+    from nvmc.backends import explain
+
+    m = json.loads(ORT_MEASURED.read_text())
+    ort = m["onnxruntime"]
+    prompt, decode = ort["prefill"]["prompt"], ort["decode"][-1]
+    pre = nvmc.generate(GPT2_SHAPE, str(CPU_HERE), prompt=prompt, tokens=1).results[0]
+    step = nvmc.generate(GPT2_SHAPE, str(CPU_HERE), prompt=decode["past_seq"], tokens=2, samples=2).results[0]
+    params = {q.key: q for q in explain(str(CPU_HERE))}
+    fma = params["compute.fp32_macs_per_cycle_per_core"]
+    overhead = step.steps[0].overhead_share
+    setup = (f"{GPT2_SHAPE.name} (6 layers x 768, fp32, batch 1) on cpu-this-machine (benchmarks/data/"
+             f"cpu-this-machine.toml: cores, clock, SIMD width, STREAM bandwidth, LLC of the measured machine) against "
+             f"onnxruntime {ort['session']['provider']} with {ort['session']['intra_op_num_threads']} threads on that "
+             f"machine, median of {ort['prefill']['runs']} runs (benchmarks/bench_ort_generation.py, {m['date'][:10]})")
+    command = "python benchmarks/bench_cpu_vs_ort.py"
+    return [
+        row("onnxruntime", f"prefill latency, {prompt}-token prompt (measured on the machine)",
+            ort["prefill"]["median_ms"], pre.ttft_s * 1e3, "ms", SAME_ARRAY, setup, pivot=0.0,
+            hinges_on=f"compute.fp32_macs_per_cycle_per_core of cpu-this-machine ({fma.kind} {fma.value:g}: 16 "
+                      "float32 lanes x 2 FMA units)",
+            cause=("the prefill is compute-bound in the roofline: its time is the MACs over the peak, whose FMA-unit "
+                   "count is assumed (one unit would double it); onnxruntime also runs the attention's softmax and "
+                   "layer norms at less than the peak"),
+            command=command),
+        row("onnxruntime", f"decode latency per token at context {decode['context']} (measured on the machine)",
+            decode["median_ms"], float(step.per_token_latency_s[1]) * 1e3, "ms", SAME_ARRAY, setup, pivot=0.0,
+            cause=(f"memory-bound: the weights and KV cache stream at the measured STREAM read bandwidth; the assumed "
+                   f"2 µs per operator is {_pct(overhead)} of nvmc's step"),
+            command=command),
+    ]
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
