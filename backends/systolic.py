@@ -54,6 +54,17 @@ Time: units overlap (double-buffered) and a node takes the busiest: array cycles
 vector slots / (lanes x clock); each buffer (reads x max(read latency, 1 cycle) + writes x
 max(write latency, 1 cycle)) / banks; DRAM bytes / bandwidth.
 
+DRAM interface (``interface.mode``): ``"calc"`` (default; SCALE-Sim's CALC mode) the array never
+waits for DRAM: array cycles = compute cycles, 0 stall cycles. ``"user"`` (SCALE-Sim's USER
+mode, systolic_bandwidth): array cycles = compute + stall cycles, the stalls SCALE-Sim's read
+buffers (window slides, each a refill of the buffer's prefetch half) and ofmap drains cause
+behind an interface of ``interface.bandwidth_words_per_cycle`` words per cycle (SCALE-Sim's
+1-byte words: bytes per cycle), in closed form; the refills are the operands' DRAM refetches
+(replacing point 3's loop-order rule: SCALE-Sim's order, column folds outer), and the DRAM unit
+runs at the interface's bandwidth (default: ``dram.bandwidth_bytes_per_s``). Per node the
+estimate's events say ``compute_cycles``, ``stall_cycles`` and ``array_cycles`` (their sum),
+in USER mode also ``ifmap_refills`` and ``filter_refills``.
+
 Energy (counted here, priced by backends/family.py): MACs x the class's MAC energy; PE
 registers: the operand bits moved between PEs per MAC (os: activation + weight; ws:
 activation + 32-bit partial sum; is: weight + partial sum) x energy per bit; vector lane ops
@@ -71,8 +82,8 @@ figures (Horowitz 45 nm, Aladdin 40 nm) and NVSim's 28 nm buffers are scaled to
 Keys, defaults and sources: ``data/families/systolic.toml``; compute data
 ``data/devices/systolic-edge.toml``; buffer tables ``data/nvsim_buffers/`` via the
 ``[buffer_array]`` sections of ``data/tech/*.toml``. Modules: systolic_map (SCALE-Sim's
-mapping and cycles), systolic_traffic (the per-node arithmetic above), systolic_data (buffer
-tables, node scaling).
+mapping and cycles), systolic_traffic (the per-node arithmetic above), systolic_bandwidth (USER
+mode's stall cycles), systolic_data (buffer tables, node scaling).
 """
 
 from __future__ import annotations
@@ -153,6 +164,19 @@ def resolve(p: Params) -> SimpleNamespace:
         dram_energy_per_bit_j=p.derive("dram.energy_per_bit_j", p.lib("dram.technology",
                                        "access.lpddr4_energy_per_64bit_j") / p.lib(DEVICE, "dram.access_bits"),
                                        "access.lpddr4_energy_per_64bit_j / systolic-edge dram.access_bits"))
+    chip.interface, chip.bytes_per_cycle = p["interface.mode"], None
+    if chip.interface == "user":
+        if p["buffers.usable_fraction"] >= 1:
+            raise TargetError("interface.mode = 'user' needs a prefetch half: buffers.usable_fraction must be below 1 "
+                              f"(it is {p['buffers.usable_fraction']:g})",
+                              where=p.target.where("buffers.usable_fraction"),
+                              hint="e.g. --set buffers.usable_fraction=0.5 (SCALE-Sim's double-buffered read buffers)")
+        # SCALE-Sim's words are 1 byte (single_layer_sim: word_size = 1): words per cycle = bytes per cycle
+        chip.bytes_per_cycle = p.get("interface.bandwidth_words_per_cycle")
+        if chip.bytes_per_cycle is None:  # the device's DRAM per array cycle
+            chip.bytes_per_cycle = p.derive("interface.bandwidth_words_per_cycle",
+                                            p["dram.bandwidth_bytes_per_s"] / p["array.clock_hz"],
+                                            "dram.bandwidth_bytes_per_s / array.clock_hz (1-byte words per cycle)")
     p.cache["chip"] = chip
     return chip
 
@@ -213,11 +237,26 @@ def count(workload, p: Params, *, batch: int = 1) -> Counts:
     notes.append(f"precision: {chip.classes[g]} MACs (by the workload's act_bits and weight_bits); weights "
                  + ("resident in the filter buffer across inferences" if t["resident"] else
                     "fetched from DRAM every inference"))
+    array_cycles = t["cycles"] + t["stall_cycles"]
     facts.update(mac_precision=chip.classes[g], weights_resident=bool(t["resident"]),
-                 array_utilization=float(t["macs"].sum() / max(1.0, t["cycles"].sum() * chip.rows * chip.cols)))
+                 array_utilization=float(t["macs"].sum() / max(1.0, array_cycles.sum() * chip.rows * chip.cols)))
+    user_events = {}
+    if t["user"] is not None:
+        u = t["user"]
+        stall, compute = float(t["stall_cycles"].sum()), float(t["cycles"].sum())
+        given = p.param("interface.bandwidth_words_per_cycle").kind != "derived"
+        gbs = chip.bytes_per_cycle * p["array.clock_hz"] / 1e9
+        notes.append("DRAM interface: USER mode (bandwidth-limited, SCALE-Sim v3 semantics) at "
+                     f"{chip.bytes_per_cycle:g} words (bytes) per cycle = {gbs:.3g} GB/s"
+                     + ("" if given else " (the device's DRAM bandwidth)") + f"; stalls add {stall:.4g} cycles to "
+                     f"{compute:.4g} compute cycles ({100 * stall / max(compute, 1.0):.3g}%); buffer refills: ifmap "
+                     f"{u['ifmap_slides'].sum():.4g}, filter {u['filter_slides'].sum():.4g}")
+        facts.update(interface="user", interface_bytes_per_cycle=float(chip.bytes_per_cycle), stall_cycles=stall)
+        user_events = {"ifmap_refills": u["ifmap_slides"], "filter_refills": u["filter_slides"]}
     widths = class_bits(chip.classes)
     return Counts(actions=actions, busy=busy, latency=latency, static=static, area=area, notes=notes, info=facts,
                   bits=np.where(t["is_mac"], widths[t["mac_class"]], widths[g]), macs=t["macs"],
-                  events={"array_cycles": t["cycles"],
+                  events={"array_cycles": array_cycles, "compute_cycles": t["cycles"],
+                          "stall_cycles": t["stall_cycles"], **user_events,
                           **{f"{r}_{k}": t[f"{r}_{k}"] for r in BUFFERS for k in ("reads", "writes")},
                           "dram_read_bytes": t["dram_read"], "dram_write_bytes": t["dram_write"]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import systolic_bandwidth as sbw
 from . import systolic_map as smap
 from .family import KIND, TRANSCENDENTAL_KINDS, element_slots
 
@@ -101,6 +102,8 @@ def traffic(workload, p, chip) -> dict[str, np.ndarray]:
     cycles = np.where(is_mac, gb * smap.compute_cycles(df, R, C, gm, gn, gk), 0.0)
     acc = smap.operand_accesses(df, R, C, gm, gn, gk)
     rf, cf = acc["row_folds"], acc["col_folds"]
+    out_words = gb * gm * gn
+    ofmap_w_bytes = np.where(is_mac, out_words * ((rf - 1) * psum + o_el) if df != "os" else out_words * o_el, out)
 
     # unique operand bytes: A (activations) and B (weights, or a run-time operand where the
     # node's constant weights do not cover B: attention, or a weight computed at run time); a
@@ -140,6 +143,10 @@ def traffic(workload, p, chip) -> dict[str, np.ndarray]:
         a_re = np.zeros(n)
         b_re = b_u * (cf - 1) * _miss(b_u / per_gemm, use["filter"])
         spill = (rf - 1) * gb * gm * gn * psum * 2 * _miss(np.minimum(gm, C) * gn * psum, use["ofmap"])
+    user = None
+    if chip.interface == "user":   # the window slides that stall the array are the refetches (systolic.py, Time)
+        user = user_timing(p, chip, is_mac, act_b, resident, gb, gm, gn, gk, a_el, w_el, ofmap_w_bytes)
+        a_re, b_re = user["ifmap_refetch_bytes"], user["filter_refetch_bytes"]
 
     # activations between layers (point 4): the input is on chip as far as the producer's
     # output (this node's whole input) fit in the ofmap buffer
@@ -157,8 +164,6 @@ def traffic(workload, p, chip) -> dict[str, np.ndarray]:
     dram_write = out_dram + spill / 2
 
     # buffer accesses in words (point 2)
-    out_words = gb * gm * gn
-    ofmap_w_bytes = np.where(is_mac, out_words * ((rf - 1) * psum + o_el) if df != "os" else out_words * o_el, out)
     ofmap_r_bytes = np.where(is_mac, acc["ofmap_reads"] * gb * psum + np.where(transposed, out_words * psum, 0.0),
                              0.0) + out_dram
     word = {r: b.word_bytes for r, b in bufs.items()}
@@ -187,15 +192,40 @@ def traffic(workload, p, chip) -> dict[str, np.ndarray]:
         "mac_class": prec["mac"], "graph_class": prec["graph"],
         "moved_bits": np.where(is_mac, moved, 0.0), "dram_read": np.where(work, dram_read, 0.0),
         "dram_write": np.where(work, dram_write, 0.0), "resident": resident,
+        "stall_cycles": np.zeros(n) if user is None else user["stall"], "user": user,
     }
+
+
+def user_timing(p, chip, is_mac, act_b, resident, gb, gm, gn, gk, a_el, w_el, ofmap_w_bytes) -> dict:
+    """USER interface mode (systolic_bandwidth.py), per node: stall cycles, window slides of the
+    ifmap and filter buffers and the bytes they refetch beyond one pass over each operand. The
+    interface moves ``chip.bytes_per_cycle`` (``interface.bandwidth_words_per_cycle``, SCALE-Sim's
+    1-byte words); operands are words of their own width (a_el, w_el bytes)."""
+    n = len(gm)
+    bufs = chip.buffers
+    mac = np.flatnonzero(is_mac & (gm * gn * gk > 0))
+    u = sbw.user_cycles(p["array.dataflow"], chip.rows, chip.cols, gm[mac], gn[mac], gk[mac],
+                        bandwidth=float(chip.bytes_per_cycle), ifmap_capacity=bufs["ifmap"].capacity / a_el[mac],
+                        filter_capacity=bufs["filter"].capacity / w_el[mac], ofmap_capacity=bufs["ofmap"].capacity,
+                        ofmap_writes=ofmap_w_bytes[mac] / gb[mac], ifmap_bytes=a_el[mac], filter_bytes=w_el[mac],
+                        active_fraction=p["buffers.usable_fraction"], filter_fits=resident & ~act_b[mac])
+    out = {}
+    for key, src, scale in (("stall", "stall", 1.0), ("ifmap_slides", "ifmap_slides", 1.0),
+                            ("filter_slides", "filter_slides", 1.0),
+                            ("ifmap_refetch_bytes", "ifmap_refetch_words", a_el),
+                            ("filter_refetch_bytes", "filter_refetch_words", w_el)):
+        out[key] = np.zeros(n)
+        out[key][mac] = gb[mac] * u[src] * (scale[mac] if isinstance(scale, np.ndarray) else scale)
+    return out
 
 
 def busy_times(p, chip, t: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Seconds each unit is busy per node, and the node latency (the longest)."""
     tick = 1.0 / p["array.clock_hz"]
-    busy = {"array": t["cycles"] * tick, "vector": t["slots"] / p["vector.lanes"] * tick}
+    busy = {"array": (t["cycles"] + t["stall_cycles"]) * tick, "vector": t["slots"] / p["vector.lanes"] * tick}
     for role, b in chip.buffers.items():
         busy[role] = (t[f"{role}_reads"] * max(b.read_latency_s, tick)
                       + t[f"{role}_writes"] * max(b.write_latency_s, tick)) / b.banks
-    busy["dram"] = (t["dram_read"] + t["dram_write"]) / p["dram.bandwidth_bytes_per_s"]
+    dram_bw = p["dram.bandwidth_bytes_per_s"] if t["user"] is None else chip.bytes_per_cycle / tick
+    busy["dram"] = (t["dram_read"] + t["dram_write"]) / dram_bw
     return busy, np.maximum.reduce(list(busy.values()))

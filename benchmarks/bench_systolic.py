@@ -17,6 +17,12 @@ maps them (no padding, E = ceil((H - F + s) / s)).
   tests/data/refs/scalesim/acceptance_refs.json (run ``resnet50_all__128x128_os``) is printed.
 
 Prints both times and the ratio (goal: nvmc >= 200x faster at identical cycles).
+
+USER (bandwidth-limited) mode, ``interface.mode = "user"`` (backends/systolic_bandwidth.py):
+the family's estimate on examples/models/resnet50.onnx in CALC and in USER mode (default
+interface = the device's DRAM, and 1 one-byte word per cycle), best of --repeat, and the closed form on the
+54 SCALE-Sim layers with 64 kB SRAMs at 4 words/cycle next to the wall times SCALE-Sim's own
+USER mode took per layer (tests/data/refs/scalesim/scalesim_user_bw_refs.json).
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from pathlib import Path
 import numpy as np
 
 import nvmc
+from nvmc.backends import systolic_bandwidth as sbw
 from nvmc.backends import systolic_map as smap
 from timing import ZOO as ZOO_DIR, best_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REFS = REPO / "tests" / "data" / "refs" / "scalesim"
+RESNET50 = REPO / "examples" / "models" / "resnet50.onnx"
 ZOO = ZOO_DIR / "light_resnet50.onnx"
 DEFAULT_PY = Path("/work/tmp/scalesim-venv/bin/python")
 ROWS = COLS = 128
@@ -136,6 +144,30 @@ def recorded() -> dict:
                                                                                       r["layer_index"])]}
 
 
+def user_mode(dims: list[tuple[int, ...]], repeat: int) -> None:
+    """The cost of USER (bandwidth-limited) timing against CALC, on ResNet-50."""
+    workload = nvmc.analyze(nvmc.load(RESNET50))
+    runs = {"CALC": [], "USER, device DRAM": ["interface.mode=user"],
+            "USER, 1 byte/cycle": ["interface.mode=user", "interface.bandwidth_words_per_cycle=1"]}
+    base = None
+    for label, sets in runs.items():
+        target = nvmc.backends.load_target("systolic-sram-28nm", sets)
+        t, est = best_of(repeat, lambda: nvmc.backends.estimate(workload, target))
+        base = base or t
+        print(f"{label:>20}: estimate of examples/models/resnet50.onnx ({len(workload)} nodes) {t * 1e3:7.2f} ms "
+              f"({t / base:4.1f}x CALC); latency {est.totals['latency_s'] * 1e3:8.2f} ms, stall cycles "
+              f"{est.events['stall_cycles'].sum():.3g} on {est.events['compute_cycles'].sum():.3g} compute")
+    m, n, k = (np.array(x) for x in zip(*(smap.conv_gemm_scalesim(*d) for d in dims)))
+    kw = dict(bandwidth=4, ifmap_capacity=65536, filter_capacity=65536, ofmap_capacity=65536)
+    t_user, cyc = best_of(repeat, lambda: sbw.user_cycles(DATAFLOW, ROWS, COLS, m, n, k, **kw))
+    recs = json.loads((REFS / "scalesim_user_bw_refs.json").read_text())["records"]
+    walls = sorted(r["wall_s"] for r in recs if r["status"] == "ok")
+    print(f"USER-mode closed form, {len(dims)} SCALE-Sim layers, {ROWS}x{COLS} {DATAFLOW}, 64 kB SRAMs, 4 words/cycle: "
+          f"{t_user * 1e3:.2f} ms ({int(cyc['stall'].sum())} stall cycles on {int(cyc['compute'].sum())}); "
+          f"SCALE-Sim's USER mode took {walls[len(walls) // 2]:.0f} s per layer (median of {len(walls)} recorded "
+          f"runs, max {walls[-1]:.0f} s; 2 timed out at 300 s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scalesim-python", type=Path, default=Path(os.environ.get("NVMC_SCALESIM_PYTHON", DEFAULT_PY)))
@@ -156,6 +188,8 @@ def main() -> None:
     t_est, _ = best_of(args.repeat, lambda: nvmc.backends.estimate(workload, target))
     print(f"nvmc systolic family on the zoo ResNet-50 ({len(workload)} nodes): load + analyze + estimate "
           f"{t_full * 1e3:.1f} ms, of which the estimate {t_est * 1e3:.2f} ms")
+
+    user_mode(dims, args.repeat)
 
     live = args.scalesim_python.exists() and not args.recorded
     if live:

@@ -140,7 +140,8 @@ def check_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike |
     that is neither one of ``inputs`` nor any input this process has read."""
     if str(output) == "-":
         return
-    hint = f"choose another {option} path" + (" ('-' writes to standard output)" if option != "-o" else "")
+    hint = f"choose another {option} path" + (" ('-' writes to standard output)" if option not in ("-o", "--timeloop-dir")
+                                              else "")
     try:
         st = os.stat(output)  # follows links: a link to a device is the device
     except FileNotFoundError:

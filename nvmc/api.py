@@ -41,7 +41,8 @@ __all__ = ["Compiled", "analyze", "compile", "estimate", "export", "load", "pars
 def load(source: str | os.PathLike | onnx.ModelProto, *,
          input_shapes: Mapping[str, Sequence[int]] | None = None, dims: Mapping[str, int] | None = None,
          input_values: Mapping[str, Any] | None = None, verify_graph: bool = True) -> Graph:
-    """Load an ONNX model (path or ModelProto) or a .nvir file into a verified Graph.
+    """Load an ONNX model (path or ModelProto), a .nvir file or a SCALE-Sim topology (.csv, one
+    independent layer per row: frontend/scalesim_topology.py) into a verified Graph.
 
     ``input_shapes`` binds an input's dynamic dimensions, e.g. ``{"tokens": (8, 16, 64)}``;
     ``dims`` binds a named dimension in every input that has it, e.g. ``{"seq": 128}``;
@@ -62,6 +63,13 @@ def load(source: str | os.PathLike | onnx.ModelProto, *,
                     raise ModelError("--dim and --input-value bind ONNX models; a .nvir file is already bound",
                                      hint="bind them when you make the .nvir (nvmc ir MODEL.onnx --dim ... -o x.nvir)")
                 graph = load_text(path)
+            elif path.suffix.lower() == ".csv":
+                from nvmc.frontend.scalesim_topology import load_topology
+
+                if input_shapes or dims or input_values:
+                    raise ModelError("--input-shape, --dim and --input-value bind ONNX models; a SCALE-Sim "
+                                     "topology's layers have fixed sizes", hint="edit the rows instead")
+                graph = load_topology(path)
             else:
                 graph = import_model(path, input_shapes, source=str(path), dims=dims, input_values=input_values)
         if verify_graph:  # types too: a .nvir file's are as written (an import's are ONNX's: cached)
@@ -273,11 +281,12 @@ def estimate(model: "str | os.PathLike | onnx.ModelProto | Graph", target: "str 
 
 def _target_with(target: "str | os.PathLike | Target", overrides: Mapping[str, Any]) -> "Target":
     """The target with keyword overrides (``llc_capacity`` or ``"llc.capacity"``) applied."""
-    from nvmc.backends import family_module, load_target
+    from nvmc.backends import family_module
     from nvmc.backends.errors import TargetError
     from nvmc.ir.errors import did_you_mean
+    from nvmc.pipeline import resolve_targets
 
-    t = load_target(target)
+    t = resolve_targets([target])[0]   # a shipped name, a .toml, a SCALE-Sim .cfg or a Target
     if not overrides:
         return t
     schema = family_module(t.family).SCHEMA

@@ -202,17 +202,43 @@ def write_workload_csv(workload, path: Path) -> None:
 
 @cli.command("export")
 @model_argument
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .onnx file to write.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="The .onnx file to write.")
+@click.option("--scalesim-topology", "topology", type=click.Path(path_type=Path),
+              help="Write the conv/GEMM layers as a SCALE-Sim topology CSV (docs/interchange.md).")
+@click.option("--scalesim-format", "topology_format", type=click.Choice(["auto", "conv", "gemm"]), default="auto",
+              show_default=True, help="SCALE-Sim's conv or GEMM (-i gemm) format; auto: conv if the model has convs.")
+@click.option("--timeloop-dir", "timeloop_dir", type=click.Path(path_type=Path),
+              help="Write one Timeloop CNN-Layer problem YAML per conv/GEMM layer (and layers.csv) here.")
 @input_shape_option
-def export_cmd(model: Path, output: Path, input_shapes) -> None:
-    """Write MODEL (.onnx or .nvir) as ONNX that onnxruntime runs."""
-    if output.suffix != ".onnx":
+def export_cmd(model: Path, output: Path | None, topology: Path | None, topology_format: str,
+               timeloop_dir: Path | None, input_shapes) -> None:
+    """Write MODEL (.onnx, .nvir or a SCALE-Sim topology .csv) as ONNX that onnxruntime runs, and
+    its conv/GEMM layers for SCALE-Sim and Timeloop."""
+    if output is None and topology is None and timeloop_dir is None:
+        raise NvmcError("nothing to write", where="export",
+                        hint="give -o MODEL.onnx, --scalesim-topology LAYERS.csv or --timeloop-dir DIR")
+    if output is not None and output.suffix != ".onnx":
         raise NvmcError("export writes an .onnx file", where=str(output), hint="use 'nvmc ir -o x.nvir' for text")
     check_output_path(output, model)
+    check_output_path(topology, model, option="--scalesim-topology")
+    if output is not None and topology is not None and str(output) == str(topology):
+        raise NvmcError("-o and --scalesim-topology name the same file", where=str(topology))
     graph = load_model(model, input_shapes)
     nvmc.verify(graph)
-    nvmc.save(graph, output)
-    err_console().print(f"wrote {output}")
+    if output is not None:
+        nvmc.save(graph, output)
+        err_console().print(f"wrote {output}")
+    if topology is not None or timeloop_dir is not None:
+        from nvmc.interchange import write_scalesim_topology, write_timeloop_dir
+
+        if topology is not None:
+            _, notes = write_scalesim_topology(graph, topology, topology_format)
+            print_notices(notes)
+            if str(topology) != "-":
+                err_console().print(f"wrote {topology}", markup=False, highlight=False)
+        if timeloop_dir is not None:
+            _, notes = write_timeloop_dir(graph, timeloop_dir)
+            print_notices(notes)
 
 
 @cli.command("verify")

@@ -197,7 +197,8 @@ class Costing:
                                       net=net, label=f"{forward.target}@{net.name}" if several else forward.target)
                         for net in self._networks]
             for est in runs:
-                est = dataclasses.replace(est, pipeline=pipeline, notes=est.notes + _batch_notes(batch, leading))
+                est = dataclasses.replace(est, pipeline=pipeline,
+                                          notes=est.notes + _batch_notes(batch, leading) + _origin_notes(target))
                 out.append(dataclasses.replace(est, carbon=carbon(est, target, grid=self.grid,
                                                                   lifetime_years=self.lifetime_years,
                                                                   utilisation=self.utilisation)))
@@ -218,6 +219,13 @@ def _batch_notes(batch: int, leading: int | None) -> list[str]:
             "input_shapes)"]
 
 
+def _origin_notes(target) -> list[str]:
+    """Where a target made from another tool's file (a SCALE-Sim .cfg) took its values."""
+    from nvmc.backends.scalesim_config import origin_notes
+
+    return origin_notes(target)
+
+
 # ------------------------------------------------------------------ targets
 def _sets_for(target, sets: tuple[str, ...], iso: str | None) -> list[str]:
     from nvmc.backends import family_module
@@ -234,12 +242,13 @@ def _sets_for(target, sets: tuple[str, ...], iso: str | None) -> list[str]:
 
 
 def resolve_targets(names, sets=(), iso: str | None = None) -> list:
-    """The targets (names, .toml paths or Targets) with ``sets`` (``--set``) and ``iso`` applied,
-    for nvmc.compile and the CLI alike. With several families, a key applies to the targets
-    whose family has it (as in sweeps); one that no target has is an error."""
+    """The targets (names, .toml paths, SCALE-Sim ``.cfg[@BASE]`` configs or Targets) with ``sets``
+    (``--set``) and ``iso`` applied, for nvmc.compile and the CLI alike. With several families, a
+    key applies to the targets whose family has it (as in sweeps); one that no target has is an error."""
     from nvmc.backends import family_module, load_target
+    from nvmc.backends.scalesim_config import is_scalesim_config, load_scalesim_config
 
-    bases = [load_target(name) for name in names]
+    bases = [load_scalesim_config(name) if is_scalesim_config(name) else load_target(name) for name in names]
     if len({b.family for b in bases}) == 1:
         return [load_target(b, _sets_for(b, sets, iso)) for b in bases]
     targets = []
