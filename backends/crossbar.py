@@ -422,8 +422,11 @@ def forward(workload, cfg, batch: int = 1) -> Forward:
               "replicas": np.where(lay.xbar, r, 0.0), "mapped_cells": lay.mapped_cells * r,
               "array_cells": lay.arrays * r * cfg.rows * cfg.cols, "cells_written": write_cells}
     info = {**cfg.info, "arrays_required": int(required), "tiles": tiles, "arrays_on_chip": tiles * apt}
+    mapping = {"units_total": tiles * apt, "units_used": np.where(lay.xbar, lay.arrays * r, np.nan),
+               "replication": np.where(lay.xbar, r, np.nan), "adc_conversions": np.where(lay.xbar, rd["conversions"], np.nan),
+               "onchip_bytes": buffer_bits / 8}
     counts = Counts(actions=actions, busy=busy, latency=latency, area=chip_area(cfg, tiles), events=events, info=info,
-                    bits=np.where(work, np.maximum(lay.wbits, act_bits), 0.0))
+                    bits=np.where(work, np.maximum(lay.wbits, act_bits), 0.0), mapping=mapping)
     return Forward(counts, lay, r, tiles, feedback, {"action": ops, "time": ops_time}, read)
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .family import KIND, Counts, FamilySpec, Params, element_slots
+from .family import KIND, Counts, FamilySpec, Params, element_slots, per
 from .techlib import Param
 from nvmc.ir.units import format_capacity
 
@@ -177,4 +177,11 @@ def count(workload, p: Params) -> Counts:
     notes.append("no leakage and no host I/O of activations modelled")
     return Counts(actions=actions, busy=busy, latency=latency, area={"pes": P * dev("pe.area_mm2")},
                   bits=np.full(n, float(dev("pe.activation_bits"))), notes=notes, info=info, macs=macs,
-                  events={"entries": entries, "useful_macs": useful, "spill_bytes": spill_bytes, "pe_bytes": pe_bytes})
+                  events={"entries": entries, "useful_macs": useful, "spill_bytes": spill_bytes, "pe_bytes": pe_bytes},
+                  mapping={"units_total": P, "units_used": np.where(mac, np.minimum(P, np.maximum(e_sum, 1.0)), np.nan),
+                           "load_balance": np.where(mac, per(e_sum, P * e_max), np.nan),
+                           "dram_bytes": spill_bytes,
+                           "onchip_bytes": np.where(mac, entries * entry_bits / 8 + col_visits * 2 * dev("pe.pointer_bits") / 8,
+                                                    0.0),
+                           # useful (non-zero) MACs over the PEs' MAC slots while the layer computes
+                           "utilization": np.where(mac, per(useful, P * clock * t_compute), np.nan)})

@@ -20,6 +20,29 @@ import numpy as np
 
 REPORT_SCHEMA = "nvmc.report/1"
 
+# How a layer was laid onto the hardware: the same words for the same things in every family
+# (the ``mapping`` of each layer; a family fills the fields it models, a missing one is not
+# modelled there). Field -> what it means.
+MAPPING_FIELDS: dict[str, str] = {
+    "utilization": "the layer's MACs over what the whole target's MAC units could do in the layer's compute time "
+                   "(its peak MAC rate x that time): 1 = every unit busy with useful work",
+    "units_used": "compute units the layer occupies: PEs of a systolic array, crossbar arrays, DPUs, SMs with a "
+                  "thread block, PEs of a sparse engine",
+    "units_total": "the target's compute units of that kind",
+    "passes": "times the layer is laid onto the hardware one after another: systolic folds, GPU waves of thread "
+              "blocks (1: in one go)",
+    "split_k": "parts the reduction dimension (K) is split into, their partial sums added afterwards (1: not split)",
+    "replication": "copies of the layer's weights held at once (crossbar replicas; UPMEM row groups)",
+    "compute_cycles": "clock cycles of the layer's compute with no stall (systolic: SCALE-Sim's)",
+    "stall_cycles": "clock cycles the compute waits for DRAM (systolic, interface.mode = user)",
+    "dram_bytes": "bytes the layer moves to and from DRAM",
+    "onchip_bytes": "bytes the layer moves through on-chip memories (buffers, L2, WRAM)",
+    "host_bytes": "bytes moved between the host and the device (DRAM-PIM)",
+    "hit_rate": "share of the layer's L2 reads that hit",
+    "load_balance": "mean over max of the work per PE (1: every PE equally busy)",
+    "adc_conversions": "analogue-to-digital conversions (crossbar)",
+}
+
 
 @dataclass
 class Estimate:
@@ -46,6 +69,7 @@ class Estimate:
     applicable: bool = True                                       # False: the target cannot run this model at all
     scope: dict[str, str] = field(default_factory=dict)           # what the energy covers: label, excludes
     precision: dict[str, Any] = field(default_factory=dict)       # model / costed precision (+ note when they differ)
+    mapping: dict[str, np.ndarray] = field(default_factory=dict)  # MAPPING_FIELDS name -> value per node (NaN: none)
 
     def __post_init__(self) -> None:
         if self.area is not None and not self.area:  # no component: the family models no area
@@ -135,12 +159,15 @@ class Estimate:
         lat = {k: column(v) for k, v in self.latency.items()}
         eng = {k: column(v) for k, v in self.energy.items()}
         events = {k: column(v) for k, v in self.events.items()}
+        mapping = {k: [int(x) if x is not None and float(x).is_integer() else x for x in column(v)]
+                   for k, v in self.mapping.items()}
         macs = np.asarray(self.macs).astype(np.int64).tolist()
         rows = []
         for i, name in enumerate(self.names):
             row = {"name": name, "op": self.ops[i], "macs": macs[i], "latency_s": latency[i], "energy_j": energy[i],
                    "latency_by_component_s": {k: v[i] for k, v in lat.items()},
-                   "energy_by_component_j": {k: v[i] for k, v in eng.items()}}
+                   "energy_by_component_j": {k: v[i] for k, v in eng.items()},
+                   "mapping": {k: v[i] for k, v in mapping.items() if v[i] is not None}}
             row.update({k: v[i] for k, v in events.items()})
             rows.append(row)
         return rows

@@ -65,7 +65,7 @@ from nvmc.ir.kinds import KIND, SIMPLE_KINDS, TRANSCENDENTAL_KINDS  # noqa: F401
 from nvmc.ir.files import read_input
 
 from .errors import TargetError, TechLibError
-from .estimate import Estimate
+from .estimate import MAPPING_FIELDS, Estimate
 from .support import check_supported
 from .target import Field, Target
 from .techlib import DATA_DIR, PROVENANCE_KINDS, DataFile, Param, library, load_data_file
@@ -100,6 +100,13 @@ class Counts:
     info: dict[str, Any] = field(default_factory=dict)
     macs: np.ndarray | None = None
     scope: dict[str, str] | None = None  # replaces the family's scope when the target widens or narrows it
+    mapping: dict[str, Any] = field(default_factory=dict)   # estimate.MAPPING_FIELDS name -> per node (or one value)
+
+
+def per(num, den) -> np.ndarray:
+    """``num / den`` element-wise, NaN where ``den`` is not positive (a ratio a node does not have)."""
+    num, den = np.broadcast_arrays(np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64))
+    return np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
 
 
 class NotFitting(Exception):
@@ -296,11 +303,17 @@ class FamilySpec:
         events = {label: np.asarray(n, dtype=np.float64) for label, (n, _) in counts.actions.items()
                   if not np.isscalar(n)}
         events.update(counts.events)
+        mapping = {}
+        for key, value in counts.mapping.items():
+            if key not in MAPPING_FIELDS:  # pragma: no cover - a family bug: one vocabulary for every family
+                raise KeyError(f"family {self.family}: mapping field {key!r} is not one of estimate.MAPPING_FIELDS")
+            work = workload.columns["kind"] != KIND["view"]
+            mapping[key] = np.where(work, np.broadcast_to(np.asarray(value, dtype=np.float64), latency.shape), np.nan)
         return Estimate(
             target=target.name, family=self.family, target_hash=target.hash, names=names, ops=ops, macs=macs,
             node_latency=latency, latency=counts.busy, energy=energy, area=area, events=events, batch=batch,
             notes=list(counts.notes), assumptions=p.assumptions(), info=counts.info, target_file=target.source,
-            scope=self.scope(counts.scope), precision=self.precision(workload, counts.bits))
+            scope=self.scope(counts.scope), precision=self.precision(workload, counts.bits), mapping=mapping)
 
     def scope(self, override: dict[str, str] | None = None) -> dict[str, str]:
         """What the estimate's energy covers: {system, label, excludes} (the family's, or the override)."""

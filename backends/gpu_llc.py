@@ -74,7 +74,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import TargetError
-from .family import KIND, Counts, FamilySpec, NotFitting, Params, element_slots
+from .family import KIND, Counts, FamilySpec, NotFitting, Params, element_slots, per
 from .techlib import ArrayPoint, Param, library
 from nvmc.ir.units import format_capacity
 
@@ -214,7 +214,22 @@ def count(workload, p: Params) -> Counts:
     return Counts(actions=actions, busy=busy, latency=latency, static=static, area={"llc": llc.area_mm2},
                   bits=np.full(len(latency), float(p["gpu.compute_bits"])), notes=notes, info=info(p), macs=t["macs"], scope=scope,
                   events={"l2_reads": t["l2_reads"], "l2_writes": t["l2_writes"], "dram_read_bytes": t["dram_read"],
-                          "dram_write_bytes": t["dram_write"]})
+                          "dram_write_bytes": t["dram_write"]}, mapping=_mapping(p, llc, t, busy))
+
+
+def _mapping(p: Params, llc: ArrayPoint, t: dict[str, np.ndarray], busy: dict[str, np.ndarray]) -> dict:
+    """The layer mapping record (backends/estimate.MAPPING_FIELDS): thread blocks on SMs, waves, split-K,
+    the L2 hit rate (1 - the lines DRAM supplies / the L2's read accesses), the MAC rate achieved."""
+    sm_count = p.lib("gpu.device", "compute.sm_count")
+    mac, nan = t["is_mac"], np.nan
+    line = float(llc.line_bytes)
+    reads = t["l2_reads"]
+    return {"units_total": sm_count,
+            "units_used": np.where(mac, np.minimum(t["blocks"] * t["split"], sm_count), nan),
+            "passes": np.where(mac, t["waves"], nan), "split_k": np.where(mac, t["split"], nan),
+            "utilization": np.where(mac, per(t["macs"], p["gpu.peak_macs_per_s"] * busy["compute"]), nan),
+            "hit_rate": 1.0 - per(t["dram_read"] / line, reads),
+            "dram_bytes": t["dram_read"] + t["dram_write"], "onchip_bytes": (reads + t["l2_writes"]) * line}
 
 
 def _traffic(workload, p: Params, llc: ArrayPoint) -> dict[str, np.ndarray]:
@@ -278,6 +293,7 @@ def _busy_times(p: Params, llc: ArrayPoint, t: dict[str, np.ndarray]) -> dict[st
     peak = p["gpu.peak_macs_per_s"]
     # MAC work runs in waves of thread blocks, one block per SM at a time (tile quantisation)
     waves = np.ceil(t["blocks"] * t["split"] / sm_count)
+    t["waves"] = waves                     # kept for the mapping record
     sm_rate = peak / sm_count * p["gpu.utilization"]
     t_mac = np.where(t["is_mac"], waves * t["tile_macs"] / t["split"] / sm_rate, 0.0)
     banks = p["llc.slices"] * p["llc.banks_per_slice"]

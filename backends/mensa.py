@@ -240,7 +240,10 @@ def count(workload, p: Params) -> Counts:
                   events={"accelerator": np.where(work, place, -1).astype(np.float64),
                           "macs_per_parameter": np.where(np.isfinite(intensity), intensity, 0.0),
                           "dram_bytes": dram, "transfer_bytes": transfer,
-                          "utilization": np.where(mac, macs / np.maximum(t_compute * clock * unit_macs, 1.0), 0.0)})
+                          "utilization": np.where(mac, macs / np.maximum(t_compute * clock * unit_macs, 1.0), 0.0)},
+                  mapping={"units_used": np.where(work, unit_macs, np.nan),
+                           "utilization": np.where(mac, macs / np.maximum(t_compute * clock * unit_macs, 1.0), np.nan),
+                           "dram_bytes": dram, "onchip_bytes": pick("buffer"), "host_bytes": transfer})
 
 
 def _report(workload, mac, place, intensity, narrow, ridge, threshold, min_cols, accels, latency, actions):

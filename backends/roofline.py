@@ -39,7 +39,7 @@ import numpy as np
 
 from .dram_pim import BINARY, INT8, operand_bits, precision_class
 from .errors import TargetError
-from .family import KIND, Counts, FamilySpec, NotFitting, Params, element_slots, target_or_data
+from .family import KIND, Counts, FamilySpec, NotFitting, Params, element_slots, per, target_or_data
 from .techlib import Param
 from nvmc.ir.units import format_capacity
 
@@ -161,4 +161,7 @@ def count(workload, p: Params) -> Counts:
     return Counts(actions=actions, busy=busy, latency=latency, static={"static": p["compute.static_w"]},
                   bits=costed_bits, macs=macs, notes=notes, scope=scope,
                   info=info(p) | {"streamed_weight_fraction": streamed},
-                  events={"dram_bytes": dram_bytes, "host_link_bytes": link_bytes, "bits": prec["bits"]})
+                  events={"dram_bytes": dram_bytes, "host_link_bytes": link_bytes, "bits": prec["bits"]},
+                  mapping={"units_total": p["compute.cores"], "dram_bytes": dram_bytes,
+                           **({"host_bytes": link_bytes} if kind == "gpu" else {}),
+                           "utilization": np.where(mac, per(macs, rate * busy["compute"]), np.nan)})

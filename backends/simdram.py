@@ -242,7 +242,13 @@ def count(workload, p: Params) -> Counts:
                   bits=prec["bits"], info=info(p), notes=_notes(workload, prec, mac_rows, elem_rows, per_step, used, p),
                   events={"aaps_per_lane": mac_rows + elem_rows, "aaps_per_mac": np.where(mac, per_step, 0.0),
                           "lanes_used": np.where(mac, used, 0.0), "channel_bytes": channel_bytes,
-                          "bits": prec["bits"]})
+                          "bits": prec["bits"]},
+                  # units: the bit-serial lanes (DRAM columns); utilization: MACs over the lanes' MAC steps
+                  mapping={"units_total": lanes, "units_used": np.where(mac, used, np.nan),
+                           "passes": np.where(mac, passes, np.nan), "split_k": np.where(mac, k_split, np.nan),
+                           "replication": np.where(mac, m_split, np.nan), "host_bytes": channel_bytes,
+                           "utilization": np.where(mac & (steps > 0), c["macs"].astype(f) / (lanes * np.maximum(steps, 1.0)),
+                                                   np.nan)})
 
 
 def _notes(workload, prec, mac_rows, elem_rows, per_step, used, p: Params) -> list[str]:

@@ -65,6 +65,15 @@ runs at the interface's bandwidth (default: ``dram.bandwidth_bytes_per_s``). Per
 estimate's events say ``compute_cycles``, ``stall_cycles`` and ``array_cycles`` (their sum),
 in USER mode also ``ifmap_refills`` and ``filter_refills``.
 
+Dataflow (``array.dataflow``): os, ws or is for every node, or ``"auto"`` (nvmc's own; a SCALE-Sim
+config names one of the three): per node the fastest of os, ws and is; ties (bit-equal latencies)
+go to the lower energy, then to the first of os, ws, is (choose_dataflow). Each dataflow is costed
+over all nodes by the rules above and the chosen one's numbers are the node's: cycles, stalls,
+buffer and DRAM traffic, energy. A per-node choice is exact: what one node costs does not depend
+on another's dataflow (activations between layers, weight residency and fusion do not depend on
+it). The events say ``dataflow`` per MAC node (0 os, 1 ws, 2 is; NaN on other nodes), a note
+counts them and compares the latency with the best single dataflow's.
+
 Energy (counted here, priced by backends/family.py): MACs x the class's MAC energy; PE
 registers: the operand bits moved between PEs per MAC (os: activation + weight; ws:
 activation + 32-bit partial sum; is: weight + partial sum) x energy per bit; vector lane ops
@@ -96,7 +105,8 @@ import numpy as np
 from .errors import TargetError
 from .family import Counts, FamilySpec, Params
 from .systolic_data import NodeScaling, resolve_buffer
-from .systolic_traffic import BUFFERS, busy_times, class_bits, traffic
+from .systolic_map import DATAFLOWS
+from .systolic_traffic import BUFFERS, busy_times, class_bits, operands, traffic
 from .target import MAX_COUNT
 from .techlib import Param
 
@@ -106,6 +116,7 @@ SCHEMA = SPEC.schema
 # short --set spellings (`--set array=128x128 --set dataflow=ws`)
 SET_ALIASES = {"array": "array.size", "dataflow": "array.dataflow"}
 DEVICE = "array.device"
+AUTO = "auto"   # array.dataflow: chosen per node among DATAFLOWS (choose_dataflow)
 
 
 def parse_size(text: str, where: str) -> tuple[int, int]:
@@ -193,20 +204,16 @@ def parameters(target) -> list[Param]:
 # ------------------------------------------------------------------ the model
 def count(workload, p: Params, *, batch: int = 1) -> Counts:
     chip = resolve(p)
-    t = traffic(workload, p, chip)
+    s = operands(workload, p, chip)
+    dataflow = p["array.dataflow"]
+    if dataflow == AUTO:
+        t, choice, fixed_latency = choose_dataflow(p, chip, s)
+    else:
+        t = traffic(s, p, chip, dataflow)
     busy, latency = busy_times(p, chip, t)
     bufs = chip.buffers
     g = t["graph_class"]
-    lane_ops = t["vector_adds"] + t["vector_mults"]   # priced at each node's mix of adds and multiplies
-    lane_j = t["vector_adds"] * chip.add_energy_j[g] + t["vector_mults"] * chip.mult_energy_j[g]
-    lane_price = np.divide(lane_j, lane_ops, out=np.zeros_like(lane_j), where=lane_ops > 0)
-    actions = {
-        "mac": (t["macs"], chip.mac_energy_j[t["mac_class"]]),
-        "pe_registers": (t["macs"] * t["moved_bits"], chip.register_energy_j_per_bit),
-        "vector": (lane_ops, lane_price),
-        **{f"{r}_{k}": (t[f"{r}_{k}s"], getattr(b, f"{k}_energy_j")) for r, b in bufs.items() for k in ("read", "write")},
-        "dram": ((t["dram_read"] + t["dram_write"]) * 8.0, chip.dram_energy_per_bit_j),
-    }
+    actions = _actions(chip, t)
     static = {"buffer_leakage": sum(b.leakage_w for b in bufs.values())}
     total, notes = float(latency.sum()), []
     facts = {"device": p[DEVICE], "array": f"{chip.rows}x{chip.cols}", "dataflow": p["array.dataflow"],
@@ -240,7 +247,7 @@ def count(workload, p: Params, *, batch: int = 1) -> Counts:
     array_cycles = t["cycles"] + t["stall_cycles"]
     facts.update(mac_precision=chip.classes[g], weights_resident=bool(t["resident"]),
                  array_utilization=float(t["macs"].sum() / max(1.0, array_cycles.sum() * chip.rows * chip.cols)))
-    user_events = {}
+    more_events = {}
     if t["user"] is not None:
         u = t["user"]
         stall, compute = float(t["stall_cycles"].sum()), float(t["cycles"].sum())
@@ -252,11 +259,91 @@ def count(workload, p: Params, *, batch: int = 1) -> Counts:
                      f"{compute:.4g} compute cycles ({100 * stall / max(compute, 1.0):.3g}%); buffer refills: ifmap "
                      f"{u['ifmap_slides'].sum():.4g}, filter {u['filter_slides'].sum():.4g}")
         facts.update(interface="user", interface_bytes_per_cycle=float(chip.bytes_per_cycle), stall_cycles=stall)
-        user_events = {"ifmap_refills": u["ifmap_slides"], "filter_refills": u["filter_slides"]}
+        more_events = {"ifmap_refills": u["ifmap_slides"], "filter_refills": u["filter_slides"]}
+    if dataflow == AUTO:
+        more_events["dataflow"] = np.where(t["is_mac"], choice, np.nan)
+        notes.append(_auto_note(choice[t["is_mac"]], fixed_latency, total))
+        facts.update(dataflow_nodes=dict(zip(DATAFLOWS, np.bincount(choice[t["is_mac"]], minlength=len(DATAFLOWS)).tolist())),
+                     dataflow_fixed_latency_s=dict(zip(DATAFLOWS, fixed_latency.sum(axis=1).tolist())))
     widths = class_bits(chip.classes)
     return Counts(actions=actions, busy=busy, latency=latency, static=static, area=area, notes=notes, info=facts,
                   bits=np.where(t["is_mac"], widths[t["mac_class"]], widths[g]), macs=t["macs"],
                   events={"array_cycles": array_cycles, "compute_cycles": t["cycles"],
-                          "stall_cycles": t["stall_cycles"], **user_events,
+                          "stall_cycles": t["stall_cycles"], **more_events,
                           **{f"{r}_{k}": t[f"{r}_{k}"] for r in BUFFERS for k in ("reads", "writes")},
-                          "dram_read_bytes": t["dram_read"], "dram_write_bytes": t["dram_write"]})
+                          "dram_read_bytes": t["dram_read"], "dram_write_bytes": t["dram_write"]},
+                  mapping=_mapping(chip, t, workload))
+
+
+def _mapping(chip, t: dict, workload) -> dict[str, np.ndarray]:
+    """The layer mapping record (backends/estimate.MAPPING_FIELDS) of the dataflow each layer ran."""
+    mac, nan = t["is_mac"], np.nan
+    pes = chip.rows * chip.cols
+    gb = np.maximum(workload.columns["gemm_batch"].astype(np.float64), 1.0)   # GEMMs of a batched MatMul
+    buffered = sum(t[f"{r}_{k}"] * chip.buffers[r].word_bytes for r in BUFFERS for k in ("reads", "writes"))
+    return {"units_total": pes, "units_used": np.where(mac, t["pes_used"], nan),
+            "passes": np.where(mac, t["row_folds"] * t["col_folds"] * gb, nan),
+            "compute_cycles": np.where(mac, t["cycles"], nan), "stall_cycles": np.where(mac, t["stall_cycles"], nan),
+            # MACs over every PE's MAC slot while the array computes (stalls excluded: "while it computes")
+            "utilization": np.where(mac & (t["cycles"] > 0), t["macs"] / (pes * np.maximum(t["cycles"], 1.0)), nan),
+            "dram_bytes": t["dram_read"] + t["dram_write"], "onchip_bytes": buffered}
+
+
+def _actions(chip, t: dict) -> dict[str, tuple[np.ndarray, object]]:
+    """Energy label -> (count per node, J per count) of one traffic table (systolic.py, Energy)."""
+    g = t["graph_class"]
+    lane_ops = t["vector_adds"] + t["vector_mults"]   # priced at each node's mix of adds and multiplies
+    lane_j = t["vector_adds"] * chip.add_energy_j[g] + t["vector_mults"] * chip.mult_energy_j[g]
+    lane_price = np.divide(lane_j, lane_ops, out=np.zeros_like(lane_j), where=lane_ops > 0)
+    return {
+        "mac": (t["macs"], chip.mac_energy_j[t["mac_class"]]),
+        "pe_registers": (t["macs"] * t["moved_bits"], chip.register_energy_j_per_bit),
+        "vector": (lane_ops, lane_price),
+        **{f"{r}_{k}": (t[f"{r}_{k}s"], getattr(b, f"{k}_energy_j"))
+           for r, b in chip.buffers.items() for k in ("read", "write")},
+        "dram": ((t["dram_read"] + t["dram_write"]) * 8.0, chip.dram_energy_per_bit_j),
+    }
+
+
+def choose_dataflow(p: Params, chip, s) -> tuple[dict, np.ndarray, np.ndarray]:
+    """``array.dataflow = "auto"``: per node, the dataflow with the lowest latency.
+
+    Each of os, ws, is is costed by :func:`traffic` and :func:`busy_times` over all nodes at
+    once (one call per dataflow, numpy over the nodes), giving a (3, nodes) table of latencies
+    and energies. Per node the fastest wins; among equally fast ones (bit-equal latencies) the
+    one with the lowest energy (dynamic energy plus buffer leakage over the node's latency; the
+    idle leakage between inferences is spread by latency, so it cannot break such a tie); among
+    those equal in both, the first of os, ws, is. The returned table holds, per node, the
+    chosen dataflow's entries of the same tables a fixed dataflow gives: everything downstream
+    (cycles, stalls, buffer and DRAM traffic, energy) is that dataflow's.
+
+    Returns the table, the choice per node (index into ``DATAFLOWS``: 0 os, 1 ws, 2 is) and the
+    (3, nodes) latencies of the three fixed dataflows."""
+    tables = [traffic(s, p, chip, df) for df in DATAFLOWS]
+    latency = np.stack([busy_times(p, chip, t)[1] for t in tables])
+    leakage = sum(b.leakage_w for b in chip.buffers.values())
+    energy = np.stack([sum(np.asarray(n, dtype=np.float64) * price for n, price in _actions(chip, t).values())
+                       + lat * leakage for t, lat in zip(tables, latency)])
+    fastest = latency == latency.min(axis=0)
+    choice = np.argmin(np.where(fastest, energy, np.inf), axis=0)    # argmin: the first of equals
+    return {k: _pick([t[k] for t in tables], choice) for k in tables[0]}, choice, latency
+
+
+def _pick(values: list, choice: np.ndarray):
+    """Per node, the entry of ``values[choice]`` (per-node arrays; dicts of them, recursively)."""
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: _pick([v[k] for v in values], choice) for k in first}
+    if isinstance(first, np.ndarray) and first.shape == choice.shape:
+        return np.choose(choice, values)
+    return first   # a value of the whole graph (weight residency, precision class): the same for every dataflow
+
+
+def _auto_note(choice: np.ndarray, fixed_latency: np.ndarray, total: float) -> str:
+    counts = np.bincount(choice, minlength=len(DATAFLOWS))
+    fixed = fixed_latency.sum(axis=1)
+    best = int(np.argmin(fixed))
+    saved = 100 * (1 - total / fixed[best]) if fixed[best] > 0 else 0.0
+    return (f"auto dataflow: {', '.join(f'{k} {d}' for d, k in zip(DATAFLOWS, counts))} (of {choice.size} MAC "
+            f"nodes; per node: events 'dataflow', 0 = os, 1 = ws, 2 = is); latency {total * 1e3:.4g} ms against "
+            f"{fixed[best] * 1e3:.4g} ms with the best single dataflow ({DATAFLOWS[best]}), {saved:.3g}% less")

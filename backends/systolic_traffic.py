@@ -1,7 +1,12 @@
 """The systolic family's per-node arithmetic (precision, fusion, cycles, buffer and DRAM traffic,
-busy times) from the workload's columns, vectorised; the rules are documented in systolic.py."""
+busy times) from the workload's columns, vectorised; the rules are documented in systolic.py.
+
+:func:`operands` computes what every dataflow shares once; :func:`traffic` what one dataflow
+adds (``array.dataflow = "auto"`` calls it for each of os, ws, is on the same operands)."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -64,8 +69,10 @@ def fusion(kind, work, is_mac, inp, out) -> np.ndarray:
     return owner
 
 
-def traffic(workload, p, chip) -> dict[str, np.ndarray]:
-    """Cycles, buffer accesses and DRAM bytes per node (systolic.py, points 1-5)."""
+def operands(workload, p, chip) -> SimpleNamespace:
+    """The per-node columns every dataflow shares (systolic.py, points 2-5 and "Other nodes"):
+    GEMM shapes, precisions, fusion, unique operand bytes, weight residency, activations between
+    layers, vector work. :func:`traffic` adds what depends on the dataflow."""
     c = workload.columns
     f = np.float64
     n = len(workload.names)
@@ -83,7 +90,6 @@ def traffic(workload, p, chip) -> dict[str, np.ndarray]:
     prec = precisions(workload, is_mac, widths)
     a_el, w_el = widths[prec["act"]] / 8, widths[prec["weight"]] / 8
     psum = chip.psum_bytes
-    df, R, C = p["array.dataflow"], chip.rows, chip.cols
 
     # element-wise ops fused into their MAC producer: it writes the chain's last output
     owner = fusion(kind, work, is_mac, inp, out) if p["vector.fusion"] == "elementwise" else np.full(n, -1)
@@ -98,12 +104,6 @@ def traffic(workload, p, chip) -> dict[str, np.ndarray]:
     # partial sum, accumulated in the ofmap buffer (no workload column says "scatter")
     transposed = is_mac & (np.asarray(workload.ops, dtype=object) == "ConvTranspose")
     o_el = np.where(transposed | (out_bits <= 0), psum, np.minimum(out_bits / 8, psum))
-
-    cycles = np.where(is_mac, gb * smap.compute_cycles(df, R, C, gm, gn, gk), 0.0)
-    acc = smap.operand_accesses(df, R, C, gm, gn, gk)
-    rf, cf = acc["row_folds"], acc["col_folds"]
-    out_words = gb * gm * gn
-    ofmap_w_bytes = np.where(is_mac, out_words * ((rf - 1) * psum + o_el) if df != "os" else out_words * o_el, out)
 
     # unique operand bytes: A (activations) and B (weights, or a run-time operand where the
     # node's constant weights do not cover B: attention, or a weight computed at run time); a
@@ -122,6 +122,49 @@ def traffic(workload, p, chip) -> dict[str, np.ndarray]:
         or not p.get("operation.inferences_per_s")
     resident = bool(model_weights > 0 and model_weights <= bufs["filter"].capacity and keeps)
     weights_dram = np.where(work & (params > 0), 0.0 if resident else w, 0.0)
+
+    # activations between layers (point 4): the input is on chip as far as the producer's
+    # output (this node's whole input) fit in the ofmap buffer
+    on_chip = p["buffers.activations"] == "on-chip"
+    resident_in = 1.0 - _miss(inp, use["ofmap"]) if on_chip else np.zeros(n)
+    out_dram = np.where(moves, out * (_miss(out, use["ofmap"]) if on_chip else 1.0), 0.0)
+    costed = np.flatnonzero(work)
+    if costed.size:  # the model's input comes from DRAM, its output goes there
+        resident_in[costed[0]] = 0.0
+        tail = owner[costed[-1]] if fused[costed[-1]] else costed[-1]
+        out_dram[tail] = out[tail]
+
+    # vector unit: non-MAC ops (incl. bias adds), ConvTranspose overlap-adds; a fused op's
+    # slots are busy time of its MAC node (it runs while the array works). A transcendental
+    # op is transcendental_cost lane slots, each a multiply and an add.
+    tcost = p["vector.transcendental_cost"]
+    out_words = gb * gm * gn
+    overlap_adds = np.where(transposed, out_words, 0.0)
+    slots = np.where(work, element_slots(workload, tcost) + overlap_adds, 0.0)
+    slots = np.where(fused, 0.0, slots) + np.bincount(owner[fused], weights=slots[fused], minlength=n)
+    trans = tcost * sum(c[k].astype(f) for k in TRANSCENDENTAL_KINDS)
+    adds = np.where(work, (c["add"] + c["cmp"] + c["other"]).astype(f) + overlap_adds + trans, 0.0)
+    mults = np.where(work, c["mul"].astype(f) + trans, 0.0)
+    return SimpleNamespace(
+        n=n, work=work, is_mac=is_mac, macs=macs, w=w, inp=inp, out=out, gb=gb, gm=gm, gn=gn, gk=gk,
+        widths=widths, prec=prec, a_el=a_el, w_el=w_el, psum=psum, fused=fused, moves=moves, transposed=transposed,
+        o_el=o_el, out_words=out_words, act_b=act_b, a_u=a_u, b_u=b_u, use=use, resident=resident,
+        weights_dram=weights_dram, resident_in=resident_in, out_dram=out_dram, slots=slots, adds=adds, mults=mults)
+
+
+def traffic(s: SimpleNamespace, p, chip, df: str) -> dict[str, np.ndarray]:
+    """Cycles, buffer accesses and DRAM bytes per node on dataflow ``df`` (systolic.py, points
+    1-5), from the shared columns of :func:`operands`."""
+    n, is_mac, work, moves, gb, gm, gn, gk = s.n, s.is_mac, s.work, s.moves, s.gb, s.gm, s.gn, s.gk
+    a_el, w_el, psum, use, a_u, b_u = s.a_el, s.w_el, s.psum, s.use, s.a_u, s.b_u
+    R, C = chip.rows, chip.cols
+
+    cycles = np.where(is_mac, gb * smap.compute_cycles(df, R, C, gm, gn, gk), 0.0)
+    acc = smap.operand_accesses(df, R, C, gm, gn, gk)
+    rf, cf = acc["row_folds"], acc["col_folds"]
+    out_words = s.out_words
+    ofmap_w_bytes = np.where(is_mac, out_words * ((rf - 1) * psum + s.o_el) if df != "os" else out_words * s.o_el,
+                             s.out)
 
     # re-fetches by loop order (point 3), beyond each operand's first pass
     a_tile = np.minimum(gm, R) * gk * a_el
@@ -145,58 +188,41 @@ def traffic(workload, p, chip) -> dict[str, np.ndarray]:
         spill = (rf - 1) * gb * gm * gn * psum * 2 * _miss(np.minimum(gm, C) * gn * psum, use["ofmap"])
     user = None
     if chip.interface == "user":   # the window slides that stall the array are the refetches (systolic.py, Time)
-        user = user_timing(p, chip, is_mac, act_b, resident, gb, gm, gn, gk, a_el, w_el, ofmap_w_bytes)
+        user = user_timing(p, chip, df, is_mac, s.act_b, s.resident, gb, gm, gn, gk, a_el, w_el, ofmap_w_bytes)
         a_re, b_re = user["ifmap_refetch_bytes"], user["filter_refetch_bytes"]
 
-    # activations between layers (point 4): the input is on chip as far as the producer's
-    # output (this node's whole input) fit in the ofmap buffer
-    on_chip = p["buffers.activations"] == "on-chip"
-    resident_in = 1.0 - _miss(inp, use["ofmap"]) if on_chip else np.zeros(n)
-    out_dram = np.where(moves, out * (_miss(out, use["ofmap"]) if on_chip else 1.0), 0.0)
-    costed = np.flatnonzero(work)
-    if costed.size:  # the model's input comes from DRAM, its output goes there
-        resident_in[costed[0]] = 0.0
-        tail = owner[costed[-1]] if fused[costed[-1]] else costed[-1]
-        out_dram[tail] = out[tail]
+    resident_in, inp = s.resident_in, s.inp
     a_dram = np.where(is_mac, a_u * (1 - resident_in) + a_re, np.where(moves, inp * (1 - resident_in), 0.0))
-    b_dram = np.where(is_mac, np.where(act_b, b_u * (1 - resident_in), 0.0) + b_re, 0.0) + weights_dram
+    b_dram = np.where(is_mac, np.where(s.act_b, b_u * (1 - resident_in), 0.0) + b_re, 0.0) + s.weights_dram
     dram_read = a_dram + b_dram + spill / 2
-    dram_write = out_dram + spill / 2
+    dram_write = s.out_dram + spill / 2
 
     # buffer accesses in words (point 2)
-    ofmap_r_bytes = np.where(is_mac, acc["ofmap_reads"] * gb * psum + np.where(transposed, out_words * psum, 0.0),
-                             0.0) + out_dram
-    word = {r: b.word_bytes for r, b in bufs.items()}
+    ofmap_r_bytes = np.where(is_mac, acc["ofmap_reads"] * gb * psum + np.where(s.transposed, out_words * psum, 0.0),
+                             0.0) + s.out_dram
+    word = {r: b.word_bytes for r, b in chip.buffers.items()}
     t = {"ifmap_reads": np.where(is_mac, acc["ifmap_reads"] * gb * a_el, np.where(moves, inp, 0.0)) / word["ifmap"],
          "ifmap_writes": a_dram / word["ifmap"],
-         "filter_reads": np.where(is_mac, acc["filter_reads"] * gb * w_el, np.where(work, w, 0.0)) / word["filter"],
+         "filter_reads": np.where(is_mac, acc["filter_reads"] * gb * w_el, np.where(work, s.w, 0.0)) / word["filter"],
          "filter_writes": b_dram / word["filter"],
          "ofmap_writes": np.where(moves, ofmap_w_bytes, 0.0) / word["ofmap"],
          "ofmap_reads": np.where(moves, ofmap_r_bytes, 0.0) / word["ofmap"]}
 
-    # vector unit: non-MAC ops (incl. bias adds), ConvTranspose overlap-adds; a fused op's
-    # slots are busy time of its MAC node (it runs while the array works). A transcendental
-    # op is transcendental_cost lane slots, each a multiply and an add.
-    tcost = p["vector.transcendental_cost"]
-    overlap_adds = np.where(transposed, out_words, 0.0)
-    slots = np.where(work, element_slots(workload, tcost) + overlap_adds, 0.0)
-    slots = np.where(fused, 0.0, slots) + np.bincount(owner[fused], weights=slots[fused], minlength=n)
-    trans = tcost * sum(c[k].astype(f) for k in TRANSCENDENTAL_KINDS)
-    adds = np.where(work, (c["add"] + c["cmp"] + c["other"]).astype(f) + overlap_adds + trans, 0.0)
-    mults = np.where(work, c["mul"].astype(f) + trans, 0.0)
-    a_bits, w_bits = widths[prec["act"]], widths[prec["weight"]]
+    a_bits, w_bits = s.widths[s.prec["act"]], s.widths[s.prec["weight"]]
     moved = {"os": a_bits + w_bits, "ws": a_bits + 8 * psum, "is": w_bits + 8 * psum}[df]
+    sr, sc, _ = smap.spatio_temporal(df, gm, gn, gk)   # the mapping, for reports: folds and PEs a GEMM occupies
     return {
-        **t, "macs": np.where(is_mac, macs, 0.0), "work": work, "is_mac": is_mac, "cycles": cycles,
-        "slots": slots, "fused": fused, "vector_adds": adds, "vector_mults": mults,
-        "mac_class": prec["mac"], "graph_class": prec["graph"],
+        **t, "macs": np.where(is_mac, s.macs, 0.0), "work": work, "is_mac": is_mac, "cycles": cycles,
+        "row_folds": rf, "col_folds": cf, "pes_used": np.minimum(sr, R) * np.minimum(sc, C),
+        "slots": s.slots, "fused": s.fused, "vector_adds": s.adds, "vector_mults": s.mults,
+        "mac_class": s.prec["mac"], "graph_class": s.prec["graph"],
         "moved_bits": np.where(is_mac, moved, 0.0), "dram_read": np.where(work, dram_read, 0.0),
-        "dram_write": np.where(work, dram_write, 0.0), "resident": resident,
+        "dram_write": np.where(work, dram_write, 0.0), "resident": s.resident,
         "stall_cycles": np.zeros(n) if user is None else user["stall"], "user": user,
     }
 
 
-def user_timing(p, chip, is_mac, act_b, resident, gb, gm, gn, gk, a_el, w_el, ofmap_w_bytes) -> dict:
+def user_timing(p, chip, df, is_mac, act_b, resident, gb, gm, gn, gk, a_el, w_el, ofmap_w_bytes) -> dict:
     """USER interface mode (systolic_bandwidth.py), per node: stall cycles, window slides of the
     ifmap and filter buffers and the bytes they refetch beyond one pass over each operand. The
     interface moves ``chip.bytes_per_cycle`` (``interface.bandwidth_words_per_cycle``, SCALE-Sim's
@@ -204,7 +230,7 @@ def user_timing(p, chip, is_mac, act_b, resident, gb, gm, gn, gk, a_el, w_el, of
     n = len(gm)
     bufs = chip.buffers
     mac = np.flatnonzero(is_mac & (gm * gn * gk > 0))
-    u = sbw.user_cycles(p["array.dataflow"], chip.rows, chip.cols, gm[mac], gn[mac], gk[mac],
+    u = sbw.user_cycles(df, chip.rows, chip.cols, gm[mac], gn[mac], gk[mac],
                         bandwidth=float(chip.bytes_per_cycle), ifmap_capacity=bufs["ifmap"].capacity / a_el[mac],
                         filter_capacity=bufs["filter"].capacity / w_el[mac], ofmap_capacity=bufs["ofmap"].capacity,
                         ofmap_writes=ofmap_w_bytes[mac] / gb[mac], ifmap_bytes=a_el[mac], filter_bytes=w_el[mac],

@@ -56,7 +56,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dram_pim import BINARY, FLOAT, INT8, INT16, PRECISION_CLASSES, gemm_dims, is_mac, operand_bits, precision_class
-from .family import KIND, SIMPLE_KINDS, TRANSCENDENTAL_KINDS, Counts, FamilySpec, NotFitting, Params
+from .family import KIND, SIMPLE_KINDS, TRANSCENDENTAL_KINDS, Counts, FamilySpec, NotFitting, Params, per
 from .techlib import Param
 from nvmc.ir.units import format_capacity
 
@@ -193,6 +193,11 @@ def count(workload, p: Params) -> Counts:
     costed = np.select([cls == BINARY, cls == INT8], [1.0, 8.0], default=prec["bits"])
     return Counts(actions=actions, busy=busy, latency=latency, bits=costed, info=info(p),
                   notes=_notes(workload, cls, used, split, t_in + t_out, np.maximum(t_mac + t_elem, t_mram), dpus),
+                  mapping={"units_total": dpus, "units_used": np.where(mac, used, np.nan),
+                           "split_k": np.where(mac, split, np.nan), "replication": np.where(mac, m_split, np.nan),
+                           "host_bytes": host_bytes, "onchip_bytes": mram_bytes * mac,
+                           "utilization": np.where(mac, per(c["macs"], dpus * rate / p.cache["mac_instr"][cls] * t_mac),
+                                                   np.nan)},
                   events={"dpus_used": used, "k_split": np.where(mac, split, 0.0), "host_bytes": host_bytes,
                           "mram_bytes": mram_bytes * mac, "bits": prec["bits"]})
 

@@ -23,6 +23,10 @@ the family's estimate on examples/models/resnet50.onnx in CALC and in USER mode 
 interface = the device's DRAM, and 1 one-byte word per cycle), best of --repeat, and the closed form on the
 54 SCALE-Sim layers with 64 kB SRAMs at 4 words/cycle next to the wall times SCALE-Sim's own
 USER mode took per layer (tests/data/refs/scalesim/scalesim_user_bw_refs.json).
+
+``array.dataflow = "auto"`` (per layer the fastest of os, ws, is): on examples/models/resnet50.onnx at
+16x16 (the shipped array) and 128x128, CALC and USER, auto's latency and energy against each
+fixed dataflow's, the layers per dataflow, and the estimate's time against a fixed dataflow's.
 """
 
 from __future__ import annotations
@@ -168,6 +172,32 @@ def user_mode(dims: list[tuple[int, ...]], repeat: int) -> None:
           f"runs, max {walls[-1]:.0f} s; 2 timed out at 300 s)")
 
 
+def auto_dataflow(repeat: int) -> None:
+    """``array.dataflow = "auto"`` on examples/models/resnet50.onnx: what it costs against a fixed
+    dataflow (it costs all three, then picks per layer) and what it saves against the best single
+    dataflow, at the shipped 16x16 array and at 128x128, in CALC and USER mode."""
+    workload = nvmc.analyze(nvmc.load(RESNET50))
+    for mode, sets in (("CALC", []), ("USER", ["interface.mode=user"])):
+        for size in ("16x16", "128x128"):
+            times, est = {}, {}
+            for df in (*smap.DATAFLOWS, "auto"):
+                target = nvmc.backends.load_target("systolic-sram-28nm", [f"array.size={size}",
+                                                                          f"array.dataflow={df}", *sets])
+                times[df], est[df] = best_of(repeat, lambda: nvmc.backends.estimate(workload, target))
+            lat = {df: e.totals["latency_s"] for df, e in est.items()}
+            energy = {df: e.totals["energy_j"] for df, e in est.items()}
+            best = min(smap.DATAFLOWS, key=lat.get)
+            fixed_t = float(np.mean([times[df] for df in smap.DATAFLOWS]))
+            nodes = est["auto"].info["dataflow_nodes"]
+            print(f"auto dataflow, {mode} {size:>7}: latency {lat['auto'] * 1e3:7.2f} ms, "
+                  + "/".join(f"{lat[df] * 1e3:.2f}" for df in smap.DATAFLOWS) + " ms with os/ws/is: "
+                  f"{100 * (1 - lat['auto'] / lat[best]):4.1f}% less than the best ({best}); energy "
+                  f"{100 * (energy['auto'] / energy[best] - 1):+5.1f}% vs {best}'s; layers "
+                  + ", ".join(f"{k} {df}" for df, k in nodes.items())
+                  + f"; estimate {times['auto'] * 1e3:.2f} ms vs {fixed_t * 1e3:.2f} ms fixed "
+                  f"({times['auto'] / fixed_t:.1f}x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scalesim-python", type=Path, default=Path(os.environ.get("NVMC_SCALESIM_PYTHON", DEFAULT_PY)))
@@ -190,6 +220,7 @@ def main() -> None:
           f"{t_full * 1e3:.1f} ms, of which the estimate {t_est * 1e3:.2f} ms")
 
     user_mode(dims, args.repeat)
+    auto_dataflow(args.repeat)
 
     live = args.scalesim_python.exists() and not args.recorded
     if live:

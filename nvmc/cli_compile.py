@@ -28,6 +28,7 @@ from nvmc.render import (binary, console, err_console, one_line, print_error, pr
                          si, styled)
 from nvmc.ir.limits import MAX_BATCH
 from nvmc.report import METRICS
+from nvmc.backends.estimate import MAPPING_FIELDS
 
 EXIT_NOT_FITTING = 1
 MAX_SCALE = MAX_BATCH  # --devices, --batch: beyond, MAC and byte counts leave int64 for large models
@@ -59,6 +60,9 @@ def _target_list(value: str | None) -> list[str]:
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write per-layer figures as CSV.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the compiled model as ONNX.")
 @click.option("--top", default=8, show_default=True, help="Layers to list in the terminal summary.")
+@click.option("--layers", "show_layers", is_flag=True,
+              help="Print every layer's mapping: how it was laid onto the hardware (utilization, units, folds or "
+                   "waves, split-K, replicas, stall cycles, traffic; the fields the family models).")
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="Write a self-contained HTML report with plots (opens offline).")
 @click.option("--budget", "budget_spec", metavar="METRIC=VALUE,...",
@@ -93,7 +97,8 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
                 html_path: Path | None, budget_spec: str | None, quiet: bool, grid: str | None,
                 lifetime_years: float | None, utilisation: float | None, input_shapes, mode: str | None = None,
                 devices: int | None = None, parallel: str | None = None, interconnect: str | None = None,
-                train_batch: int | None = None, gate=None, generate_spec: str | None = None) -> None:
+                train_batch: int | None = None, gate=None, generate_spec: str | None = None,
+                show_layers: bool = False) -> None:
     """Estimate latency, energy and area of MODEL on a hardware target.
 
     Exits 0 on success, 1 when the model does not fit a target (reported, not an error),
@@ -124,8 +129,8 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     targets = resolve_targets([target_name, *others], tuple(sets), iso)
     if generate_spec is not None:
         return _generate(model, targets, generate_spec, pipeline=pipeline, net=net, json_path=json_path,
-                         html_path=html_path, quiet=quiet, refused={"--csv": csv_path, "-o": output,
-                                                                    "--budget": budget_spec, "--mode": mode})
+                         html_path=html_path, csv_path=csv_path, quiet=quiet,
+                         refused={"-o": output, "--budget": budget_spec, "--mode": mode})
     with progress(f"loading {model.name}", quiet=quiet):
         graph = nvmc.load(model, **input_shapes.load_kwargs()) if quiet else load_model(model, input_shapes)
     try:
@@ -170,6 +175,10 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     if not quiet and "-" not in (str(json_path), str(csv_path)):  # stdout carries the data
         out = console()
         _print_summary(out, model, estimates[0], top)
+        if show_layers:
+            for e in estimates:
+                if e.ok:
+                    out.print(_mapping_table(e, out.width))
         if len(estimates) > 1:
             out.print(_compare_table(estimates, out.width))
             for e in estimates[1:]:
@@ -260,13 +269,21 @@ def _write_csv(estimates, path: Path) -> None:
     components = sorted({k for e in estimates for k in e.energy})
     lat_components = sorted({k for e in estimates for k in e.latency})
     events = sorted({k for e in estimates for k in e.events})
+    mapping = [k for k in MAPPING_FIELDS if any(k in e.mapping for e in estimates)]
+
+    def mapped(e, k, i) -> str:
+        v = e.mapping[k][i] if k in e.mapping else math.nan
+        return f"{v:.6g}" if math.isfinite(v) else ""
+
     header = ["target", "energy_scope", "name", "op", "macs", "latency_s", "energy_j",
-              *(f"latency_{k}_s" for k in lat_components), *(f"energy_{k}_j" for k in components), *events]
+              *(f"latency_{k}_s" for k in lat_components), *(f"energy_{k}_j" for k in components), *events,
+              *(f"mapping_{k}" for k in mapping)]
     rows = ([e.target, e.scope.get("system", ""), name, e.ops[i], int(e.macs[i]), f"{e.node_latency[i]:.6e}",
              f"{e.node_energy[i]:.6e}",
              *(f"{e.latency[k][i]:.6e}" if k in e.latency else "" for k in lat_components),
              *(f"{e.energy[k][i]:.6e}" if k in e.energy else "" for k in components),
-             *(f"{e.events[k][i]:.6g}" if k in e.events else "" for k in events)]
+             *(f"{e.events[k][i]:.6g}" if k in e.events else "" for k in events),
+             *(mapped(e, k, i) for k in mapping)]
             for e in estimates if e.ok for i, name in enumerate(e.names))
     write_output(path, csv_text(header, rows))
 
@@ -340,6 +357,53 @@ def _print_summary(out, model: Path, est, top: int) -> None:
         from nvmc.backends.carbon import summary_line
 
         out.print(summary_line(est.carbon), soft_wrap=True)
+
+
+# the --layers table: a short header per mapping field, and how its value reads
+_MAPPING_COLUMNS = {"utilization": "util.", "units_used": "units", "passes": "passes", "split_k": "split K",
+                    "replication": "copies", "stall_cycles": "stall cycles", "compute_cycles": "cycles",
+                    "hit_rate": "L2 hit", "load_balance": "balance", "adc_conversions": "ADC conv.",
+                    "dram_bytes": "DRAM", "onchip_bytes": "on-chip", "host_bytes": "host"}
+
+
+def _mapping_table(est, width: int) -> Table:
+    """Every layer of ``est`` with the mapping fields its family models (MAPPING_FIELDS), as many as
+    ``width`` columns hold (in the order of _MAPPING_COLUMNS; the caption names the rest)."""
+    # the fields this family models, less those that say nothing here (stall cycles of a run without stalls)
+    fields = [k for k in _MAPPING_COLUMNS if k in est.mapping and np.nan_to_num(est.mapping[k]).any()]
+    extra = f", {est.info['dataflow']} dataflow" if isinstance(est.info.get("dataflow"), str) else ""
+    chosen = est.events.get("dataflow")             # systolic dataflow=auto: 0 os, 1 ws, 2 is per layer
+    room = width - 2 * 12 - 12 - (11 if chosen is not None else 0)   # node, op (folded), latency, dataflow
+    shown = [k for i, k in enumerate(fields) if room - 11 * (i + 1) >= 0]
+    left = [_MAPPING_COLUMNS[k] for k in fields if k not in shown]
+    table = report_table(f"layer mapping on {est.target} ({est.family}{extra})",
+                         ("node", "op", "latency", *(["dataflow"] if chosen is not None else []),
+                          *(_MAPPING_COLUMNS[k] for k in shown)), text=("node", "op"),
+                         caption="; ".join(f"{_MAPPING_COLUMNS[k]}: {MAPPING_FIELDS[k]}" for k in shown)
+                         + (f". Left out at this width: {', '.join(left)} (in --json and --csv)" if left else ""),
+                         caption_justify="left")
+    fields = shown
+    table.columns[0].min_width, table.columns[1].min_width = 6, 6    # a name stays readable when columns crowd
+    units_total = est.mapping.get("units_total")
+    for i, name in enumerate(est.names):
+        if est.node_latency[i] <= 0 and not est.macs[i]:
+            continue   # views and folded nodes: nothing is mapped
+        cells = []
+        for k in fields:
+            v = float(est.mapping[k][i])
+            if not math.isfinite(v):
+                cells.append("—")
+            elif k in ("utilization", "hit_rate", "load_balance"):
+                cells.append(f"{100 * v:.0f} %")
+            elif k.endswith("_bytes"):
+                cells.append(binary(v))
+            elif k == "units_used" and units_total is not None and math.isfinite(float(units_total[i])):
+                cells.append(f"{v:.0f}/{float(units_total[i]):.0f}")
+            else:
+                cells.append(si(v, "") if v >= 1e4 else f"{v:.0f}")
+        flow = [] if chosen is None else [("os", "ws", "is")[int(chosen[i])] if math.isfinite(chosen[i]) else "—"]
+        table.add_row(one_line(name), one_line(est.ops[i]), si(est.node_latency[i], "s"), *flow, *cells)
+    return table
 
 
 def _compare_rows(estimates, width: int) -> Table:
@@ -427,7 +491,7 @@ def _ratios_row(values) -> list[str]:
 
 
 # ------------------------------------------------------------------ targets, explain
-def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path, html_path, quiet: bool,
+def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path, html_path, csv_path, quiet: bool,
               refused: dict) -> None:
     """``compile --generate``: the generation table, and the JSON report's ``generation`` section."""
     from nvmc.generation import GenerateSpec, generate
@@ -444,6 +508,16 @@ def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path,
     data = gen.to_dict()
     if json_path is not None:
         write_output(json_path, json_text(data) + "\n")
+    if csv_path is not None:   # one row per generated token and target: the per-token curve
+        from nvmc.ir.dataout import csv_text
+
+        costed = set(gen.contexts)
+        rows = [[r.target, k + 1, "prefill" if k == 0 else "decode", 0 if k == 0 else spec.prompt + k - 1,
+                 "yes" if k == 0 or spec.prompt + k - 1 in costed else "interpolated",
+                 f"{r.per_token_latency_s[k]:.6e}", f"{r.per_token_energy_j[k]:.6e}"]
+                for r in gen.results if r.ok for k in range(r.tokens)]
+        write_output(csv_path, csv_text(["target", "token", "phase", "context", "costed", "latency_s", "energy_j"],
+                                        rows))
     if html_path is not None:
         from nvmc.report import write_generation_html
 

@@ -97,7 +97,7 @@ class Decoder:
         past_dims = {x for n, d in inputs if n in past_inputs for x in d if isinstance(x, str) and x != batch}
         if len(past_dims) > 1:
             raise NvmcError(f"the past inputs name more than one sequence dim ({', '.join(sorted(past_dims))})",
-                            hint="bind the others with --dim; nvmc binds one past length per step")
+                            hint="export the past tensors with one shared past-length dim (nvmc binds one per step)")
         past = next(iter(past_dims), None)
         others = {x for n, d in inputs for x in d if isinstance(x, str)} - {batch, seq, past}
         total = None
@@ -107,7 +107,8 @@ class Decoder:
                 total = masks.pop()
             else:
                 raise NvmcError(f"--generate cannot tell how the dims {', '.join(sorted(others))} grow with the "
-                                "sequence", hint="bind them with --dim NAME=VALUE, or name them seq/past_seq")
+                                "sequence", hint="export the decoder with only batch, sequence, past-length and "
+                                "attention-mask (past + sequence) dims symbolic")
         return cls(seq, batch, past, total, past_inputs)
 
     def prefill(self, prompt: int, batch: int) -> dict[str, int]:
@@ -478,15 +479,9 @@ def kv_per_token(model, decoder: Decoder, batch: int) -> int:
         if value.name not in decoder.past_inputs:
             continue
         t = value.type.tensor_type
-        size = 1
+        size = 1   # Decoder.of made sure a named dim here is the batch or the past length
         for d in t.shape.dim:
-            if d.dim_param == decoder.batch:
-                size *= batch
-            elif d.dim_param and d.dim_param != decoder.past:
-                raise NvmcError(f"past input '{value.name}' has a dim '{d.dim_param}' nvmc cannot bind per step",
-                                hint="bind it with --dim NAME=VALUE")
-            elif not d.dim_param:
-                size *= d.dim_value
+            size *= batch if d.dim_param == decoder.batch else 1 if d.dim_param else d.dim_value
         total += size * np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).itemsize
     return total
 

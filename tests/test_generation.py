@@ -159,9 +159,23 @@ def test_cli_prints_the_generation_and_writes_json(tmp_path):
     assert data["targets"][2]["ok"] is False and data["targets"][0]["decode"]["steps"] == 31
 
 
+def test_cli_csv_has_every_token(tmp_path):
+    import csv
+
+    out = tmp_path / "t.csv"
+    r = run_nvmc("compile", str(PAST), "-t", "gpu", "--compare", "upmem", "--generate", "prompt=16,tokens=40", "-q",
+                 "--csv", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 2 * 40 and rows[0]["phase"] == "prefill" and rows[1]["context"] == "16"
+    assert rows[39]["context"] == str(16 + 38) and {x["costed"] for x in rows} == {"yes", "interpolated"}
+    g = generate(PAST, ["gpu", "upmem"], prompt=16, tokens=40)
+    assert [float(x["latency_s"]) for x in rows[:40]] == pytest.approx(list(g.results[0].per_token_latency_s), rel=1e-6)
+
+
 def test_cli_refuses_what_generation_does_not_combine_with(tmp_path):
-    r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4,tokens=4", "--csv", str(tmp_path / "x.csv"))
-    assert r.returncode == 2 and "--csv" in r.stderr and "Traceback" not in r.stderr
+    r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4,tokens=4", "-o", str(tmp_path / "x.onnx"))
+    assert r.returncode == 2 and "-o" in r.stderr and "Traceback" not in r.stderr
     r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4")
     assert r.returncode == 2 and "needs both prompt and tokens" in r.stderr
 

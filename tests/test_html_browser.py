@@ -389,10 +389,10 @@ def test_html_report_in_chromium(chromium, tmp_path):
         ratio_shot = decode_png(page.screenshot("#fig-ratios"))
     (tmp_path / "shown.txt").write_text(text)
 
-    assert state == "5", f"plots did not all render: {state!r}"
+    assert state == "6", f"plots did not all render: {state!r}"
     assert problems == [], "\n".join(problems)
     assert [p[0] for p in plots] == ["fig-ratios", "fig-energy-j", "fig-layer-latency", "fig-layer-energy",
-                                     "fig-area-mm2"]
+                                     "fig-utilization", "fig-area-mm2"]
     for fig_id, svgs, bars in plots:
         assert svgs >= 1 and bars >= 1, (fig_id, svgs, bars)
     # no payload ran, none became markup, and each is shown as the literal text it is

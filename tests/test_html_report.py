@@ -142,7 +142,7 @@ def test_figures_are_valid_plotly(hostile_page):
     go = pytest.importorskip("plotly.graph_objects")
     figures = figures_of(hostile_page[0])
     assert [f["id"] for f in figures] == ["fig-ratios", "fig-energy-j", "fig-layer-latency", "fig-layer-energy",
-                                          "fig-area-mm2"]
+                                          "fig-utilization", "fig-area-mm2"]
     for f in figures:
         go.Figure(data=f["data"], layout=f["layout"])     # raises on an unknown or mistyped property
         assert f["data"]

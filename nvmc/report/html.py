@@ -122,6 +122,14 @@ def render_html(report: Mapping[str, Any], parameters: Mapping[str, list] | None
     figures += lat_figs
     if lat_html:
         sections.append(("layers", "Per layer", lat_html))
+    fig = _utilization_figure(estimates, max_layers)
+    if fig:
+        figures.append(fig)
+        sections.append(("mapping", "Utilization per layer", _caption(
+            "How much of each target's peak MAC rate a layer achieves while it computes (the layer's <code>mapping"
+            "</code> in the JSON: its MACs over the whole target's MAC units x its compute time); only layers with "
+            "MACs are drawn. The JSON and <code>nvmc compile --layers</code> give the rest of each layer's mapping "
+            "(units used, folds or waves, split-K, replicas, stall cycles, traffic).") + _div(fig)))
     fig = _component_figure(estimates, "area_mm2", "mm²", "area by component", colors)
     if fig:
         figures.append(fig)
@@ -509,6 +517,39 @@ def latency_stack(layers: Sequence[Mapping[str, Any]], idx: Sequence[int]) -> tu
             stack[extra] = [val(i, extra) for i in idx]
         return "bound", stack
     return "busy", {c: [val(i, c) for i in idx] for c in comps}
+
+
+def _utilization_figure(estimates: list[Mapping[str, Any]], max_layers: int) -> dict | None:
+    """Each target's per-layer utilization (mapping.utilization), layers with MACs, in graph order."""
+    ok = [e for e in estimates if e.get("ok", True) and e.get("layers")]
+    if not ok:
+        return None
+    layers0 = ok[0]["layers"]
+    mac_idx = [i for i, x in enumerate(layers0) if x.get("macs")]
+    idx = [mac_idx[j] for j in _pick_layers([layers0[i] for i in mac_idx], max_layers)]
+    data = []
+    for k, e in enumerate(ok):
+        layers = e["layers"]
+        if len(layers) != len(layers0):
+            continue
+        ys = [layers[i].get("mapping", {}).get("utilization") for i in idx]
+        if not any(_finite(y) for y in ys):
+            continue
+        data.append({"type": "bar", "name": esc(e["target"]["name"]), "x": list(range(len(idx))),
+                     "y": [100 * y if _finite(y) else None for y in ys], "marker": {"color": _color(k)},
+                     "customdata": [f"#{i} {esc(layers0[i]['name'])} ({esc(layers0[i]['op'])})" for i in idx],
+                     "hovertemplate": "%{customdata}<br>%{y:.3g} %<extra>%{fullData.name}</extra>"})
+    if not data:
+        return None
+    labels = [esc(_short(layers0[i]["name"], 28)) for i in idx]
+    xaxis: dict[str, Any] = {"title": {"text": "layers with MACs, in graph order"}}
+    if len(idx) <= TICK_LABELS:
+        xaxis.update(tickmode="array", tickvals=list(range(len(idx))), ticktext=labels, tickangle=-45, automargin=True)
+    else:
+        xaxis.update(showticklabels=False)
+    return {"id": "fig-utilization", "data": data,
+            "layout": _layout("utilization per layer", barmode="group", xaxis=xaxis,
+                              yaxis={"title": {"text": "% of the peak MAC rate"}, "range": [0, 100]}, height=400)}
 
 
 def _layer_figures(estimates: list[Mapping[str, Any]], max_layers: int, color: _Palette) -> tuple[str, list[dict]]:
