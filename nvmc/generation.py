@@ -378,6 +378,9 @@ def _read(path):
     return read_model(path)
 
 
+MEASURE_SAMPLES = 2   # input draws for measured columns: one decode step's activations, not a dataset
+
+
 def workloads(proto, decoder: Decoder, spec: GenerateSpec, ctx: list[int], batch: int, passes: str | None, targets):
     """The prefill's workload and one per decode context, with the columns the targets measure.
 
@@ -408,7 +411,7 @@ def workloads(proto, decoder: Decoder, spec: GenerateSpec, ctx: list[int], batch
         g, done[c] = analyse(decoder.step(c, batch))
         if c == ctx[0]:
             first_graph = g
-    measured_first = measure(first_graph, done[ctx[0]], targets)
+    measured_first = measure(first_graph, done[ctx[0]], targets, samples=MEASURE_SAMPLES)
     added = [k for k in measured_first.columns if k not in done[ctx[0]].columns]
 
     def with_measured(w):
@@ -428,8 +431,8 @@ def workloads(proto, decoder: Decoder, spec: GenerateSpec, ctx: list[int], batch
         return pre, [with_measured(done[c]) for c in ctx], how
     how = (f"decode workloads: the graph analysed at contexts {', '.join(map(str, anchors))}, the others from "
            f"their exact degree-{degree} polynomial in the context (checked at {check})"
-           + (f"; {', '.join(added)} measured at context {ctx[0]} and reused for the prefill and every step"
-              if added else ""))
+           + (f"; {', '.join(added)} measured at context {ctx[0]} ({MEASURE_SAMPLES} seeded input draws) and reused "
+              "for the prefill and every step" if added else ""))
     return pre, [with_measured(done[c] if c in done else fitted(c)) for c in ctx], how
 
 

@@ -99,12 +99,16 @@ class Gate:
         return out
 
 
-def measure(graph: "Graph", workload: "Workload", targets: Sequence["Target"]) -> "Workload":
-    """The workload with the columns the targets ask to be measured (activation density, ...)."""
+def measure(graph: "Graph", workload: "Workload", targets: Sequence["Target"], *,
+            samples: int | None = None) -> "Workload":
+    """The workload with the columns the targets ask to be measured (activation density, ...),
+    over ``samples`` seeded input draws (default: calibrate's)."""
     from nvmc.calibrate import calibrate, requests_of
 
     requests = requests_of(targets)
-    return calibrate(graph, workload, requests) if requests else workload
+    if not requests:
+        return workload
+    return calibrate(graph, workload, requests, **({"samples": samples} if samples else {}))
 
 
 @dataclass(frozen=True)
