@@ -25,6 +25,12 @@ both operands stream from the buffers.
    spill to DRAM. ``usable`` = capacity x ``buffers.usable_fraction`` (double buffering).
    A is at most its im2col volume (``gemm_batch x M x K``): a strided 1x1 conv reads only
    the pixels it samples.
+   ``mapping.tiling = "search"`` (CALC interface only; systolic_tiling): per MAC node, the
+   M / N / K tiles within the three buffers' usable bytes and the order of the DRAM-level loops
+   that move the fewest refetch and spill bytes (ties: fewer buffer accesses), or this fixed
+   rule where no tiling beats it; the array's folds and cycles stay SCALE-Sim's. The events say
+   ``tile_m``, ``tile_n``, ``tile_k`` and ``loop_order`` (0-5: MNK, MKN, NMK, NKM, KMN, KNM,
+   outer -> inner; 6: the fixed rule, tiles NaN), a note the DRAM bytes against the fixed rule.
 4. Activations (``buffers.activations = "on-chip"``): a node's input is on chip as far as
    the previous node's output fit in the ofmap buffer (``min(1, usable / bytes)``; ifmap and
    ofmap swap roles), its output goes to DRAM for the part that does not fit (producer and
@@ -92,7 +98,7 @@ Keys, defaults and sources: ``data/families/systolic.toml``; compute data
 ``data/devices/systolic-edge.toml``; buffer tables ``data/nvsim_buffers/`` via the
 ``[buffer_array]`` sections of ``data/tech/*.toml``. Modules: systolic_map (SCALE-Sim's
 mapping and cycles), systolic_traffic (the per-node arithmetic above), systolic_bandwidth (USER
-mode's stall cycles), systolic_data (buffer tables, node scaling).
+mode's stall cycles), systolic_tiling (the tiling search), systolic_data (buffer tables, node scaling).
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ import numpy as np
 from .errors import TargetError
 from .family import Counts, FamilySpec, Params
 from .systolic_data import NodeScaling, resolve_buffer
+from . import systolic_tiling as stiling
 from .systolic_map import DATAFLOWS
 from .systolic_traffic import BUFFERS, busy_times, class_bits, operands, traffic
 from .target import MAX_COUNT
@@ -176,6 +183,11 @@ def resolve(p: Params) -> SimpleNamespace:
                                        "access.lpddr4_energy_per_64bit_j") / p.lib(DEVICE, "dram.access_bits"),
                                        "access.lpddr4_energy_per_64bit_j / systolic-edge dram.access_bits"))
     chip.interface, chip.bytes_per_cycle = p["interface.mode"], None
+    if chip.interface == "user" and p["mapping.tiling"] == "search":
+        raise TargetError("mapping.tiling = 'search' needs interface.mode = 'calc': USER mode's refetches and stalls "
+                          "are SCALE-Sim's own buffer refills, in its loop order",
+                          where=p.target.where("mapping.tiling"),
+                          hint="drop --set mapping.tiling=search, or use interface.mode=calc")
     if chip.interface == "user":
         if p["buffers.usable_fraction"] >= 1:
             raise TargetError("interface.mode = 'user' needs a prefetch half: buffers.usable_fraction must be below 1 "
@@ -260,6 +272,11 @@ def count(workload, p: Params, *, batch: int = 1) -> Counts:
                      f"{u['ifmap_slides'].sum():.4g}, filter {u['filter_slides'].sum():.4g}")
         facts.update(interface="user", interface_bytes_per_cycle=float(chip.bytes_per_cycle), stall_cycles=stall)
         more_events = {"ifmap_refills": u["ifmap_slides"], "filter_refills": u["filter_slides"]}
+    if t["tiles"] is not None:
+        tl = t["tiles"]
+        more_events.update({k: tl[k] for k in ("tile_m", "tile_n", "tile_k")}, loop_order=tl["order"])
+        notes.append(_tiling_note(t, tl))
+        facts.update(tiling="search", dram_bytes_fixed_tiling=_fixed_dram(t, tl))
     if dataflow == AUTO:
         more_events["dataflow"] = np.where(t["is_mac"], choice, np.nan)
         notes.append(_auto_note(choice[t["is_mac"]], fixed_latency, total))
@@ -337,6 +354,23 @@ def _pick(values: list, choice: np.ndarray):
     if isinstance(first, np.ndarray) and first.shape == choice.shape:
         return np.choose(choice, values)
     return first   # a value of the whole graph (weight residency, precision class): the same for every dataflow
+
+
+def _fixed_dram(t: dict, tl: dict) -> float:
+    """The DRAM bytes the same dataflow(s) move with ``mapping.tiling = "fixed"``."""
+    return float((t["dram_read"] + t["dram_write"] - tl["refetch"] + tl["fixed_refetch"]).sum())
+
+
+def _tiling_note(t: dict, tl: dict) -> str:
+    fixed, searched = _fixed_dram(t, tl), float((t["dram_read"] + t["dram_write"]).sum())
+    order = tl["order"][np.isfinite(tl["order"])].astype(int)
+    counts = np.bincount(order, minlength=len(stiling.ORDERS) + 1)
+    saved = 100 * (1 - searched / fixed) if fixed > 0 else 0.0
+    return (f"tiling search: DRAM traffic {fixed / 1e6:.4g} -> {searched / 1e6:.4g} MB (-{saved:.3g} %) over fixed loop "
+            f"orders; {order.size - counts[stiling.FIXED]} of {order.size} MAC nodes searched-tiled, "
+            f"{counts[stiling.FIXED]} keep the fixed rule (events tile_m, tile_n, tile_k, loop_order: "
+            + ", ".join(f"{i} {o}" for i, o in enumerate(stiling.ORDERS)) + f", {stiling.FIXED} fixed; loops outer -> "
+            "inner)")
 
 
 def _auto_note(choice: np.ndarray, fixed_latency: np.ndarray, total: float) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import systolic_bandwidth as sbw
 from . import systolic_map as smap
+from . import systolic_tiling as stiling
 from .family import KIND, TRANSCENDENTAL_KINDS, element_slots
 
 BUFFERS = ("ifmap", "filter", "ofmap")
@@ -186,6 +187,9 @@ def traffic(s: SimpleNamespace, p, chip, df: str) -> dict[str, np.ndarray]:
         a_re = np.zeros(n)
         b_re = b_u * (cf - 1) * _miss(b_u / per_gemm, use["filter"])
         spill = (rf - 1) * gb * gm * gn * psum * 2 * _miss(np.minimum(gm, C) * gn * psum, use["ofmap"])
+    tiles = None
+    if p["mapping.tiling"] == "search":   # per layer, the fixed rule or a searched tiling (systolic_tiling)
+        a_re, b_re, spill, tiles = search_tiling(s, chip, df, rf, a_re, b_re, spill)
     user = None
     if chip.interface == "user":   # the window slides that stall the array are the refetches (systolic.py, Time)
         user = user_timing(p, chip, df, is_mac, s.act_b, s.resident, gb, gm, gn, gk, a_el, w_el, ofmap_w_bytes)
@@ -200,6 +204,9 @@ def traffic(s: SimpleNamespace, p, chip, df: str) -> dict[str, np.ndarray]:
     # buffer accesses in words (point 2)
     ofmap_r_bytes = np.where(is_mac, acc["ofmap_reads"] * gb * psum + np.where(s.transposed, out_words * psum, 0.0),
                              0.0) + s.out_dram
+    if tiles is not None:   # partial sums of a split K accumulated in the ofmap buffer
+        ofmap_r_bytes = ofmap_r_bytes + tiles["extra"]
+        ofmap_w_bytes = ofmap_w_bytes + tiles["extra"]
     word = {r: b.word_bytes for r, b in chip.buffers.items()}
     t = {"ifmap_reads": np.where(is_mac, acc["ifmap_reads"] * gb * a_el, np.where(moves, inp, 0.0)) / word["ifmap"],
          "ifmap_writes": a_dram / word["ifmap"],
@@ -218,8 +225,43 @@ def traffic(s: SimpleNamespace, p, chip, df: str) -> dict[str, np.ndarray]:
         "mac_class": s.prec["mac"], "graph_class": s.prec["graph"],
         "moved_bits": np.where(is_mac, moved, 0.0), "dram_read": np.where(work, dram_read, 0.0),
         "dram_write": np.where(work, dram_write, 0.0), "resident": s.resident,
-        "stall_cycles": np.zeros(n) if user is None else user["stall"], "user": user,
+        "stall_cycles": np.zeros(n) if user is None else user["stall"], "user": user, "tiles": tiles,
     }
+
+
+def search_tiling(s, chip, df, rf, a_re, b_re, spill):
+    """``mapping.tiling = "search"``: per MAC node the searched tiling (systolic_tiling.search)
+    where it moves fewer DRAM bytes than the fixed loop-order rule's refetches and spills
+    (``a_re``, ``b_re``, ``spill``), or as many with no more buffer accesses; otherwise the
+    fixed rule (order code ``FIXED``). The fixed rule is a candidate, so no layer moves more
+    DRAM bytes than with ``"fixed"``. Returns the chosen refetches, spill and the per-node
+    ``tiles`` table (tile_m/n/k, order, extra on-chip partial-sum bytes, fixed and chosen
+    refetch bytes)."""
+    n = s.n
+    word = {r: b.word_bytes for r, b in chip.buffers.items()}
+    mac = np.flatnonzero(s.is_mac & (s.gm * s.gn * s.gk > 0))
+    k_folds = rf[mac] if df != "os" else np.ones(mac.size)   # os: K runs in time, ws / is: over the rows
+    r = stiling.search(s.gm[mac], s.gn[mac], s.gk[mac], gb=np.maximum(s.gb[mac], 1.0), a_u=s.a_u[mac],
+                       b_u=s.b_u[mac], a_el=s.a_el[mac], w_el=s.w_el[mac], psum=s.psum, use=s.use, word=word,
+                       k_folds=k_folds)
+    fixed = a_re[mac] + b_re[mac] + spill[mac]
+    fixed_acc = a_re[mac] / word["ifmap"] + b_re[mac] / word["filter"]
+    take = r["ok"] & ((r["dram"] < fixed) | ((r["dram"] == fixed) & (r["accesses"] <= fixed_acc)))
+    tiles = {key: np.full(n, np.nan) for key in ("tile_m", "tile_n", "tile_k", "order")}
+    tiles["extra"] = np.zeros(n)
+    out = []
+    for key, base in (("a_re", a_re), ("b_re", b_re), ("spill", spill)):
+        v = np.array(base, dtype=np.float64, copy=True)
+        v[mac] = np.where(take, r[key], base[mac])
+        out.append(v)
+    for key in ("tile_m", "tile_n", "tile_k"):
+        tiles[key][mac] = np.where(take, r[key], np.nan)
+    tiles["order"][mac] = np.where(take, r["order"], stiling.FIXED)
+    tiles["extra"][mac] = np.where(take, r["extra"], 0.0)
+    tiles["fixed_refetch"] = np.zeros(n)
+    tiles["fixed_refetch"][mac] = fixed
+    tiles["refetch"] = out[0] + out[1] + out[2]
+    return (*out, tiles)
 
 
 def user_timing(p, chip, df, is_mac, act_b, resident, gb, gm, gn, gk, a_el, w_el, ofmap_w_bytes) -> dict:

@@ -27,6 +27,10 @@ USER mode took per layer (tests/data/refs/scalesim/scalesim_user_bw_refs.json).
 ``array.dataflow = "auto"`` (per layer the fastest of os, ws, is): on examples/models/resnet50.onnx at
 16x16 (the shipped array) and 128x128, CALC and USER, auto's latency and energy against each
 fixed dataflow's, the layers per dataflow, and the estimate's time against a fixed dataflow's.
+
+``mapping.tiling = "search"`` (per layer the DRAM-level tiles and loop order, backends/systolic_tiling.py):
+on examples/models/resnet50.onnx, for each dataflow at the shipped 16x16 array, the DRAM bytes with the
+fixed loop orders and with the search, latency and energy, and the estimate's time with and without it.
 """
 
 from __future__ import annotations
@@ -198,6 +202,25 @@ def auto_dataflow(repeat: int) -> None:
                   f"({times['auto'] / fixed_t:.1f}x)")
 
 
+def tiling_search(repeat: int) -> None:
+    """``mapping.tiling = "search"`` on examples/models/resnet50.onnx: DRAM bytes fixed vs search, and
+    what the search costs in estimate time."""
+    workload = nvmc.analyze(nvmc.load(RESNET50))
+    for df in (*smap.DATAFLOWS, "auto"):
+        res = {}
+        for tiling in ("fixed", "search"):
+            target = nvmc.backends.load_target("systolic-sram-28nm", [f"array.dataflow={df}", f"mapping.tiling={tiling}"])
+            res[tiling] = best_of(repeat, lambda: nvmc.backends.estimate(workload, target))
+        (t_f, f), (t_s, s) = res["fixed"], res["search"]
+        d_f, d_s = (float((e.events["dram_read_bytes"] + e.events["dram_write_bytes"]).sum()) for e in (f, s))
+        order = s.events["loop_order"][np.isfinite(s.events["loop_order"])].astype(int)
+        print(f"tiling search, resnet50 16x16 {df:>4}: DRAM {d_f / 1e6:7.1f} -> {d_s / 1e6:7.1f} MB "
+              f"({100 * (d_s / d_f - 1):+5.1f}%), latency {f.totals['latency_s'] * 1e3:.2f} -> "
+              f"{s.totals['latency_s'] * 1e3:.2f} ms, energy {f.totals['energy_j'] * 1e3:.2f} -> "
+              f"{s.totals['energy_j'] * 1e3:.2f} mJ; {int((order < 6).sum())}/{order.size} layers searched-tiled; "
+              f"estimate {t_f * 1e3:.2f} -> {t_s * 1e3:.2f} ms ({t_s / t_f:.1f}x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scalesim-python", type=Path, default=Path(os.environ.get("NVMC_SCALESIM_PYTHON", DEFAULT_PY)))
@@ -221,6 +244,7 @@ def main() -> None:
 
     user_mode(dims, args.repeat)
     auto_dataflow(args.repeat)
+    tiling_search(args.repeat)
 
     live = args.scalesim_python.exists() and not args.recorded
     if live:
