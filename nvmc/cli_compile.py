@@ -130,7 +130,9 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     if generate_spec is not None:
         return _generate(model, targets, generate_spec, pipeline=pipeline, net=net, json_path=json_path,
                          html_path=html_path, csv_path=csv_path, quiet=quiet,
-                         refused={"-o": output, "--budget": budget_spec, "--mode": mode})
+                         refused={"-o": output, "--budget": budget_spec, "--mode": mode,
+                                  "--input-shape/--dim/--input-value": (input_shapes or input_shapes.dims
+                                                                       or input_shapes.values) or None})
     with progress(f"loading {model.name}", quiet=quiet):
         graph = nvmc.load(model, **input_shapes.load_kwargs()) if quiet else load_model(model, input_shapes)
     try:
@@ -500,7 +502,8 @@ def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path,
     given = [k for k, v in refused.items() if v is not None]
     if given:
         raise NvmcError(f"--generate does not combine with {', '.join(given)} yet", where="--generate",
-                        hint="cost the generation alone, or one forward pass without --generate")
+                        hint="cost the generation alone (it binds the batch, sequence and past dims of each step "
+                             "itself), or one forward pass without --generate")
     spec = GenerateSpec.parse(spec_text)
     with progress(f"costing generation of {model.name} on {len(targets)} target(s)", quiet=quiet):
         gen = generate(model, targets, prompt=spec.prompt, tokens=spec.tokens, samples=spec.samples,

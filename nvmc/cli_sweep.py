@@ -280,7 +280,7 @@ def results_cmd(source: Path, db: Path | None, csv_path: Path | None, json_path:
 
 def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
     from nvmc.sweep import mark_pareto
-    from nvmc.sweep.export import accuracy_cell, axes_text, model_title, show_params, status_counts
+    from nvmc.sweep.export import accuracy_cell, axes_text, generation_of, model_title, show_params, status_counts
     from nvmc.sweep.run import label
 
     out = console()
@@ -297,15 +297,28 @@ def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
             by_model.setdefault(model_title(r), []).append(r)
     for model, front in by_model.items():
         front.sort(key=lambda r: r["edp_js"])
-        table = report_table(f"{one_line(model)}: {len(front)} Pareto-optimal points over "
-                             f"{axes_text(front[0]['pareto_axes'])}; best {min(top, len(front))} by EDP",
-                             ("target", "pipeline", "parameters", "latency", "energy/inf", "area", "EDP", "cosine"),
-                             text=("target", "pipeline", "parameters", "area"))
+        generation = generation_of(front[0]) is not None   # a group is all generation or all forward pass
+        axes = axes_text(front[0]["pareto_axes"])
+        if generation:  # latency is the whole generation's, energy/inference is per generated token
+            axes = axes.replace("latency", "generation latency").replace("energy/inference", "energy/token")
+        head = (("target", "pipeline", "parameters", "latency", "TTFT", "per token", "tokens/s", "J/token", "area",
+                 "cosine") if generation else
+                ("target", "pipeline", "parameters", "latency", "energy/inf", "area", "EDP", "cosine"))
+        table = report_table(f"{one_line(model)}: {len(front)} Pareto-optimal points over {axes}; best "
+                             f"{min(top, len(front))} by EDP", head, text=("target", "pipeline", "parameters", "area"))
         for r in front[:top]:
             params = show_params(r["params"])
             area = "not modelled" if r["area_mm2"] is None else f"{r['area_mm2']:.3g} mm²"
-            table.add_row(one_line(r["target"]), one_line(r["pipeline"] or "—"), params or "—", si(r["latency_s"], "s"),
-                          si(r["energy_per_inference_j"], "J"), area, si(r["edp_js"], "J·s"), accuracy_cell(r))
+            if generation:
+                g = generation_of(r)
+                median = (g.get("per_token_latency_s") or {}).get("median")
+                figures = (si(r["latency_s"], "s"), si(g["ttft_s"], "s"), "—" if median is None else si(median, "s"),
+                           f"{r['throughput_ips']:.4g}", si(r["energy_per_inference_j"], "J"))
+            else:
+                figures = (si(r["latency_s"], "s"), si(r["energy_per_inference_j"], "J"))
+            edp = () if generation else (si(r["edp_js"], "J·s"),)   # generation: the row is wide enough
+            table.add_row(one_line(r["target"]), one_line(r["pipeline"] or "—"), params or "—", *figures, area, *edp,
+                          accuracy_cell(r))
         out.print(table)
     for r in [r for r in rows if r["status"] == "error"][:5]:
         out.print(one_line(f"failed: {label(r)}: {((r['error'] or '').splitlines() or [''])[0]}", MAX_MESSAGE_LINE),

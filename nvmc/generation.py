@@ -160,6 +160,8 @@ class TargetGeneration:
     notes: list[str] = field(default_factory=list)
     residency: dict[str, str] = field(default_factory=dict)    # weights / kv_cache -> resident or stream (declared)
     scope: dict[str, str] = field(default_factory=dict)        # what its energy covers (Estimate.scope)
+    batch: int = 1                     # sequences generated at once: every figure per token counts each
+    area_mm2: float | None = None      # the target's modelled area (None: the family models none)
 
     @property
     def tokens(self) -> int:
@@ -212,10 +214,11 @@ class TargetGeneration:
             "per_token_latency_s": {"first": float(decode[0]) if n_dec else None,
                                     "median": float(np.median(decode)) if n_dec else None,
                                     "last": float(decode[-1]) if n_dec else None},
-            "tokens_per_s": self.tokens / self.total_s,
-            "decode_tokens_per_s": n_dec / self.decode_s if n_dec else None,
-            "j_per_token": self.total_j / self.tokens,
-            "decode_j_per_token": self.decode_j / n_dec if n_dec else None,
+            "tokens_per_s": self.batch * self.tokens / self.total_s,
+            "decode_tokens_per_s": self.batch * n_dec / self.decode_s if n_dec else None,
+            "j_per_token": self.total_j / (self.batch * self.tokens),
+            "decode_j_per_token": self.decode_j / (self.batch * n_dec) if n_dec else None,
+            "area_mm2": self.area_mm2,
             "prefill": {"latency_s": self.ttft_s, "energy_j": float(self.per_token_energy_j[0])},
             "decode": {"latency_s": self.decode_s, "energy_j": self.decode_j, "steps": n_dec},
             "decode_memory_bound_share": bound,
@@ -367,7 +370,7 @@ def generate(model: "str | os.PathLike | Any", target: "str | Sequence[str]", *,
             per_token_energy_j=np.concatenate([[pre.totals["energy_j"]], energy]),
             memories=memories(ests[-1] if ests else pre, need), notes=list(dict.fromkeys(ests[-1].notes if ests else [])),
             residency={k: pre.info[k] for k in ("weights", "kv_cache") if isinstance(pre.info.get(k), str)},
-            scope=dict(pre.scope)))
+            scope=dict(pre.scope), batch=batch, area_mm2=pre.area_mm2))
     source = "" if isinstance(model, onnx.ModelProto) else str(model)
     return Generation(source, spec, decoder, batch, per_token, weights, results, ctx, how)
 

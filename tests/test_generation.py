@@ -176,6 +176,8 @@ def test_cli_csv_has_every_token(tmp_path):
 def test_cli_refuses_what_generation_does_not_combine_with(tmp_path):
     r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4,tokens=4", "-o", str(tmp_path / "x.onnx"))
     assert r.returncode == 2 and "-o" in r.stderr and "Traceback" not in r.stderr
+    r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4,tokens=4", "--dim", "seq=3")
+    assert r.returncode == 2 and "--dim" in r.stderr                    # bound per step, not by the user
     r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4")
     assert r.returncode == 2 and "needs both prompt and tokens" in r.stderr
 
@@ -241,3 +243,11 @@ def test_cpu_roofline_calibrated_to_the_measured_machine_against_onnxruntime():
     assert decode.published == last["median_ms"] and decode.nvmc == pytest.approx(step.totals["latency_s"] * 1e3)
     assert decode.status == "reproduced" and not decode.hinges_on      # within 25 % on measured figures only
     assert f"decode step, context {last['context']}" in bench.stdout
+
+
+def test_batch_counts_every_sequence(proto):
+    one, two = (generate(proto, "sot-mram", prompt=16, tokens=8, batch=b).results[0] for b in (1, 2))
+    s1, s2 = one.summary(), two.summary()
+    assert s2["tokens_per_s"] == pytest.approx(2 * 8 / two.total_s)          # two sequences' tokens per second
+    assert s2["j_per_token"] == pytest.approx(two.total_j / 16)
+    assert s1["area_mm2"] == s2["area_mm2"] and s1["area_mm2"] > 0            # the L2 array the family models

@@ -9,6 +9,11 @@ that wrecks the model to save energy does not push the faithful ones off the fro
 
 An accuracy gate ([accuracy] in the spec, ``--min-cosine`` ...) judges the finished points:
 one whose measured error breaks it becomes 'rejected' (with the reason) and leaves the front.
+
+Rows of a generation sweep (``[generate]``) carry nvmc.generate's figures in
+``breakdown["generation"]``; they compete only with rows of the same generation settings
+(prompt, tokens, samples), never with forward-pass rows of the same model, and their tables
+add time to first token, tokens/s and J/token.
 """
 
 from __future__ import annotations
@@ -37,15 +42,61 @@ def flat_rows(rows: list[dict]) -> tuple[list[str], list[dict]]:
     """Rows with one column per parameter (``set:llc.capacity``) and a ``pareto`` flag."""
     keys = sorted({k for r in rows for k in _params(r)})
     mark_pareto(rows)
+    generation = any(generation_of(r) for r in rows)   # a sweep without [generate] keeps its columns
     out = []
     for r in rows:
         params = _params(r)
         flat = {c: r.get(c) for c in _FIXED}
         flat.update({f"set:{k}": params.get(k) for k in keys})
+        if generation:
+            flat.update(generation_columns(r))
         flat["pareto"] = r["pareto"]
         out.append(flat)
-    head = _FIXED[:9] + [f"set:{k}" for k in keys] + _FIXED[9:] + ["pareto"]  # set: columns after pipeline
+    head = (_FIXED[:9] + [f"set:{k}" for k in keys] + _FIXED[9:]  # set: columns after pipeline
+            + (list(GENERATION_COLUMNS) if generation else []) + ["pareto"])
     return head, out
+
+
+# the generation figures as CSV columns: (column, path in breakdown["generation"])
+GENERATION_COLUMNS = {"gen:prompt": ("prompt",), "gen:tokens": ("tokens",), "gen:samples": ("samples",),
+                      "gen:ttft_s": ("ttft_s",), "gen:per_token_latency_median_s": ("per_token_latency_s", "median"),
+                      "gen:tokens_per_s": ("tokens_per_s",), "gen:j_per_token": ("j_per_token",),
+                      "gen:decode_j_per_token": ("decode_j_per_token",), "gen:decode_bound": ("decode_bound",),
+                      "gen:kv_cache_bytes_per_token": ("kv_cache_bytes_per_token",),
+                      "gen:kv_cache_bytes_total": ("kv_cache_bytes_total",)}
+
+
+def generation_of(row: dict) -> dict | None:
+    """The row's generation figures (``breakdown["generation"]``), or None for a forward-pass point.
+    Parsed once per row (kept in ``row["_generation"]``)."""
+    if "_generation" not in row:
+        b = row.get("breakdown")
+        try:
+            b = json.loads(b) if isinstance(b, str) else b
+        except ValueError:
+            b = None
+        row["_generation"] = b.get("generation") if isinstance(b, dict) else None
+    return row["_generation"]
+
+
+def generation_columns(row: dict) -> dict:
+    g = generation_of(row) or {}
+    out = {}
+    for column, path in GENERATION_COLUMNS.items():
+        v = g
+        for part in path:
+            v = v.get(part) if isinstance(v, dict) else None
+        out[column] = v
+    return out
+
+
+def generation_label(row: dict) -> str:
+    """``generate prompt=32,tokens=16`` (samples when not the default); '' for a forward-pass point."""
+    g = generation_of(row)
+    if not g:
+        return ""
+    return f"generate prompt={g['prompt']},tokens={g['tokens']}" + (
+        f",samples={g['samples']}" if g.get("samples") not in (None, 9) else "")
 
 
 def _params(row: dict) -> dict:
@@ -93,14 +144,19 @@ def mark_pareto(rows: list[dict]) -> None:
 
 
 def group_key(row: dict) -> tuple:
-    """The points that compete: the same model file, bound to the same input shapes, at one batch."""
-    return row["model_hash"], row.get("input_shapes") or "", row["batch"]
+    """The points that compete: the same model file, bound to the same input shapes, at one batch,
+    costed as the same generation (or as one forward pass)."""
+    g = generation_of(row) or {}
+    return (row["model_hash"], row.get("input_shapes") or "", row["batch"],
+            tuple(g.get(k) for k in ("prompt", "tokens", "samples")))
 
 
 def model_title(row: dict) -> str:
-    """``big.onnx [x=8x3x224x224] (batch 8)``: the model as a group of the front names it."""
+    """``big.onnx [x=8x3x224x224] (batch 8)``: the model as a group of the front names it
+    (``gpt2.onnx (batch 1, generate prompt=32,tokens=16)`` for a generation)."""
     shapes = row.get("input_shapes") or ""
-    return f"{row['model']}{f' [{shapes}]' if shapes else ''} (batch {row['batch']})"
+    gen = generation_label(row)
+    return f"{row['model']}{f' [{shapes}]' if shapes else ''} (batch {row['batch']}{', ' + gen if gen else ''})"
 
 
 def model_error(row: dict) -> float:
@@ -117,6 +173,11 @@ def _exact(row: dict) -> bool:
     if row.get("approximate") is not None:
         return not row["approximate"]
     return _exact_pipeline(row.get("pipeline") or "")  # a row of an older database: judged by its passes
+
+
+def exact_pipeline(text: str) -> bool:
+    """Whether every pass of the pipeline text is exact (an unknown pass is not known to be)."""
+    return _exact_pipeline(text)
 
 
 @lru_cache(maxsize=256)
@@ -189,7 +250,7 @@ def write_json(rows: list[dict], path: Path | str, *, meta: dict) -> None:
         p = {c: r.get(c) for c in _FIXED}
         p["params"] = _params(r)
         p["pareto"] = r["pareto"]
-        p["breakdown"] = json.loads(r["breakdown"]) if r.get("breakdown") else None
+        p["breakdown"] = json.loads(r["breakdown"]) if r.get("breakdown") else None   # "generation": its figures
         if r.get("report"):
             p["report"] = decode_report(r["report"])
         points.append(p)
@@ -297,10 +358,12 @@ def _pareto_figure(i: int, mine: list[dict], title: str, styles: dict) -> dict:
         data.append({"type": "scatter", "mode": "lines", "name": "latency-energy staircase", "x": xs, "y": ys,
                      "line": {"color": "#111", "width": 1, "shape": "hv", "dash": "dot"}, "hoverinfo": "skip"})
     axes = (mine[0].get("pareto_axes") or "") if mine else ""
+    gen = bool(mine and generation_of(mine[0]))
     layout = _layout(f"{esc(title)}<br><sub>Pareto-optimal over {esc(axes_text(axes))}</sub>", height=540,
-                     xaxis={"type": "log", "title": {"text": "latency"},
+                     xaxis={"type": "log", "title": {"text": "generation latency (prefill + decode)" if gen else
+                                                     "latency"},
                             **_log_ticks([r["latency_s"] for r in mine], "s")},
-                     yaxis={"type": "log", "title": {"text": "energy / inference"},
+                     yaxis={"type": "log", "title": {"text": "energy / token" if gen else "energy / inference"},
                             **_log_ticks([r["energy_per_inference_j"] for r in mine], "J")},
                      legend={"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 11}},
                      margin={"l": 80, "r": 20, "t": 80, "b": 60})
@@ -338,10 +401,13 @@ def _log_ticks(values: list[float], unit: str) -> dict:
 
 
 def _hover(r: dict, esc) -> str:
+    g = generation_of(r)
+    figures = ((f"generation latency {r['latency_s']:.4g} s (TTFT {g['ttft_s']:.4g} s)",
+                f"{g['tokens_per_s']:.4g} tokens/s, {r['energy_per_inference_j']:.4g} J/token") if g else
+               (f"latency {r['latency_s']:.4g} s", f"energy/inf {r['energy_per_inference_j']:.4g} J"))
     return "<br>".join(esc(s) for s in (
         f"{r['target']} ({r['family']})", f"pipeline: {r['pipeline'] or '(none)'}", show_params(_params(r)),
-        f"latency {r['latency_s']:.4g} s", f"energy/inf {r['energy_per_inference_j']:.4g} J",
-        f"area {_area(r)}", _error_text(r)) if s)
+        *figures, f"area {_area(r)}", _error_text(r)) if s)
 
 
 def accuracy_cell(r: dict) -> str:

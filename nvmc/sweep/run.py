@@ -61,7 +61,8 @@ def make_tasks(spec: SweepSpec, pending: set[str], chunk: int) -> list[Task]:
     for (m, pipeline), points in spec.groups().items():
         todo = [TaskPoint(p.id, spec.targets[p.target], p.params, p.batch) for p in points if p.id in pending]
         for i in range(0, len(todo), chunk):
-            tasks.append(Task(spec.name, spec.models[m], pipeline, todo[i:i + chunk], spec.version, spec.costing))
+            tasks.append(Task(spec.name, spec.models[m], pipeline, todo[i:i + chunk], spec.version, spec.costing,
+                              spec.generate))
     return tasks
 
 

@@ -25,6 +25,10 @@ into points, each with a stable identity.
     min_cosine = 0.99                               # (also min_sqnr_db, min_top1); a point below it is
                                                     # 'rejected': off the Pareto front, nvmc sweep exits 4
 
+    [generate]                                      # optional: cost a generation, not one forward pass
+    prompt = 128                                    # (nvmc.generate: a prefill of 128 tokens, then decode
+    tokens = 128                                    # steps up to 128 generated tokens; samples = 9 contexts)
+
     [[points]]                                      # listed points: run besides (or instead of) the product
     model = "../models/tiny_cnn.onnx"
     target = "sot-mram"
@@ -48,7 +52,10 @@ Rules:
 5. Paths in the spec (models, target files) are relative to the spec file.
 6. ``[accuracy]`` judges points, it does not change them: it is not part of a point's identity,
    so tightening it re-runs nothing (``nvmc results`` applies it again, or ``--min-cosine``).
-7. Size limits (a typo must not hang the expansion): a range has at most MAX_RANGE_VALUES
+7. ``[generate]`` makes every point a generation (``nvmc.generate`` at the point's target,
+   pipeline, parameters and batch): its settings are part of every point's identity, and the
+   row's figures cover the whole generation (see docs/sweeps.md, "Generation sweeps").
+8. Size limits (a typo must not hang the expansion): a range has at most MAX_RANGE_VALUES
    values, a spec at most MAX_POINTS points, a batch at most MAX_BATCH.
 """
 
@@ -58,6 +65,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +77,7 @@ from nvmc.ir.limits import MAX_BATCH, MAX_TOML_KEY_PARTS, toml_key_problem
 
 SPEC_SCHEMA = "nvmc.sweep/1"
 _TOP_KEYS = ("schema", "name", "description", "models", "targets", "pipelines", "batch", "set", "grid", "points",
-             "costing", "accuracy")
+             "costing", "accuracy", "generate")
 _POINT_KEYS = ("model", "target", "pipeline", "batch", "set")
 _RANGE_KEYS = frozenset({"from", "to", "step", "num", "factor", "scale"})
 MAX_RANGE_VALUES = 10_000   # values of one grid range
@@ -127,6 +135,7 @@ class SweepSpec:
     version: str
     costing: tuple[tuple[str, Any], ...] = ()     # the [costing] table: nvmc.pipeline.Costing's options
     gate: Any = None                              # the [accuracy] table: a nvmc.pipeline.Gate
+    generate: tuple[tuple[str, int], ...] = ()    # the [generate] table (prompt, samples, tokens); () = forward pass
 
     def groups(self) -> dict[tuple[int, str], list[Point]]:
         """Points by (model, pipeline): import and analysis happen once per group."""
@@ -148,13 +157,15 @@ def file_sha256(path: str | Path) -> str:
 
 
 def point_id(model: ModelRef, target: TargetRef, pipeline: str, params, batch, version: str,
-             costing: tuple = ()) -> str:
+             costing: tuple = (), generate: tuple = ()) -> str:
     key = {"model": model.sha256, "input_shapes": [[k, list(v)] for k, v in model.input_shapes],
            "target": target.name, "target_file": target.sha256, "target_library": target.library_sha256,
            "pipeline": pipeline,
            "params": [[k, v] for k, v in params], "batch": batch, "nvmc": version}
     if costing:  # an inference point keeps the identity it had before [costing] existed
         key["costing"] = [[k, v] for k, v in costing]
+    if generate:  # likewise: a forward-pass point's identity does not change
+        key["generate"] = [[k, v] for k, v in generate]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -182,7 +193,8 @@ def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
         if key not in _TOP_KEYS:
             raise SpecError(f"unknown key '{key}'{did_you_mean(key, _TOP_KEYS)}", where=where,
                             hint=f"keys: {', '.join(_TOP_KEYS)}")
-    builder = _Builder(path, version or nvmc.__version__, _costing(doc.get("costing", {}), where))
+    generation = _generate(doc, text, where)
+    builder = _Builder(path, version or nvmc.__version__, _costing(doc.get("costing", {}), where), generation)
     listed = doc.get("points", [])
     if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
         raise SpecError("'points' must be a list of tables ([[points]])", where=where)
@@ -199,7 +211,7 @@ def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
     return SweepSpec(name=str(doc.get("name") or path.stem), description=str(doc.get("description", "")),
                      path=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest(), models=builder.models,
                      targets=builder.targets, points=builder.points, version=builder.version,
-                     costing=builder.costing, gate=_gate(doc.get("accuracy", {}), where))
+                     costing=builder.costing, gate=_gate(doc.get("accuracy", {}), where), generate=generation)
 
 
 _COSTING_KEYS = ("mode", "devices", "parallel", "interconnect", "batch_per_device", "net", "grid", "lifetime_years",
@@ -243,12 +255,73 @@ def _gate(table, where: str):
     return _options_table(table, "accuracy", _ACCURACY_KEYS, lambda t: Gate(**t), where)
 
 
+_GENERATE_KEYS = ("prompt", "tokens", "samples")
+
+
+def _generate(doc: dict, text: str, where: str) -> tuple[tuple[str, int], ...]:
+    """The ``[generate]`` table: nvmc.generate's ``prompt``, ``tokens`` and ``samples`` (checked
+    as ``nvmc compile --generate`` checks them), as sorted items; () when the spec has none."""
+    from nvmc.generation import GenerateSpec
+
+    if "generate" not in doc:
+        return ()
+    table = doc["generate"]
+    at = f"{where}:{_line_of(text, 'generate')}"
+    fix = "write [generate] with prompt = 128 and tokens = 128 (whole numbers; optionally samples = 9)"
+    if not isinstance(table, dict):
+        raise SpecError(f"'generate' must be a table ([generate]), got {table!r}", where=at, hint=fix)
+    for key, value in table.items():
+        line = f"{where}:{_line_of(text, 'generate', key)}"
+        if key not in _GENERATE_KEYS:
+            raise SpecError(f"[generate] unknown key '{key}'{did_you_mean(key, _GENERATE_KEYS)}", where=line,
+                            hint=f"keys: {', '.join(_GENERATE_KEYS)}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"[generate] {key} = {value!r}: must be a whole number", where=line, hint=fix)
+    missing = [k for k in ("prompt", "tokens") if k not in table]
+    if missing:
+        raise SpecError(f"[generate] needs {' and '.join(missing)}", where=at, hint=fix)
+    if doc.get("costing"):
+        raise SpecError("[generate] does not combine with [costing] yet: a generation is costed as nvmc.generate "
+                        "costs it (inference, one device)", where=at,
+                        hint="remove [costing], or cost the generation in a spec of its own")
+    try:
+        spec = GenerateSpec(**table).checked()
+    except NvmcError:
+        raise SpecError(f"[generate] prompt = {table['prompt']}, tokens = {table['tokens']}"
+                        + (f", samples = {table['samples']}" if "samples" in table else "")
+                        + ": prompt and tokens must be at least 1 and samples at least 2", where=at,
+                        hint=fix) from None
+    if spec.tokens + spec.prompt > 1 << 24:
+        raise SpecError(f"[generate] prompt + tokens = {spec.prompt + spec.tokens}: more than {1 << 24} positions",
+                        where=at, hint="a generation sweep costs up to a few thousand tokens")
+    return tuple(sorted({"prompt": spec.prompt, "tokens": spec.tokens, "samples": spec.samples}.items()))
+
+
+def _line_of(text: str, table: str, key: str | None = None) -> int | str:
+    """The 1-based line of ``[table]`` (or of ``key`` inside it) in the spec's text, for messages;
+    '?' when it is written in a form this does not find (an inline table, a dotted key)."""
+    lines = text.splitlines()
+    head = next((i for i, line in enumerate(lines) if re.match(rf"\s*\[\s*{table}\s*\]", line)), None)
+    if head is None:
+        head = next((i for i, line in enumerate(lines) if re.match(rf"\s*{table}\s*[=.]", line)), None)
+        return "?" if head is None else head + 1
+    if key is None:
+        return head + 1
+    for i in range(head + 1, len(lines)):
+        if re.match(r"\s*\[", lines[i]):
+            break
+        if re.match(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", lines[i]):
+            return i + 1
+    return head + 1
+
+
 class _Builder:
     """Expands a spec document into points, caching resolved models and targets."""
 
-    def __init__(self, path: Path, version: str, costing: tuple = ()):
+    def __init__(self, path: Path, version: str, costing: tuple = (), generate: tuple = ()):
         from nvmc.backends import load_target
 
+        self.generate = generate
         self.costing = costing
         self.path = path
         self.where = str(path)
@@ -311,7 +384,8 @@ class _Builder:
             self.add(m, t, self.pipeline(entry.get("pipeline", "")), params, _batch(entry.get("batch"), where))
 
     def add(self, m: int, t: int, pipeline: str, params, batch) -> None:
-        pid = point_id(self.models[m], self.targets[t], pipeline, params, batch, self.version, self.costing)
+        pid = point_id(self.models[m], self.targets[t], pipeline, params, batch, self.version, self.costing,
+                       self.generate)
         if pid not in self._seen and len(self.points) >= MAX_POINTS:  # counted after expansion ([[points]] too)
             raise SpecError(f"the spec expands to more than {MAX_POINTS} points", where=self.where,
                             hint="split it into several specs, or list fewer points")
@@ -335,6 +409,10 @@ class _Builder:
                 isinstance(v, list) and v and all(isinstance(d, int) and d > 0 for d in v) for v in shapes.values()):
             raise SpecError("input_shapes must map input names to lists of positive dims, e.g. {input = [1, 3, 224, "
                             "224]}", where=where)
+        if shapes and self.generate:
+            raise SpecError(f"{entry['path']}: input_shapes does not combine with [generate]: a generation binds the "
+                            "model's sequence dims at every step", where=where,
+                            hint="give the model as a plain path (its batch with batch = [...])")
         key = (str(path), tuple(sorted((k, tuple(v)) for k, v in shapes.items())))
         if key not in self._model_index:
             if not path.is_file():

@@ -17,7 +17,8 @@ Tables::
             (the pipeline's measured error; NULL when every pass was exact or it could not be
             measured), approximate (1: an approximate pass changed the model, 0: every pass was
             exact; NULL in rows of older schemas),
-            breakdown JSON (energy, latency, area by component; events),
+            breakdown JSON (energy, latency, area by component; events; a generation sweep's
+            figures under "generation": TTFT, per-token latency, tokens/s, J/token, KV cache),
             report BLOB (the point's full nvmc.report/1 JSON, zlib-compressed: decode_report),
             elapsed_s, host, finished_at)
     sweeps(name PK, spec, spec_sha256, points, nvmc_version, started_at, finished_at)

@@ -7,6 +7,11 @@ carries the target files' bytes (and, for a cluster, the model's bytes), so a re
 needs only nvmc installed, not the files.
 
 A failing point becomes a row with status "error" and the message; the task goes on.
+
+A generation sweep (the spec's ``[generate]``) costs each point with ``nvmc.generate`` instead
+of one forward pass: the group's "analysis" is then the model's ONNX graph and its decoder
+binding (nvmc/generation.py: Decoder), and a model that cannot generate (no ``[batch, seq]``
+token input) makes every point of the group ``not_applicable`` with the reason.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Task:
     points: list[TaskPoint]
     version: str
     costing: tuple[tuple[str, Any], ...] = ()   # the spec's [costing]: nvmc.pipeline.Costing's options
+    generate: tuple[tuple[str, int], ...] = ()  # the spec's [generate] (prompt, samples, tokens); () = forward pass
 
 
 class _Cache:
@@ -87,7 +93,9 @@ analyses = 0  # how many (model, pipeline) analyses this process ran (tests chec
 
 def analyse(task: Task, model_bytes: bytes | None = None):
     """The (workload, leading batch, measured accuracy) of the task's model after its pipeline (or the failure),
-    through this process's cache."""
+    through this process's cache. For a generation task: the model's ModelProto, or why it cannot generate."""
+    if task.generate:
+        return _WORKLOADS.get((task.model.sha256, "generate"), lambda: _decoder_model(task, model_bytes))
     requests = _requests(task)
     key = (task.model.sha256, task.model.input_shapes, task.pipeline, repr(requests))
     return _WORKLOADS.get(key, lambda: _analyse(task, model_bytes, requests))
@@ -128,11 +136,20 @@ def evaluate(task: Task, model_bytes: bytes | None = None, analysed=None) -> lis
     rows = []
     for p in task.points:
         t0 = time.perf_counter()
+        if isinstance(analysed, _NotApplicable):
+            row = _base_row(task, p, host)
+            row.update(status="not_applicable", error=analysed.message, batch=p.batch or 1, breakdown=None,
+                       report=None, elapsed_s=time.perf_counter() - t0 + shared)
+            rows.append(row)
+            continue
         if isinstance(analysed, _Failure):
             rows.append(_error_row(task, p, analysed.message, shared, host))
             continue
-        workload, (leading, declared), measured = analysed
         try:
+            if task.generate:
+                rows.append(_generation_row(task, p, analysed, t0 - shared, host))
+                continue
+            workload, (leading, declared), measured = analysed
             rows.append(_estimate(task, p, workload, p.batch or leading, t0 - shared, host, measured, declared))
         except Exception as e:  # noqa: BLE001 - a failing point is recorded; the sweep goes on
             rows.append(_error_row(task, p, _message(e), time.perf_counter() - t0 + shared, host))
@@ -142,6 +159,100 @@ def evaluate(task: Task, model_bytes: bytes | None = None, analysed=None) -> lis
 @dataclass
 class _Failure:
     message: str
+
+
+@dataclass
+class _NotApplicable:
+    """A model that every point of the group cannot cost (a generation sweep over a model that has no
+    token input): a result, stored with the reason, not a failure."""
+
+    message: str
+
+
+def _model_proto(task: Task, model_bytes: bytes | None):
+    """The task's ONNX model as planned (its file, or the bytes sent to a remote worker), or a _Failure."""
+    import onnx
+
+    ref = task.model
+    if Path(ref.path).is_file() and file_sha256(ref.path) == ref.sha256:
+        from nvmc.frontend.onnx_import import read_model  # the errors every command gives for a bad file
+
+        return read_model(ref.path)
+    if model_bytes is not None:
+        if hashlib.sha256(model_bytes).hexdigest() != ref.sha256:
+            return _Failure(f"{ref.label}: the model bytes sent to the worker do not match the planned hash")
+        return onnx.load_model_from_string(model_bytes)
+    if Path(ref.path).is_file():
+        return _Failure(f"{ref.label}: the model file changed since the sweep was planned; run the sweep again")
+    return _Failure(f"{ref.label}: model file not found on worker {socket.gethostname()}")
+
+
+def _decoder_model(task: Task, model_bytes: bytes | None):
+    """A generation group's model: the ModelProto when nvmc.generate can bind its decode steps,
+    else _NotApplicable (why) or _Failure (an unreadable model)."""
+    global analyses
+    from nvmc.generation import Decoder
+    from nvmc.ir.errors import NvmcError
+
+    analyses += 1
+    if not task.model.path.endswith(".onnx"):
+        return _NotApplicable(f"[generate] costs ONNX decoders; {task.model.label} is not an .onnx file")
+    try:
+        proto = _model_proto(task, model_bytes)
+    except Exception as e:  # noqa: BLE001 - every point of the group records it
+        return _Failure(_message(e))
+    if isinstance(proto, _Failure):
+        return proto
+    try:
+        Decoder.of(proto)
+    except NvmcError as e:  # the model has no [batch, seq] token input, or dims that do not follow the sequence
+        return _NotApplicable(f"[generate]: {e.message.removeprefix('--generate ')}" + (f"; {e.hint}" if e.hint else ""))
+    return proto
+
+
+def _generation_row(task: Task, p: TaskPoint, proto, t0: float, host: str) -> dict:
+    """The row of a generation point: nvmc.generate at the point's target (with its parameters),
+    pipeline and batch. Its figures cover the whole generation (docs/sweeps.md, "Generation sweeps"):
+    latency_s and energy_j the prefill plus every decode step, throughput_ips generated tokens per
+    second, energy_per_inference_j joules per generated token (both over every sequence of the batch);
+    breakdown["generation"] holds nvmc.generate's figures, the report its whole nvmc.generation/1 dict."""
+    from nvmc.backends import UnsupportedOpError
+    from nvmc.generation import generate
+
+    from .export import exact_pipeline
+
+    settings = dict(task.generate)
+    batch = p.batch or 1
+    target = _target(p.target).with_overrides(list(p.params))
+    row = _base_row(task, p, host)
+    row.update(family=target.family, target_hash=target.hash, batch=batch)
+    try:
+        gen = generate(proto, [target], prompt=settings["prompt"], tokens=settings["tokens"],
+                       samples=settings["samples"], batch=batch, passes=task.pipeline or None)
+    except UnsupportedOpError as e:
+        row.update(status="not_applicable", error=e.message + (f"; {e.hint}" if e.hint else ""), breakdown=None,
+                   report=None, elapsed_s=time.perf_counter() - t0)
+        return row
+    data = gen.to_dict()
+    result, summary = gen.results[0], data["targets"][0]
+    report = {**data, "model": task.model.label, "model_sha256": task.model.sha256, "pipeline": task.pipeline,
+              "params": dict(p.params)}
+    figures = {k: v for k, v in summary.items() if k not in ("target", "family", "ok", "curve")}
+    generation = {"prompt": gen.spec.prompt, "tokens": gen.spec.tokens, "samples": gen.spec.samples, "batch": batch,
+                  "kv_cache_bytes_per_token": gen.kv_bytes_per_token, "kv_cache_bytes_total": gen.kv_bytes_total,
+                  "weight_bytes": gen.weight_bytes, "contexts_costed": gen.contexts, "model_notes": gen.notes(),
+                  **figures}
+    row.update(breakdown=json.dumps({"generation": generation}, allow_nan=False), report=encode_report(report),
+               elapsed_s=time.perf_counter() - t0, approximate=int(not exact_pipeline(task.pipeline)))
+    if not result.ok:  # a step that does not fit the target (the prefill's buffers, ...): a result
+        row.update(status="not_fitting", error=result.reason or None)
+        return row
+    generated = result.tokens * batch   # tokens out of the whole batch: every sequence gets `tokens`
+    latency, energy = result.total_s, result.total_j
+    row.update(status="ok", error=None, latency_s=latency, energy_j=energy, edp_js=energy * latency,
+               throughput_ips=generated / latency if latency > 0 else None,
+               energy_per_inference_j=energy / generated, area_mm2=summary.get("area_mm2"))
+    return row
 
 
 def _analyse(task: Task, model_bytes: bytes | None, requests: list[dict] = ()):
