@@ -89,7 +89,7 @@ def calibrate(graph: Graph, workload: Workload, requests: Sequence[Mapping], *, 
         moved = np.moveaxis(array, w.out_axis, 0)
         matrices[i] = moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))  # also for a zero-size weight
     columns["weight_index_bits"] = bits
-    columns["weight_nonzeros"] = np.array([np.count_nonzero(matrices[i]) if i in matrices else 0 for i in range(n)],
+    columns["weight_nonzeros"] = np.array([_nonzeros(matrices[i]) if i in matrices else 0 for i in range(n)],
                                           dtype=np.float64)
     columns["csc_rel_bits"] = rel
     for pes in sorted({int(r["pes"]) for r in requests if r.get("pes")}):
@@ -98,6 +98,17 @@ def calibrate(graph: Graph, workload: Workload, requests: Sequence[Mapping], *, 
             top[i], total[i] = per_pe.max(), per_pe.sum()
         columns[f"pe_entries_max_{pes}"], columns[f"pe_entries_sum_{pes}"] = top, total
     return Workload(list(workload.names), list(workload.ops), columns, notices)
+
+
+def _fill(matrix: np.ndarray) -> float | None:
+    """The value of a weight stored as one value broadcast over its shape (a ConstantOfShape fill of
+    the onnx zoo's light models: every stride 0), else None."""
+    return float(matrix.flat[0]) if matrix.size and not any(matrix.strides) else None
+
+
+def _nonzeros(matrix: np.ndarray) -> int:
+    value = _fill(matrix)
+    return int(np.count_nonzero(matrix)) if value is None else (matrix.size if value != 0 else 0)
 
 
 def pe_entries(matrix: np.ndarray, pes: int, rel_bits: int) -> np.ndarray:
@@ -135,7 +146,9 @@ def _pe_entries_batched(matrices: Mapping[int, np.ndarray], rel: np.ndarray, pes
     out: dict[int, np.ndarray] = {}
     for i, m in matrices.items():
         rows, cols = m.shape
-        if np.count_nonzero(m) == m.size:
+        if _fill(m) == 0:
+            out[i] = np.zeros(pes, dtype=np.int64)
+        elif _nonzeros(m) == m.size:
             out[i] = (rows // pes + (np.arange(pes) < rows % pes)).astype(np.int64) * cols
         else:
             groups.setdefault((m.shape, int(rel[i])), []).append(i)
@@ -154,6 +167,8 @@ def activation_density(graph: Graph, workload: Workload, *, samples: int = DEFAU
 
     node_of = {nd.name: nd for nd in graph.nodes}
     weighted = {w.node.name: w.index for w in find_weights(graph)[0]}
+    # a ConstantOfShape fill is a weight stored as its shape (the onnx zoo's light models), not an activation
+    fills = {nd.outputs[0] for nd in graph.nodes if nd.op == "ConstantOfShape" and nd.outputs}
     read: dict[int, str] = {}
     for i, name in enumerate(workload.names):
         node = node_of.get(name)
@@ -162,7 +177,7 @@ def activation_density(graph: Graph, workload: Workload, *, samples: int = DEFAU
         slot = 0 if name in weighted and weighted[name] != 0 else None
         candidates = [node.inputs[slot]] if slot is not None and node.inputs else node.inputs
         for v in candidates:
-            if v and not graph.is_const(v):
+            if v and not graph.is_const(v) and v not in fills:
                 read[i] = v
                 break
     out = np.full(len(workload), math.nan)

@@ -251,3 +251,17 @@ def test_batch_counts_every_sequence(proto):
     assert s2["tokens_per_s"] == pytest.approx(2 * 8 / two.total_s)          # two sequences' tokens per second
     assert s2["j_per_token"] == pytest.approx(two.total_j / 16)
     assert s1["area_mm2"] == s2["area_mm2"] and s1["area_mm2"] > 0            # the L2 array the family models
+
+
+def test_fill_weights_count_as_their_materialised_copies():
+    # a zoo "light" weight is one value broadcast over its shape: its non-zeros and EIE's CSC entries
+    # per PE are read from the value, without walking millions of elements, and equal the copy's
+    from nvmc.calibrate import _nonzeros, _pe_entries_batched
+
+    for value in (0.02, 0.0):
+        fill = np.broadcast_to(np.float32(value), (300, 70))
+        copy = np.array(fill)
+        assert _nonzeros(fill) == np.count_nonzero(copy)
+        got = _pe_entries_batched({0: fill}, np.array([4.0]), 64)[0]
+        want = _pe_entries_batched({0: copy}, np.array([4.0]), 64)[0]
+        assert np.array_equal(got, want)
