@@ -28,7 +28,6 @@ from nvmc.render import (binary, console, err_console, one_line, print_error, pr
                          si, styled)
 from nvmc.ir.limits import MAX_BATCH
 from nvmc.report import METRICS
-from nvmc.backends.estimate import MAPPING_FIELDS
 
 EXIT_NOT_FITTING = 1
 MAX_SCALE = MAX_BATCH  # --devices, --batch: beyond, MAC and byte counts leave int64 for large models
@@ -270,6 +269,8 @@ def _write_csv(estimates, path: Path) -> None:
 
     components = sorted({k for e in estimates for k in e.energy})
     lat_components = sorted({k for e in estimates for k in e.latency})
+    from nvmc.backends.estimate import MAPPING_FIELDS
+
     events = sorted({k for e in estimates for k in e.events})
     mapping = [k for k in MAPPING_FIELDS if any(k in e.mapping for e in estimates)]
 
@@ -371,6 +372,8 @@ _MAPPING_COLUMNS = {"utilization": "util.", "units_used": "units", "passes": "pa
 def _mapping_table(est, width: int) -> Table:
     """Every layer of ``est`` with the mapping fields its family models (MAPPING_FIELDS), as many as
     ``width`` columns hold (in the order of _MAPPING_COLUMNS; the caption names the rest)."""
+    from nvmc.backends.estimate import MAPPING_FIELDS
+
     # the fields this family models, less those that say nothing here (stall cycles of a run without stalls)
     fields = [k for k in _MAPPING_COLUMNS if k in est.mapping and np.nan_to_num(est.mapping[k]).any()]
     extra = f", {est.info['dataflow']} dataflow" if isinstance(est.info.get("dataflow"), str) else ""
