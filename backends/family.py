@@ -304,10 +304,10 @@ class FamilySpec:
                   if not np.isscalar(n)}
         events.update(counts.events)
         mapping = {}
+        work = workload.columns["kind"] != KIND["view"]   # a view is mapped onto nothing
         for key, value in counts.mapping.items():
             if key not in MAPPING_FIELDS:  # pragma: no cover - a family bug: one vocabulary for every family
                 raise KeyError(f"family {self.family}: mapping field {key!r} is not one of estimate.MAPPING_FIELDS")
-            work = workload.columns["kind"] != KIND["view"]
             mapping[key] = np.where(work, np.broadcast_to(np.asarray(value, dtype=np.float64), latency.shape), np.nan)
         return Estimate(
             target=target.name, family=self.family, target_hash=target.hash, names=names, ops=ops, macs=macs,

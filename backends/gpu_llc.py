@@ -282,6 +282,8 @@ def _traffic(workload, p: Params, llc: ArrayPoint) -> dict[str, np.ndarray]:
     return {
         "macs": macs, "work": work, "is_mac": is_mac, "slots": np.where(work, slots, 0.0),
         "blocks": blocks, "split": split, "tile_macs": np.minimum(gm, block_m) * np.minimum(gn, block_n) * gk,
+        # MAC work runs in waves of thread blocks, one block per SM at a time (tile quantisation)
+        "waves": np.ceil(blocks * split / sm_count),
         "l2_reads": (loads + dram_write) / line, "l2_writes": (stores + dram_read) / line,
         "dram_read": dram_read, "dram_write": dram_write,
     }
@@ -291,11 +293,8 @@ def _busy_times(p: Params, llc: ArrayPoint, t: dict[str, np.ndarray]) -> dict[st
     """Seconds each unit is busy per node (module docstring, "Time")."""
     sm_count = p.lib("gpu.device", "compute.sm_count")
     peak = p["gpu.peak_macs_per_s"]
-    # MAC work runs in waves of thread blocks, one block per SM at a time (tile quantisation)
-    waves = np.ceil(t["blocks"] * t["split"] / sm_count)
-    t["waves"] = waves                     # kept for the mapping record
     sm_rate = peak / sm_count * p["gpu.utilization"]
-    t_mac = np.where(t["is_mac"], waves * t["tile_macs"] / t["split"] / sm_rate, 0.0)
+    t_mac = np.where(t["is_mac"], t["waves"] * t["tile_macs"] / t["split"] / sm_rate, 0.0)
     banks = p["llc.slices"] * p["llc.banks_per_slice"]
     return {
         "compute": t_mac + t["slots"] / peak,

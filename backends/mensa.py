@@ -235,14 +235,15 @@ def count(workload, p: Params) -> Counts:
                                actions)
     unit_macs = per_node("rows") * per_node("cols")
     bits = np.full(n, float(p["accelerators.compute_bits"]))     # every MAC and lane op is an int8 one
+    utilization = macs / np.maximum(t_compute * clock * unit_macs, 1.0)
     return Counts(actions=actions, busy=busy, latency=latency, bits=bits, macs=macs, notes=notes,
                   info=info(p, accels) | {"partition": partition},
                   events={"accelerator": np.where(work, place, -1).astype(np.float64),
                           "macs_per_parameter": np.where(np.isfinite(intensity), intensity, 0.0),
                           "dram_bytes": dram, "transfer_bytes": transfer,
-                          "utilization": np.where(mac, macs / np.maximum(t_compute * clock * unit_macs, 1.0), 0.0)},
+                          "utilization": np.where(mac, utilization, 0.0)},
                   mapping={"units_used": np.where(work, unit_macs, np.nan),
-                           "utilization": np.where(mac, macs / np.maximum(t_compute * clock * unit_macs, 1.0), np.nan),
+                           "utilization": np.where(mac, utilization, np.nan),
                            "dram_bytes": dram, "onchip_bytes": pick("buffer"), "host_bytes": transfer})
 
 

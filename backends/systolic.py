@@ -109,7 +109,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .errors import TargetError
-from .family import Counts, FamilySpec, Params
+from .family import Counts, FamilySpec, Params, per
 from .systolic_data import NodeScaling, resolve_buffer
 from . import systolic_tiling as stiling
 from .systolic_map import DATAFLOWS
@@ -302,7 +302,7 @@ def _mapping(chip, t: dict, workload) -> dict[str, np.ndarray]:
             "passes": np.where(mac, t["row_folds"] * t["col_folds"] * gb, nan),
             "compute_cycles": np.where(mac, t["cycles"], nan), "stall_cycles": np.where(mac, t["stall_cycles"], nan),
             # MACs over every PE's MAC slot while the array computes (stalls excluded: "while it computes")
-            "utilization": np.where(mac & (t["cycles"] > 0), t["macs"] / (pes * np.maximum(t["cycles"], 1.0)), nan),
+            "utilization": np.where(mac, per(t["macs"], pes * t["cycles"]), nan),
             "dram_bytes": t["dram_read"] + t["dram_write"], "onchip_bytes": buffered}
 
 
