@@ -162,6 +162,8 @@ def count(workload, p: Params) -> Counts:
                   bits=costed_bits, macs=macs, notes=notes, scope=scope,
                   info=info(p) | {"streamed_weight_fraction": streamed},
                   events={"dram_bytes": dram_bytes, "host_link_bytes": link_bytes, "bits": prec["bits"]},
-                  mapping={"units_total": p["compute.cores"], "dram_bytes": dram_bytes,
+                  # a GPU's units are its SMs (as gpu-llc counts them for the same device), a CPU's its cores
+                  mapping={"units_total": p.lib("device.name", "compute.sm_count") if kind == "gpu"
+                           else p["compute.cores"], "dram_bytes": dram_bytes,
                            **({"host_bytes": link_bytes} if kind == "gpu" else {}),
                            "utilization": np.where(mac, per(macs, rate * busy["compute"]), np.nan)})

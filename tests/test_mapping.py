@@ -59,6 +59,12 @@ def test_every_family_fills_its_fields_in_one_vocabulary(tiny):
                 assert np.all((v >= 0) & (v <= 1)), (name, key)
 
 
+def test_a_unit_is_the_same_thing_on_one_device(tiny):
+    # the gpu roofline and gpu-llc's sram target model the same GTX 1080 Ti: both count its 28 SMs
+    assert tiny["gpu"].mapping["units_total"][0] == tiny["sram"].mapping["units_total"][0] == 28
+    assert tiny["cpu"].mapping["units_total"][0] == 4                        # the Xeon's cores
+
+
 def test_fields_are_the_family_counts(tiny):
     gpu = tiny["sot-mram"]
     sms = gpu.info.get("sm_count") or gpu.mapping["units_total"][0]
