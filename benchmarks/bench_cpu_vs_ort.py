@@ -26,7 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "benchmarks" / "data"
 MEASURED = DATA / "ort_generation_cpu.json"
 TARGET = DATA / "cpu-this-machine.toml"
-MODEL = REPO / "examples" / "models" / "gpt2" / "distilgpt2_shape_past.onnx"
 
 
 def target_text(m: dict) -> str:
@@ -65,18 +64,15 @@ capacity = {{ value = {mach['memory_total_bytes']}, source = "{src}: machine.mem
 
 
 def compare(measured: dict) -> list[tuple[str, float, float]]:
-    """(figure, onnxruntime ms, nvmc ms): the prefill, then each measured decode context."""
-    import nvmc
+    """(figure, onnxruntime ms, nvmc ms): the prefill, then each measured decode context (the same
+    costing as nvmc validate's onnxruntime rows: nvmc.validate.peers.ort_steps)."""
+    from nvmc.validate.peers import ort_steps
 
     ort = measured["onnxruntime"]
-    prompt = ort["prefill"]["prompt"]
-    rows = []
-    pre = nvmc.generate(MODEL, str(TARGET), prompt=prompt, tokens=1).results[0]
-    rows.append((f"prefill, {prompt}-token prompt", ort["prefill"]["median_ms"], pre.ttft_s * 1e3))
-    for d in ort["decode"]:
-        past = d["past_seq"]           # the step that reads `past` cached tokens and adds one
-        step = nvmc.generate(MODEL, str(TARGET), prompt=past, tokens=2, samples=2).results[0]
-        rows.append((f"decode step, context {d['context']}", d["median_ms"], float(step.per_token_latency_s[1]) * 1e3))
+    pre, steps = ort_steps(ort)
+    rows = [(f"prefill, {ort['prefill']['prompt']}-token prompt", ort["prefill"]["median_ms"], pre.ttft_s * 1e3)]
+    rows += [(f"decode step, context {d['context']}", d["median_ms"], float(step.per_token_latency_s[1]) * 1e3)
+             for d, step in steps]
     return rows
 
 
@@ -91,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     elif TARGET.read_text() != target_text(measured):
         print(f"{TARGET.relative_to(REPO)} is stale: rerun with --write-target", file=sys.stderr)
         return 1
-    print(f"{MODEL.name} on cpu-this-machine (nvmc) vs onnxruntime {measured['onnxruntime']['session']['provider']} "
+    print(f"distilgpt2_shape_past.onnx on cpu-this-machine (nvmc) vs onnxruntime {measured['onnxruntime']['session']['provider']} "
           f"({measured['date'][:10]}):")
     for name, ort_ms, nvmc_ms in compare(measured):
         print(f"  {name:28s} onnxruntime {ort_ms:8.2f} ms   nvmc {nvmc_ms:8.2f} ms   nvmc / measured {nvmc_ms / ort_ms:5.2f}")

@@ -353,6 +353,16 @@ CPU_HERE = REPO / "benchmarks" / "data" / "cpu-this-machine.toml"          # the
 GPT2_SHAPE = REPO / "examples" / "models" / "gpt2" / "distilgpt2_shape_past.onnx"
 
 
+def ort_steps(ort: dict) -> tuple:
+    """nvmc's prefill and each measured decode step on cpu-this-machine, as onnxruntime ran them
+    (``ort``: the record's onnxruntime section): (TargetGeneration of the prefill, [(decode record,
+    TargetGeneration of that step)]). A decode record's ``past_seq`` is the cached tokens it read."""
+    pre = nvmc.generate(GPT2_SHAPE, str(CPU_HERE), prompt=ort["prefill"]["prompt"], tokens=1).results[0]
+    steps = [(d, nvmc.generate(GPT2_SHAPE, str(CPU_HERE), prompt=d["past_seq"], tokens=2, samples=2).results[0])
+             for d in ort["decode"]]
+    return pre, steps
+
+
 @study
 def onnxruntime() -> list:
     """A distilgpt2-size GPT-2 with past: onnxruntime's measured prefill and decode latency on
@@ -361,9 +371,9 @@ def onnxruntime() -> list:
 
     m = json.loads(ORT_MEASURED.read_text())
     ort = m["onnxruntime"]
-    prompt, decode = ort["prefill"]["prompt"], ort["decode"][-1]
-    pre = nvmc.generate(GPT2_SHAPE, str(CPU_HERE), prompt=prompt, tokens=1).results[0]
-    step = nvmc.generate(GPT2_SHAPE, str(CPU_HERE), prompt=decode["past_seq"], tokens=2, samples=2).results[0]
+    prompt = ort["prefill"]["prompt"]
+    pre, steps = ort_steps({**ort, "decode": ort["decode"][-1:]})
+    decode, step = steps[0]
     params = {q.key: q for q in explain(str(CPU_HERE))}
     fma = params["compute.fp32_macs_per_cycle_per_core"]
     overhead = step.steps[0].overhead_share
