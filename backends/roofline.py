@@ -72,6 +72,7 @@ def resolve(p: Params) -> None:
     if kind == "gpu":
         target_or_data(p, "memory.host_link_bytes_per_s", p.data(extras), "host_link.bandwidth_bytes_per_s")
         p.lib(extras, "host_link.energy_per_bit_j")
+        p.lib("device.name", "compute.sm_count")   # its compute units in the mapping record
 
 
 def extras_key(p: Params) -> str:
