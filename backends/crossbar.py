@@ -88,19 +88,20 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
 
-from .crossbar_train import combine, feedback_arrays, training
+from nvmc.ir.dialect import NVMC_OPS
+
+from .crossbar_train import Forward, Layers, array_read, combine, feedback_arrays, training
 from .errors import TargetError
 from .family import KIND, SIMPLE_KINDS, TRANSCENDENTAL_KINDS, Counts, FamilySpec, NotFitting, Params
 from .support import op_mask
 from .target import Target
-from .techlib import DATA_DIR, Param, TechLibError, load_data_file
+from .techlib import DATA_DIR, TechLibError, load_data_file
 
 FAMILY = "crossbar"
 SPEC = FamilySpec.load(FAMILY)
@@ -108,7 +109,8 @@ SCHEMA = SPEC.schema
 # Nets whose per-element ReLU and bias run in the arrays' periphery (NEON's simplified
 # microarchitecture, paper 11): the bias as one always-driven row, the ReLU as a sign test
 # on the shift-and-add output; costed as shift-and-add ops, not on the digital units.
-PERIPHERY_NETS = frozenset({"nvmc.NeonApprox"})
+# Which ops are such nets is the ops' own trait (nvmc.ir.dialect: nvmc.NeonApprox).
+PERIPHERY_NETS = frozenset(f"nvmc.{op.name}" for op in NVMC_OPS.values() if "relu-net" in op.traits)
 
 
 def resolve(p: Params | Target) -> SimpleNamespace:
@@ -203,52 +205,7 @@ def resolve(p: Params | Target) -> SimpleNamespace:
     return cfg
 
 
-def estimate(workload, target, *, batch: int = 1):
-    return SPEC.estimate(workload, target, partial(count, batch=batch), batch=batch)
-
-
-def parameters(target) -> list[Param]:
-    """Every number the estimate uses, with its provenance (for ``nvmc explain``)."""
-    return SPEC.parameters(target, resolve)
-
-
 # ---------------------------------------------------------------- the model
-
-@dataclass
-class Layers:
-    """Per-node mapping columns (numpy arrays aligned with the workload's nodes)."""
-
-    xbar: np.ndarray          # mapped on crossbars (constant weight, or a reprogrammed dynamic operand)
-    static: np.ndarray        # xbar with a constant weight (held for the whole run)
-    dynamic: np.ndarray       # MAC node with two run-time operands
-    work: np.ndarray          # costs anything at all (not a view)
-    copies: np.ndarray        # weight copies (conv groups)
-    vectors: np.ndarray       # input vectors per copy
-    k: np.ndarray
-    n: np.ndarray
-    wbits: np.ndarray         # bits per weight as mapped (input_bits for run-time operands)
-    slices: np.ndarray        # cells per weight column (bit slices x differential)
-    row_tiles: np.ndarray
-    col_tiles: np.ndarray
-    arrays: np.ndarray        # arrays of one copy of the layer (all groups)
-    ref_cols: np.ndarray      # reference columns (offset mode: one per array)
-    mapped_cells: np.ndarray
-    out_elems: np.ndarray     # output elements of the node
-    in_elems: np.ndarray
-
-
-@dataclass
-class Forward:
-    """The forward pass: its counts and what a training step builds on (crossbar_train)."""
-
-    counts: Counts
-    lay: Layers
-    r: np.ndarray             # replicas per node
-    tiles: int
-    feedback: np.ndarray      # DFA's feedback arrays per node
-    digital: dict             # the non-MAC ops on the digital units: "action" (slots, J per slot), "time"
-    read: Callable            # array_read on this chip
-
 
 def map_layers(workload, cfg) -> Layers:
     """Where each node runs and how many arrays it takes (module doc, "Mapping")."""
@@ -312,33 +269,10 @@ def replicas(single_latency: np.ndarray, arrays: np.ndarray, vectors: np.ndarray
     return r
 
 
-def array_read(cfg, vectors: np.ndarray, cycles: np.ndarray, drives: np.ndarray, reads: np.ndarray,
-               lines_per_array: np.ndarray, cells: np.ndarray, r: np.ndarray) -> dict:
-    """Counts and busy time of applying ``vectors`` to a layer's arrays, ``cycles`` read cycles each.
-
-    Per cycle: ``drives`` lines driven across all arrays (rows of a forward read), ``reads``
-    lines converted (columns and reference columns), ``lines_per_array`` lines driven per
-    array (they set the column current the ADC sees), ``cells`` cells on driven lines that
-    are read. A driven line conducts with probability ``input_one_fraction``; replicas
-    ``r`` split the vectors. "crossbar" is the cells' action: NeuroSim's column current per
-    conversion, or (ISAAC's ADC) V_read^2 G_mean t_read per conducting cell."""
-    act = cfg.input_one
-    conversions = vectors * cycles * reads
-    steps = np.ceil(vectors / np.maximum(r, 1.0)) * cycles
-    if cfg.adc == "isaac":
-        cells_action = (vectors * cycles * act * cells, cfg.cell_read_j)
-    else:
-        with np.errstate(divide="ignore"):
-            r_col = (1.0 / (lines_per_array * act * cfg.g_mean)) * cfg.vref / cfg.v_read
-        cells_action = (conversions, cfg.sar_c * np.exp(-cfg.sar_k * np.log10(r_col)) * cfg.t_conv)
-    return {"conversions": conversions, "drives": vectors * cycles * act * drives, "crossbar": cells_action,
-            "t_crossbar": steps * cfg.t_read, "t_adc": steps * cfg.cols_per_adc * cfg.t_conv}
-
-
 def count(workload, p: Params, batch: int = 1) -> Counts:
     cfg = resolve(p)
     fwd = forward(workload, cfg, batch)
-    counts = training(workload, cfg, fwd, batch) if cfg.mode == "train" else fwd.counts
+    counts = training(workload, cfg, fwd, batch=batch) if cfg.mode == "train" else fwd.counts
     return summarise(cfg, fwd, counts)
 
 
@@ -367,10 +301,9 @@ def forward(workload, cfg, batch: int = 1) -> Forward:
     single = np.where(lay.xbar, lay.vectors * act_bits * cfg.t_step, 0.0)
     spare = tiles * apt - required if cfg.replicate else 0.0
     r = replicas(single, np.where(lay.static, lay.arrays, 0.0), lay.vectors, spare)
-    read = partial(array_read, cfg)
-    vec = np.where(lay.xbar, lay.vectors, 0.0)
-    rd = read(vec, np.full(n_nodes, act_bits), drive_w, read_w, rows_per_array,
-              lay.mapped_cells + lay.ref_cols * rows_per_array, r)
+    rd = array_read(cfg, vectors=np.where(lay.xbar, lay.vectors, 0.0), cycles=np.full(n_nodes, act_bits),
+                    drives=drive_w, reads=read_w, lines_per_array=rows_per_array,
+                    cells=lay.mapped_cells + lay.ref_cols * rows_per_array, r=r)
     accumulate = np.where(lay.xbar, lay.vectors * lay.copies * lay.n * (lay.row_tiles - 1.0), 0.0)
 
     # non-MAC ops on the digital units (or in the periphery of NEON's nets), run-time products on MAC lanes
@@ -405,7 +338,8 @@ def forward(workload, cfg, batch: int = 1) -> Forward:
     write_cells = np.where(reprog, lay.mapped_cells, 0.0)
     busy = {"crossbar": rd["t_crossbar"], "adc": rd["t_adc"],
             "buffer": buffer_bits / (cfg.edram_bits * cfg.clock_hz * layer_tiles), "interconnect": ic_time,
-            "digital": ops_time + dyn_time, "write": np.where(reprog, np.minimum(lay.k, cfg.rows) * cfg.write_pulse, 0.0)}
+            "digital": ops_time + dyn_time,
+            "write": np.where(reprog, np.minimum(lay.k, cfg.rows) * cfg.write_pulse, 0.0)}
     actions = {
         "crossbar": rd["crossbar"],
         "adc": (rd["conversions"], cfg.adc_j),
@@ -423,11 +357,12 @@ def forward(workload, cfg, batch: int = 1) -> Forward:
               "array_cells": lay.arrays * r * cfg.rows * cfg.cols, "cells_written": write_cells}
     info = {**cfg.info, "arrays_required": int(required), "tiles": tiles, "arrays_on_chip": tiles * apt}
     mapping = {"units_total": tiles * apt, "units_used": np.where(lay.xbar, lay.arrays * r, np.nan),
-               "replication": np.where(lay.xbar, r, np.nan), "adc_conversions": np.where(lay.xbar, rd["conversions"], np.nan),
+               "replication": np.where(lay.xbar, r, np.nan),
+               "adc_conversions": np.where(lay.xbar, rd["conversions"], np.nan),
                "onchip_bytes": buffer_bits / 8}
     counts = Counts(actions=actions, busy=busy, latency=latency, area=chip_area(cfg, tiles), events=events, info=info,
                     bits=np.where(work, np.maximum(lay.wbits, act_bits), 0.0), mapping=mapping)
-    return Forward(counts, lay, r, tiles, feedback, {"action": ops, "time": ops_time}, read)
+    return Forward(counts, lay, r, tiles, feedback, slots=ops[0], slot_j=ops[1], slot_time=ops_time)
 
 
 def summarise(cfg, fwd: Forward, counts: Counts) -> Counts:
@@ -491,3 +426,6 @@ def chip_area(cfg, tiles: int) -> dict[str, float]:
         "interconnect": tiles * cfg.router_area_um2 * um2,
         "digital": tiles * cfg.digital_area_um2 * um2,
     }
+
+
+estimate, parameters = SPEC.entry_points(count, resolve, batched=True)

@@ -1,12 +1,12 @@
 """The ``sparse-engine`` family: EIE (Han et al., ISCA'16), compressed models run from SRAM.
 
 P processing elements (PEs) each hold a slice of every weight matrix: output row r of an
-[outputs, inputs] matrix lives on PE r mod P, stored in compressed sparse columns (CSC): per
-non-zero an ``index_bits`` codebook index (``share-weights``) and a ``rel_bits`` relative row
-index, a padding entry for each run of 2^rel_bits zeros, a ``pe.pointer_bits`` pointer per
-column. The leading non-zero detector broadcasts each non-zero input activation; every PE
-then walks its entries of that column. Per MAC node (a Conv is the same SpMV once per output
-pixel, ``gemm_m`` times), vectorised over nodes:
+[outputs, inputs] matrix lives on PE r mod P, in EIE's compressed sparse columns (CSC, defined
+once in nvmc/ir/csc.py: an entry = a weight code + a relative row index, a padding entry per
+run of 2^rel_bits zeros, a pointer per column plus one, ``pe.pointer_bits`` wide). The
+leading non-zero detector broadcasts each non-zero input activation; every PE then walks its
+entries of that column. Per MAC node (a Conv is the same SpMV once per output pixel,
+``gemm_m`` times), vectorised over nodes:
 
 * work = gemm_m x a x E_max cycles, where ``a`` is the activation density and ``E_max`` the
   entries of the busiest PE (load imbalance); at least gemm_m x a x columns broadcast
@@ -15,15 +15,16 @@ pixel, ``gemm_m`` times), vectorised over nodes:
 * energy per entry processed: a 1/(word/entry bits) share of a sparse-matrix SRAM read, a
   codebook lookup and an accumulator read + write (register file), a 16-bit MAC; per
   non-zero activation and PE: two pointer reads and an activation read;
-* storage: each PE's entries x (index + rel bits) + its pointers must fit its SRAMs. Layers
+* storage: each PE's entries x (code + rel bits) + its pointers must fit its SRAMs. Layers
   are placed in graph order; a layer that no longer fits spills: its weights stream from
   DRAM once per run (bandwidth-bound time, DRAM energy per bit);
 * non-MAC element ops (the workload's ``kind`` column: every node but views): one ALU slot
   per PE per cycle (``element_slots``), an add + register read and write each.
 
-Measured inputs (nvmc/calibrate.py, through :func:`calibration`): ``activation_density``
-(onnxruntime on seeded inputs), ``pe_entries_max_P`` / ``pe_entries_sum_P`` (from the actual
-weights), ``weight_nonzeros``, ``weight_index_bits``, ``csc_rel_bits``. Without them (a bare
+Measured inputs (workload columns nvmc/calibrate.py adds for :func:`calibration`'s request):
+``activation_density`` (onnxruntime on seeded inputs), ``weight_nonzeros``,
+``weight_index_bits``, ``csc_rel_bits`` and the per-PE entries ``nvmc.ir.csc.pe_columns(P)``
+(passes/workload.py ``weight_columns``, from the actual weights). Without them (a bare
 ``analyze`` workload): ``[sparsity] activation_density``, params x weight density non-zeros
 (bias included), ``pe.weight_bits`` values with ``pe.rel_index_bits`` indices, a balanced
 load without padding; the notes say which. Arithmetic is costed at ``pe.activation_bits``.
@@ -38,6 +39,7 @@ import numpy as np
 
 from .family import KIND, Counts, FamilySpec, Params, element_slots, per
 from .techlib import Param
+from nvmc.ir import csc
 from nvmc.ir.units import format_capacity
 
 FAMILY = "sparse-engine"
@@ -64,7 +66,8 @@ def parameters(target) -> list[Param]:
 
 
 def calibration(target) -> dict:
-    """What nvmc/calibrate.py measures for this target: activation density, per-PE entries."""
+    """The measured workload columns this target reads (module doc): nvmc/calibrate.py's, with the
+    CSC entries over ``pes`` PEs."""
     return {"pes": SPEC.params(target)["pe.count"]}
 
 
@@ -94,7 +97,7 @@ def count(workload, p: Params) -> Counts:
             sparsity += f"; assumed {default_density:g} on the rest"
     else:
         sparsity = f"assumed: activation density {default_density:g} (not measured)"
-    key_max, key_sum = f"pe_entries_max_{P}", f"pe_entries_sum_{P}"
+    key_max, key_sum = csc.pe_columns(P)
     if key_max in c:
         e_max, e_sum = c[key_max].astype(f), c[key_sum].astype(f)
         load = "measured from the weights"
@@ -115,7 +118,7 @@ def count(workload, p: Params) -> Counts:
     spmat_bytes, pointer_bytes = float(p["pe.spmat_capacity"]), float(p["pe.pointer_capacity"])
     gb = np.maximum(c["gemm_batch"].astype(f), 1.0)
     pe_bytes = e_max * entry_bits / 8
-    ptr_bytes = np.where(mac, (np.ceil(columns / gb) + 1) * gb * dev("pe.pointer_bits") / 8, 0.0)
+    ptr_bytes = np.where(mac, csc.pointers(np.ceil(columns / gb)) * gb * dev("pe.pointer_bits") / 8, 0.0)
     fits_alone = (pe_bytes <= spmat_bytes) & (ptr_bytes <= pointer_bytes)
     resident = np.zeros(n, dtype=bool)
     used_w = used_p = 0.0

@@ -9,10 +9,7 @@ A family is a module with the model only and a data file with everything else
     SCHEMA = SPEC.schema                  # section -> key -> Field: what target files and --set may say
 
     def count(workload, p: Params) -> Counts: ...   # per node: actions, their prices, busy time, latency
-    def estimate(workload, target, *, batch=1):
-        return SPEC.estimate(workload, target, count, batch=batch)
-    def parameters(target):
-        return SPEC.parameters(target, count)
+    estimate, parameters = SPEC.entry_points(count, resolve)   # what registry.py calls
 
 The split is Timeloop/Accelergy's: ``count`` says how many of each action a node does (L2
 reads, DRAM bits, MACs by precision, ADC conversions, hops ...) and how long each unit is
@@ -51,10 +48,9 @@ A number a target file writes may carry its provenance the same way
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -158,17 +154,15 @@ class Params:
 
     def lib(self, key: str, name: str) -> Any:
         """Number ``name`` of the data file the target key ``key`` names, used as it is."""
-        source = self.data(key)
-        p = source.param(name)
-        shown = f"{source.name}:{p.key}"
-        if shown not in self._by_key:
-            self._add(Param(shown, p.value, p.kind, p.note, p.origin, p.formula))
-        return p.value
+        return self._number(self.data(key), name)
 
     def file(self, folder: str, name: str, key: str) -> Any:
         """Number ``key`` of the fixed data file ``data/<folder>/<name>.toml``."""
-        source = _data_file(folder, name)
-        p = source.param(key)
+        return self._number(_data_file(folder, name), key)
+
+    def _number(self, source: DataFile, name: str) -> Any:
+        """Number ``name`` of ``source``, listed as ``<file>:<key>`` with its own provenance."""
+        p = source.param(name)
         shown = f"{source.name}:{p.key}"
         if shown not in self._by_key:
             self._add(Param(shown, p.value, p.kind, p.note, p.origin, p.formula))
@@ -281,6 +275,18 @@ class FamilySpec:
             except NotFitting as e:
                 raise TargetError(str(e), where=target.source) from None
         return p.params
+
+    def entry_points(self, count: Callable, resolve: Callable, *, batched: bool = False):
+        """The ``estimate`` and ``parameters`` a family module exports (registry.py), over its
+        ``count(workload, p)`` (``batched``: ``count(workload, p, batch=...)``) and ``resolve(p)``."""
+        def estimate(workload, target: Target, *, batch: int = 1) -> Estimate:
+            return self.estimate(workload, target, partial(count, batch=batch) if batched else count, batch=batch)
+
+        def parameters(target: Target) -> list[Param]:
+            """Every number the estimate uses, with its provenance (for ``nvmc explain``)."""
+            return self.parameters(target, resolve)
+
+        return estimate, parameters
 
     def estimate(self, workload, target: Target, count: Callable, *, batch: int = 1) -> Estimate:
         """Count, then price: the one way every family turns a workload into an Estimate."""
@@ -452,10 +458,6 @@ def _field(key: str, raw: dict, where: str) -> Field:
                  choices=tuple(raw.get("choices", ())), minimum=raw.get("minimum"), maximum=raw.get("maximum"),
                  unit=raw.get("unit", ""), data=raw.get("data", ""), default_ref=ref,
                  default_provenance=provenance)
-
-
-def finite(value: float) -> bool:
-    return math.isfinite(value)
 
 
 _GENERIC = FamilySpec("?", FAMILIES_DIR, "", {}, "", "", "", None, True)

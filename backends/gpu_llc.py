@@ -157,15 +157,6 @@ def info(p: Params) -> dict:
             "llc_area_mm2": llc.area_mm2, "dram_capacity_bytes": p.lib("gpu.device", "dram.capacity_bytes")}
 
 
-def estimate(workload, target, *, batch: int = 1):
-    return SPEC.estimate(workload, target, count, batch=batch)
-
-
-def parameters(target) -> list[Param]:
-    """Every number the estimate uses, with its provenance (for ``nvmc explain``)."""
-    return SPEC.parameters(target, resolve)
-
-
 # ---------------------------------------------------------------- the model
 def count(workload, p: Params) -> Counts:
     resolve(p)
@@ -302,3 +293,6 @@ def _busy_times(p: Params, llc: ArrayPoint, t: dict[str, np.ndarray]) -> dict[st
         "dram": (t["dram_read"] + t["dram_write"]) / p["gpu.dram_bandwidth_bytes_per_s"],
         "overhead": np.where(t["work"], p["gpu.kernel_overhead_s"], 0.0),
     }
+
+
+estimate, parameters = SPEC.entry_points(count, resolve)

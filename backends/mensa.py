@@ -65,7 +65,6 @@ from .dram_pim import gemm_dims, is_mac, operand_bits, recurrent
 from .errors import TargetError
 from .family import KIND, Counts, FamilySpec, Params, element_slots, target_or_data
 from .systolic_map import compute_cycles, operand_accesses
-from .techlib import Param
 
 FAMILY = "mensa"
 SPEC = FamilySpec.load(FAMILY)
@@ -122,15 +121,6 @@ def info(p: Params, accels: list[dict]) -> dict:
             "accelerators": {a["name"]: {"rows": a["rows"], "cols": a["cols"], "in_memory": a["in_memory"],
                                          "peak_macs_per_s": a["peak"], "dram_bandwidth_bytes_per_s": a["bandwidth"]}
                              for a in accels}}
-
-
-def estimate(workload, target, *, batch: int = 1):
-    return SPEC.estimate(workload, target, count, batch=batch)
-
-
-def parameters(target) -> list[Param]:
-    """Every number the estimate uses, with its provenance (for ``nvmc explain``)."""
-    return SPEC.parameters(target, resolve)
 
 
 # ---------------------------------------------------------------- the model
@@ -281,3 +271,6 @@ def _report(workload, mac, place, intensity, narrow, ridge, threshold, min_cols,
         notes.append(f"{a['name']}: {int((sel & mac).sum())} MAC layers, {100 * float(latency[sel].sum()) / total_t:.1f} "
                      f"% of the latency, {100 * float(node_energy[sel].sum()) / total_e:.1f} % of the energy")
     return partition, notes
+
+
+estimate, parameters = SPEC.entry_points(count, resolve)

@@ -3,13 +3,13 @@ transverse reads, after Khan, Ollivier, Longofono, Hempel, Castrillon, Jones, "B
 Cognition in Next-Generation Racetrack Memories" (ACM TECS 2022; shared/reference/seeds.md,
 paper 8), and its FPGA baseline.
 
-It costs HDC models: the nvmc ops of passes/hdc_ops.py (run ``--passes hdc-recognize`` on a
+It costs HDC models: the nvmc ops of ir/dialect/hdc.py (run ``--passes hdc-recognize`` on a
 plain ONNX HDC model first) plus their glue, by the workload's ``kind`` column: views (free),
 moves (Slice, Concat, Cast, ...: their bits are read and written), the item-memory gather,
 and reductions that only compare (ArgMin, ArgMax, TopK). Any other node is refused with an
 error naming it; nothing is costed by a silent fallback.
 
-Geometry of a node (from the workload columns, passes/hdc_ops.py "Workload counts"):
+Geometry of a node (from the workload columns, ir/dialect/hdc.py "Workload counts"):
 hypervector elements are bool, one byte in the byte columns and one bit in hardware, so
 Bind has M = output elements and k = other / M + 1 operands; Permute, moves and Gather move
 M = output elements; Bundle adds n = in / (in - add) vectors into m = in - add counters; a

@@ -40,7 +40,6 @@ import numpy as np
 from .dram_pim import BINARY, INT8, operand_bits, precision_class
 from .errors import TargetError
 from .family import KIND, Counts, FamilySpec, NotFitting, Params, element_slots, per, target_or_data
-from .techlib import Param
 from nvmc.ir.units import format_capacity
 
 FAMILY = "roofline"
@@ -83,15 +82,6 @@ def extras_key(p: Params) -> str:
 def info(p: Params) -> dict:
     return {"device": p["device.name"], "kind": p["device.kind"], "peak_fp32_macs_per_s": p["compute.fp32_macs_per_s"],
             "dram_bandwidth_bytes_per_s": p["memory.bandwidth_bytes_per_s"], "dram_capacity_bytes": p["memory.capacity"]}
-
-
-def estimate(workload, target, *, batch: int = 1):
-    return SPEC.estimate(workload, target, count, batch=batch)
-
-
-def parameters(target) -> list[Param]:
-    """Every number the estimate uses, with its provenance (for ``nvmc explain``)."""
-    return SPEC.parameters(target, resolve)
 
 
 # ---------------------------------------------------------------- the model
@@ -168,3 +158,6 @@ def count(workload, p: Params) -> Counts:
                            else p["compute.cores"], "dram_bytes": dram_bytes,
                            **({"host_bytes": link_bytes} if kind == "gpu" else {}),
                            "utilization": np.where(mac, per(macs, rate * busy["compute"]), np.nan)})
+
+
+estimate, parameters = SPEC.entry_points(count, resolve)

@@ -63,7 +63,7 @@ import numpy as np
 from .dram_pim import BINARY, FLOAT, INT8, INT16, PRECISION_CLASSES, gemm_dims, is_mac, operand_bits, precision_class
 from .errors import TargetError
 from .family import KIND, TRANSCENDENTAL_KINDS, Counts, FamilySpec, NotFitting, Params, target_or_data
-from .techlib import Param, library
+from .techlib import library
 from nvmc.ir.units import format_capacity
 
 FAMILY = "simdram"
@@ -124,15 +124,6 @@ def dram(p: Params, key: str):
 def info(p: Params) -> dict:
     return {key: p[f"simdram.{key}"] for key in ("lanes", "channels", "ranks", "banks", "subarrays")} | {
         "aap_s": p["simdram.aap_s"], "capacity_bytes": p["simdram.capacity_bytes"]}
-
-
-def estimate(workload, target, *, batch: int = 1):
-    return SPEC.estimate(workload, target, count, batch=batch)
-
-
-def parameters(target) -> list[Param]:
-    """Every number the estimate uses, with its provenance (for ``nvmc explain``)."""
-    return SPEC.parameters(target, resolve)
 
 
 # ------------------------------------------------------------------ micro-program costs (AAPs)
@@ -273,3 +264,6 @@ def _notes(workload, prec, mac_rows, elem_rows, per_step, used, p: Params) -> li
     if moves:
         notes.append(f"{moves} data-movement nodes go through the memory controller")
     return notes
+
+
+estimate, parameters = SPEC.entry_points(count, resolve)

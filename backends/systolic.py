@@ -115,7 +115,6 @@ from . import systolic_tiling as stiling
 from .systolic_map import DATAFLOWS
 from .systolic_traffic import BUFFERS, busy_times, class_bits, operands, traffic
 from .target import MAX_COUNT
-from .techlib import Param
 
 FAMILY = "systolic"
 SPEC = FamilySpec.load(FAMILY)
@@ -202,15 +201,6 @@ def resolve(p: Params) -> SimpleNamespace:
                                             "dram.bandwidth_bytes_per_s / array.clock_hz (1-byte words per cycle)")
     p.cache["chip"] = chip
     return chip
-
-
-def estimate(workload, target, *, batch: int = 1):
-    return SPEC.estimate(workload, target, lambda w, p: count(w, p, batch=batch), batch=batch)
-
-
-def parameters(target) -> list[Param]:
-    """Every number the estimate uses, with its provenance (for ``nvmc explain``)."""
-    return SPEC.parameters(target, resolve)
 
 
 # ------------------------------------------------------------------ the model
@@ -381,3 +371,6 @@ def _auto_note(choice: np.ndarray, fixed_latency: np.ndarray, total: float) -> s
     return (f"auto dataflow: {', '.join(f'{k} {d}' for d, k in zip(DATAFLOWS, counts))} (of {choice.size} MAC "
             f"nodes; per node: events 'dataflow', 0 = os, 1 = ws, 2 = is); latency {total * 1e3:.4g} ms against "
             f"{fixed[best] * 1e3:.4g} ms with the best single dataflow ({DATAFLOWS[best]}), {saved:.3g}% less")
+
+
+estimate, parameters = SPEC.entry_points(count, resolve, batched=True)

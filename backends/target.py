@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import tomllib
 from contextlib import contextmanager
@@ -35,19 +34,12 @@ from typing import Any, Iterable, Iterator
 from nvmc.ir.errors import did_you_mean
 from nvmc.ir.files import read_input
 from nvmc.ir.limits import MAX_TOML_KEY_PARTS, toml_key_problem
+from nvmc.ir.options import MAX_CAPACITY, MAX_COUNT, MAX_MAGNITUDE, MIN_MAGNITUDE, Option  # noqa: F401 - re-exported
+from nvmc.ir.units import format_capacity
 
 from .errors import TargetError
-from nvmc.ir.units import format_capacity, parse_capacity
 
 TARGET_SCHEMA = "nvmc.target/1"
-# Sanity bounds for numbers a schema leaves open: beyond them a cost model overflows (inf,
-# NaN, int64 wrap-around) or allocates per-unit arrays of absurd size, and no real hardware
-# lies there. A field's own ``maximum`` takes precedence.
-MAX_COUNT = 1 << 20            # whole numbers (array rows, PEs, banks, ...)
-MAX_MAGNITUDE = 1e30           # |x| of a real number (Hz, B/s, J, s, ...)
-MIN_MAGNITUDE = 1e-30          # |x| of a non-zero real number
-MAX_CAPACITY = 1 << 60         # bytes (1 EiB)
-MAX_NAME = 200                 # characters of a string value (a device, a technology)
 TARGETS_DIR = Path(__file__).resolve().parent / "targets"
 MAX_TARGET_BYTES = 4 << 20  # a target is a hand-written TOML file
 
@@ -55,71 +47,21 @@ _TOP_KEYS = ("schema", "name", "family", "description")
 
 
 @dataclass(frozen=True)
-class Field:
-    """One key of a target section: its type, default and allowed range.
-
-    ``kind`` is one of "str", "int", "float", "capacity" (bytes; "4MiB" strings accepted),
-    "choice" (a string from ``choices``). Numbers must be > 0 unless ``minimum`` says
-    otherwise; ``maximum`` bounds them from above. Every number is finite and inside nvmc's
-    range (MAX_COUNT, MAX_MAGNITUDE, MIN_MAGNITUDE, MAX_CAPACITY), so no estimate overflows.
+class Field(Option):
+    """One key of a target section: an :class:`~nvmc.ir.options.Option` held to nvmc's range
+    (so no estimate overflows) whose numbers are > 0 unless ``minimum`` says otherwise, plus what
+    the family needs to fill it in. ``kind`` is "str", "int", "float", "capacity" or "choice".
     ``default=None`` and not ``required`` means the family fills the value in (e.g. from the
-    device in the technology library).
+    device in the technology library). ``check`` raises OptionValueError, a ValueError.
     """
 
-    kind: str
-    help: str
-    default: Any = None
+    positive: bool = True
+    nvmc_limits: bool = True
     required: bool = False
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None    # None: strictly positive
-    maximum: float | None = None
     unit: str = ""
     data: str = ""                  # "str" keys that name a data file: its folder under data/
     default_ref: tuple | None = None            # a default taken from the library (family.Params)
     default_provenance: tuple[str, str] | None = None   # (kind, note) of a default number
-
-    def check(self, value: Any) -> Any:
-        """The validated value (capacities as int bytes); ValueError says what is wrong."""
-        if self.kind == "str":
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"expected a non-empty string, got {value!r}")
-            if len(value) > MAX_NAME or not value.isprintable():  # names of data files, sizes: never longer
-                raise ValueError(f"expected a name of at most {MAX_NAME} printable characters, got {value[:40]!r}"
-                                 + ("..." if len(value) > 40 else ""))
-            return value
-        if self.kind == "choice":
-            if not isinstance(value, str) or value not in self.choices:
-                hint = did_you_mean(value, self.choices) if isinstance(value, str) else ""
-                raise ValueError(f"expected one of {', '.join(map(repr, self.choices))}, got {value!r}{hint}")
-            return value
-        if self.kind == "capacity":
-            nbytes = parse_capacity(value)
-            if nbytes > MAX_CAPACITY:
-                raise ValueError(f"{nbytes} bytes is beyond nvmc's range (at most 1 EiB = {MAX_CAPACITY} bytes)")
-            return nbytes
-        if self.kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"expected a whole number, got {value!r}")
-            if self.maximum is None and value > MAX_COUNT:
-                raise ValueError(f"must be <= {MAX_COUNT} (nvmc's range for a count), got {value}")
-        elif self.kind == "float":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"expected a number, got {value!r}")
-            if abs(value) > MAX_MAGNITUDE or not math.isfinite(value):  # abs first: a huge int has no float
-                raise ValueError(f"expected a finite number of magnitude at most {MAX_MAGNITUDE:g}, got {value!r}")
-            value = float(value)
-            if value and abs(value) < MIN_MAGNITUDE:
-                raise ValueError(f"{value!r} is too small for nvmc (a non-zero magnitude is at least "
-                                 f"{MIN_MAGNITUDE:g})")
-        else:  # pragma: no cover - a schema bug
-            raise AssertionError(self.kind)
-        if self.minimum is None and value <= 0:
-            raise ValueError(f"must be positive, got {value}")
-        if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"must be >= {self.minimum}, got {value}")
-        if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"must be <= {self.maximum}, got {value}")
-        return value
 
 
 @dataclass

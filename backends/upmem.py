@@ -57,7 +57,6 @@ import numpy as np
 
 from .dram_pim import BINARY, FLOAT, INT8, INT16, PRECISION_CLASSES, gemm_dims, is_mac, operand_bits, precision_class
 from .family import KIND, SIMPLE_KINDS, TRANSCENDENTAL_KINDS, Counts, FamilySpec, NotFitting, Params, per
-from .techlib import Param
 from nvmc.ir.units import format_capacity
 
 FAMILY = "upmem"
@@ -99,15 +98,6 @@ def info(p: Params) -> dict:
     return {"device": p["system.device"], "dpus": p["system.dpus"], "clock_hz": p["system.clock_hz"],
             "tasklets": p["system.tasklets"], "weights": p["mapping.weights"], "kv_cache": p["mapping.kv_cache"],
             "mram_capacity_bytes": p["system.dpus"] * p.lib("system.device", "dpu.mram_bytes")}
-
-
-def estimate(workload, target, *, batch: int = 1):
-    return SPEC.estimate(workload, target, count, batch=batch)
-
-
-def parameters(target) -> list[Param]:
-    """Every number the estimate uses, with its provenance (for ``nvmc explain``)."""
-    return SPEC.parameters(target, resolve)
 
 
 # ---------------------------------------------------------------- the model
@@ -224,3 +214,6 @@ def _notes(workload, cls, used, split, t_host, t_dpu, dpus) -> list[str]:
     if host.any():
         notes.append(f"{int(host.sum())} data-movement nodes run on the host between kernels (not modelled)")
     return notes
+
+
+estimate, parameters = SPEC.entry_points(count, resolve)

@@ -3,17 +3,8 @@
     python benchmarks/bench_passes.py            # ResNet-50, 10k and 100k nodes
     python benchmarks/bench_passes.py --nodes 20000 --no-zoo
 
-The generated graph repeats a 10-node block that gives every rule of canonicalize work:
-
-    %c = Conv(%x, %w)             -> fuse-conv-bn folds the BN into it
-    %b = BatchNormalization(%c, ...)
-    %r = Relu(%b)                 -> fuse-activation annotates the Conv
-    %a = Add(%r, %x)
-    %s = Shape(%a)    %s2 = Shape(%a)      -> cse merges them; fold-constants folds the
-    %n = Gather(%s, %zero)                    shape arithmetic into one constant
-    %n1 = Unsqueeze(%n, %axes)
-    %shape = Concat(%n1, %rest)
-    %x' = Reshape(%a, %shape)
+The generated graph (nvmc.validate.nets.canonicalize_chain, whose docstring draws it) repeats a
+10-node block that gives every rule of canonicalize work.
 
 Per-node time should stay flat as the graph grows (linear total time); the script prints the
 ratios of per-node times. Verification (ONNX shape inference) is timed separately.
@@ -25,45 +16,9 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
-from nvmc.ir import Graph, TensorType
+from nvmc.ir import Graph
 from nvmc.passes import run_pipeline
-
-BLOCK_NODES = 10
-
-
-def generated_graph(nodes: int, channels: int = 4, size: int = 4, seed: int = 0) -> Graph:
-    """A chain of ``nodes // 10`` blocks (see the module doc) on f32[1, channels, size, size]."""
-    rng = np.random.default_rng(seed)
-    g = Graph("generated", {"": 17})
-    act = TensorType("f32", (1, channels, size, size))
-    shape_t = TensorType("i64", (4,))
-    g.add_input("x", act)
-    x = "x"
-    for i in range(max(1, nodes // BLOCK_NODES)):
-        p = f"b{i}_"
-        # Every block has its own small constants, as exporters write them (cse merges them).
-        g.add_const(p + "zero", np.array([0], np.int64))  # 1-D index: Gather keeps a dimension
-        g.add_const(p + "rest", np.array([channels, size, size], np.int64))
-        g.add_const(p + "w", (rng.standard_normal((channels, channels, 1, 1)) / np.sqrt(channels)).astype(np.float32))
-        for k, (lo, hi) in {"scale": (0.5, 1.5), "bias": (-0.1, 0.1), "mean": (-0.1, 0.1), "var": (0.5, 1.5)}.items():
-            g.add_const(p + k, rng.uniform(lo, hi, channels).astype(np.float32))
-        g.add_node("Conv", [x, p + "w"], [p + "c"], {"kernel_shape": [1, 1]}, types=[act])
-        g.add_node("BatchNormalization", [p + "c", p + "scale", p + "bias", p + "mean", p + "var"], [p + "b"],
-                   {"epsilon": 1e-5}, types=[act])
-        g.add_node("Relu", [p + "b"], [p + "r"], types=[act])
-        g.add_node("Add", [p + "r", x], [p + "a"], types=[act])
-        g.add_node("Shape", [p + "a"], [p + "s"], types=[shape_t])
-        g.add_node("Shape", [p + "a"], [p + "s2"], types=[shape_t])
-        g.add_node("Gather", [p + "s", p + "zero"], [p + "n"], {"axis": 0}, types=[TensorType("i64", (1,))])
-        g.add_node("Gather", [p + "s2", p + "zero"], [p + "n2"], {"axis": 0}, types=[TensorType("i64", (1,))])
-        g.add_node("Concat", [p + "n", p + "rest"], [p + "shape"], {"axis": 0}, types=[shape_t])
-        g.add_node("Reshape", [p + "a", p + "shape"], [p + "y"], types=[act])
-        x = p + "y"
-    g.outputs.append(x)
-    return g
-
+from nvmc.validate.nets import canonicalize_chain
 
 def measure(label: str, graph: Graph, pipeline: str = "canonicalize") -> float:
     nodes = len(graph)
@@ -96,7 +51,7 @@ def main() -> None:
         per_node["resnet50"] = measure("resnet50 (zoo)", nvmc.load(path))
     for n in args.nodes:
         start = time.perf_counter()
-        graph = generated_graph(n)
+        graph = canonicalize_chain(n)
         print(f"{'':>22}  (built {len(graph)} nodes in {time.perf_counter() - start:.2f} s)")
         per_node[f"{n}"] = measure(f"generated {n}", graph)
     names = list(per_node)

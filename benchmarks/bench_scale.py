@@ -22,11 +22,9 @@ elsewhere the child's ru_maxrss so far), then the per-node ratio largest/smalles
 (goal: <= 1.5, i.e. linear total time) and the end-to-end time at the largest size (goal:
 < 15 s for 100k nodes on 2 cores).
 
-The model (``scale_model``): ``blocks`` pre-norm transformer blocks of 18 nodes each
-(LayerNormalization, Q/K/V MatMuls, Transpose, scaled MatMul, Softmax, attention MatMul,
-output projection, residual Add, LayerNormalization, MatMul + Add + Relu + MatMul + Add FFN,
-residual Add) on a [seq, d] activation. The weights are real (seeded random) but shared by
-every block, so the file stays small (~100 bytes a node).
+The model (``nvmc.validate.nets.transformer_stack``): pre-norm transformer blocks of 18 nodes
+on a [seq, d] activation, their seeded weights shared by every block, so the file stays small
+(~100 bytes a node).
 """
 
 from __future__ import annotations
@@ -41,61 +39,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
 
-NODES_PER_BLOCK = 18
-
-
-def scale_model(n_nodes: int, *, d: int = 32, ffn: int = 64, seq: int = 16, seed: int = 0) -> onnx.ModelProto:
-    """A transformer-like stack of about ``n_nodes`` nodes (a whole number of 18-node blocks)."""
-    rng = np.random.default_rng(seed)
-    blocks = max(1, round(n_nodes / NODES_PER_BLOCK))
-
-    def weight(name: str, *shape: int, scale: float = 1.0) -> onnx.TensorProto:
-        data = rng.standard_normal(shape).astype(np.float32) * np.float32(scale / np.sqrt(shape[0]))
-        return numpy_helper.from_array(data, name)
-
-    inits = [weight("wq", d, d), weight("wk", d, d), weight("wv", d, d), weight("wo", d, d),
-             weight("w1", d, ffn), weight("w2", ffn, d),
-             numpy_helper.from_array(np.full(d, 0.1, np.float32), "b2"),
-             numpy_helper.from_array(np.full(ffn, 0.1, np.float32), "b1"),
-             numpy_helper.from_array(np.ones(d, np.float32), "ln_g"),
-             numpy_helper.from_array(np.zeros(d, np.float32), "ln_b"),
-             numpy_helper.from_array(np.array(1 / np.sqrt(d), np.float32), "scale")]
-    nodes: list[onnx.NodeProto] = []
-
-    def add(op: str, ins: list[str], out: str, **attrs) -> str:
-        nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
-        return out
-
-    x = "x"
-    for b in range(blocks):
-        p = f"b{b}_"
-        h = add("LayerNormalization", [x, "ln_g", "ln_b"], p + "ln1", axis=-1)
-        q = add("MatMul", [h, "wq"], p + "q")
-        k = add("MatMul", [h, "wk"], p + "k")
-        v = add("MatMul", [h, "wv"], p + "v")
-        kt = add("Transpose", [k], p + "kt", perm=[1, 0])
-        s = add("MatMul", [q, kt], p + "s")
-        s = add("Mul", [s, "scale"], p + "ss")
-        a = add("Softmax", [s], p + "attn", axis=-1)
-        o = add("MatMul", [a, v], p + "ctx")
-        o = add("MatMul", [o, "wo"], p + "proj")
-        r = add("Add", [x, o], p + "res1")
-        h = add("LayerNormalization", [r, "ln_g", "ln_b"], p + "ln2", axis=-1)
-        h = add("MatMul", [h, "w1"], p + "ff1")
-        h = add("Add", [h, "b1"], p + "ff1b")
-        h = add("Relu", [h], p + "relu")
-        h = add("MatMul", [h, "w2"], p + "ff2")
-        h = add("Add", [h, "b2"], p + "ff2b")
-        x = add("Add", [r, h], p + "out")
-    graph = helper.make_graph(nodes, f"scale{blocks * NODES_PER_BLOCK}",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, d])],
-                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [seq, d])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
+from nvmc.validate.nets import transformer_stack
 
 def shipped_targets() -> list[str]:
     import nvmc.backends
@@ -179,7 +125,7 @@ def _child(args) -> None:
 def measure(n: int, targets: list[str], folder: Path) -> dict[str, tuple[float, float]]:
     path = folder / f"scale_{n}.onnx"
     if not path.exists():
-        onnx.save(scale_model(n), path)
+        onnx.save(transformer_stack(n), path)
     cmd = [sys.executable, __file__, "--child", str(path), "--targets", ",".join(targets)]
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     if done.returncode:

@@ -23,7 +23,6 @@ no function here returns them.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +32,8 @@ import onnx
 import nvmc
 from nvmc import backends
 from nvmc.backends.gpu_llc import LLC_COMPONENTS
+from nvmc.validate.seeds_compute import bert_layer
 
-HERE = Path(__file__).resolve().parent
 ZOO = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 CNNS = {"AlexNet": "light_bvlc_alexnet", "GoogLeNet": "light_inception_v1", "ResNet-50": "light_resnet50",
         "SqueezeNet": "light_squeezenet", "VGG-19": "light_vgg19"}
@@ -63,23 +62,13 @@ class Ratios:
     capacity: float         # MRAM capacity / SRAM capacity
 
 
-def transformer_block(batch: int):
-    """A BERT-base-sized encoder block (d 768, 12 heads, 128 tokens, MLP 3072) from the
-    examples/models builder."""
-    spec = importlib.util.spec_from_file_location("build_models", HERE / "models" / "build_models.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    model = builder.tiny_transformer(d=768, heads=12, seq=128, hidden=3072)
-    return nvmc.load(model, input_shapes={"tokens": (batch, 128, 768)})
-
-
 def workloads(batch: int = 1) -> dict[str, tuple]:
     """Name -> (Workload, batch) for the study's models."""
     out = {}
     for name, stem in CNNS.items():
         graph = nvmc.load(ZOO / f"{stem}.onnx")
         out[name] = (nvmc.analyze(graph), 1)
-    out["BERT-base block"] = (nvmc.analyze(transformer_block(batch)), batch)
+    out["BERT-base block"] = (nvmc.analyze(nvmc.load(bert_layer(batch=batch))), batch)  # d 768, 12 heads, seq 128
     return out
 
 

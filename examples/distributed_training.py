@@ -23,21 +23,12 @@ network, so its shares are a lower bound of what a profiler sees.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import nvmc
 from nvmc.backends.collective import network
 from nvmc.backends.training import data_parallel
-from nvmc.validate.seeds_compute import repeat_layers
-
-HERE = Path(__file__).resolve().parent
-ZOO = Path(nvmc.__file__).resolve().parents[1] / "onnx" / "backend" / "test" / "data" / "light"
-if not ZOO.is_dir():  # nvmc installed editable: find onnx next to it
-    import onnx
-
-    ZOO = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data" / "light"
+from nvmc.validate.seeds_compute import BATCH, bert_layer, repeat_layers, resnet50
 
 DEVICES = (1, 2, 4, 8, 16, 32, 64)
 NETWORKS = ("10gbe", "25gbe", "100gbe", "ib-edr", "aws-p3-16xlarge", "aws-p3dn-24xlarge")
@@ -45,25 +36,14 @@ PAPER = {  # paper 13 (seeds.md): the paper's own figures, for reading beside nv
     "comm_share_max": 0.90,          # "up to 90 % of training time in communication"
     "slowdown_across_instances": 5.0,  # "up to 5x slowdown across instances"
 }
-BATCH = {"ResNet-50": 16, "BERT-base": 8}
-
-
-def _bert(batch: int):
-    spec = importlib.util.spec_from_file_location("build_models", HERE / "models" / "build_models.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    model = builder.tiny_transformer(d=768, heads=12, seq=128, hidden=3072)
-    return nvmc.load(model, input_shapes={"tokens": (batch, 128, 768)})
-
-
 
 
 def models() -> dict[str, tuple]:
     """Name -> (forward estimate on the gpu target, workload)."""
     out = {}
-    r50 = nvmc.compile(ZOO / "light_resnet50.onnx", "gpu")
+    r50 = nvmc.compile(resnet50(), "gpu")
     out["ResNet-50"] = (r50.estimates[0], r50.workload)
-    block = nvmc.compile(_bert(BATCH["BERT-base"]), "gpu")
+    block = nvmc.compile(bert_layer(batch=BATCH["BERT-base"]), "gpu")
     out["BERT-base"] = repeat_layers(block.estimates[0], block.workload, 12)
     return out
 

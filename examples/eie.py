@@ -20,34 +20,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nvmc  # noqa: E402
+from nvmc.validate.nets import fc_stack  # noqa: E402
+from nvmc.validate.seeds_pim import EIE_PASSES as PIPELINE  # noqa: E402
 
 PAPER = {"gops": 102, "power_w": 0.6, "alexnet_fc_fps": 1.88e4, "vs_cpu": 189, "vs_gpu": 13}
-PIPELINE = "prune{sparsity=0.9,measure=false},share-weights{clusters=16,measure=false}"
-
-
-def fc_stack(name: str, sizes: list[int], seed: int = 0) -> onnx.ModelProto:
-    """Relu -> Gemm -> Relu -> Gemm ... : the FC layers of a CNN, seeded random weights."""
-    rng = np.random.default_rng(seed)
-    nodes, inits = [], []
-    x = "x"
-    for i, (k, n) in enumerate(zip(sizes, sizes[1:])):
-        r = f"relu{i}"
-        nodes.append(helper.make_node("Relu", [x], [r], name=f"relu{i}"))
-        w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
-        inits.append(numpy_helper.from_array(w, f"fc{i + 6}_w"))
-        inits.append(numpy_helper.from_array(np.zeros(n, np.float32), f"fc{i + 6}_b"))
-        x = f"fc{i + 6}"
-        nodes.append(helper.make_node("Gemm", [r, f"fc{i + 6}_w", f"fc{i + 6}_b"], [x], name=f"fc{i + 6}"))
-    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, sizes[0]])],
-                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, sizes[-1]])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 def run_eie(name: str, sizes: list[int], sets: tuple[str, ...] = ()) -> dict:

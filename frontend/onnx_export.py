@@ -1,7 +1,7 @@
 """nvmc IR -> ONNX ModelProto that passes onnx.checker and runs in onnxruntime.
 
 nvmc-domain nodes are first lowered to ONNX ops through their registered lowering
-(nvmc.ir.ops), on a copy: the caller's graph is not changed. An untransformed graph
+(nvmc.ir.dialect), on a copy: the caller's graph is not changed. An untransformed graph
 exports to a model whose onnxruntime outputs are bit-identical to the original's.
 """
 
@@ -16,7 +16,7 @@ from onnx import helper
 from nvmc.ir.errors import VerifyError
 from nvmc.ir.files import atomic_write
 from nvmc.ir.graph import NVMC_DOMAIN, Graph
-from nvmc.ir.ops import NVMC_OPS
+from nvmc.ir.dialect import NVMC_OPS
 
 from .onnx_types import attr_to_proto, from_array, value_info
 

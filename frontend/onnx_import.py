@@ -342,27 +342,18 @@ def _fold_ifs(model: onnx.ModelProto, limit: int = 4096, rounds: int = 16) -> in
     g = model.graph
     taken = 0
     for _ in range(rounds):
-        known = {t.name: t for t in g.initializer if math.prod(t.dims) <= limit}
-        values: dict[str, np.ndarray] = {}
-        for name, t in known.items():
-            try:
-                values[name] = onnx.numpy_helper.to_array(t)
-            except Exception:  # reported where the graph is built
-                continue
+        values = _small_initializers(g, limit)
         shapes = _static_shapes(model)
         changed = False
         nodes = list(g.node)
         out: list[onnx.NodeProto] = []
         for node in nodes:
             if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx") and node.input[0] in shapes:
-                dims = shapes[node.input[0]]  # a shape the bindings made static is a constant too
-                attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-                values[node.output[0]] = (np.array(dims[attrs.get("start", 0):attrs.get("end", len(dims))], np.int64)
-                                          if node.op_type == "Shape" else np.array(math.prod(dims), np.int64))
+                # a shape the bindings made static is a constant too
+                values[node.output[0]] = _shape_value(node, shapes[node.input[0]])
             elif node.domain in ("", "ai.onnx") and node.op_type != "If" and not node.op_type.startswith("Random") \
                     and (node.input or node.op_type == "Constant") and all(not i or i in values for i in node.input) \
-                    and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-                                for a in node.attribute):
+                    and not _has_subgraph(node):
                 results = _evaluate(node, values, model)  # a small constant expression (Equal, Cast ...)
                 if results is not None and all(r.size <= limit for r in results):
                     values.update(zip(node.output, results))
@@ -385,6 +376,44 @@ def _fold_ifs(model: onnx.ModelProto, limit: int = 4096, rounds: int = 16) -> in
     if taken:
         del g.value_info[:]  # the branches' values replace the If's: inference recomputes every type
     return taken
+
+
+def _small_initializers(g: onnx.GraphProto, limit: int) -> dict[str, np.ndarray]:
+    """The initializers of at most ``limit`` elements, as arrays (a bad payload is left out: it
+    is reported where the graph is built)."""
+    values = {}
+    for t in g.initializer:
+        if math.prod(t.dims) <= limit:
+            try:
+                values[t.name] = onnx.numpy_helper.to_array(t)
+            except Exception:
+                continue
+    return values
+
+
+def _shape_value(node: onnx.NodeProto, dims: list[int]) -> np.ndarray:
+    """What a Shape or Size node computes from the static ``dims`` of its input."""
+    if node.op_type == "Size":
+        return np.array(math.prod(dims), np.int64)
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return np.array(dims[attrs.get("start", 0):attrs.get("end", len(dims))], np.int64)
+
+
+def _subgraphs(attr: onnx.AttributeProto) -> list[onnx.GraphProto]:
+    return [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+
+
+def _has_subgraph(node: onnx.NodeProto) -> bool:
+    return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+
+
+def _static_dims(tp: onnx.TypeProto) -> list[int] | None:
+    """The dimensions of a tensor type whose shape is fully known, else None."""
+    tt = tp.tensor_type
+    if tp.HasField("tensor_type") and tt.HasField("shape") and all(
+            d.HasField("dim_value") and d.dim_value >= 0 for d in tt.shape.dim):
+        return [d.dim_value for d in tt.shape.dim]
+    return None
 
 
 def _evaluate(node: onnx.NodeProto, values: Mapping[str, np.ndarray], model: onnx.ModelProto) -> list | None:
@@ -431,13 +460,8 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
         inferred = _resolve_shape_arithmetic(onnx.shape_inference.infer_shapes(model, data_prop=True))
     except Exception:
         return {}
-    out = {}
-    for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
-        dims = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else None
-        if dims is not None and vi.type.tensor_type.HasField("shape") and all(
-                d.HasField("dim_value") and d.dim_value >= 0 for d in dims):
-            out[vi.name] = [d.dim_value for d in dims]
-    return out
+    infos = list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)
+    return {vi.name: dims for vi in infos if (dims := _static_dims(vi.type)) is not None}
 
 
 def _inline(branch: onnx.GraphProto, outputs: list[str], prefix: str, g: onnx.GraphProto) -> list[onnx.NodeProto]:
@@ -459,7 +483,7 @@ def _inline(branch: onnx.GraphProto, outputs: list[str], prefix: str, g: onnx.Gr
         copy.output[:] = [rename.get(o, o) for o in n.output]
         copy.name = f"{prefix}/{n.name}" if n.name else ""
         for attr in copy.attribute:  # nested subgraphs read the branch's values by name too
-            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+            for sub in _subgraphs(attr):
                 _rename_reads(sub, rename)
         nodes.append(copy)
     for src, dst in zip(branch.output, outputs):
@@ -476,7 +500,7 @@ def _rename_reads(graph: onnx.GraphProto, rename: dict[str, str]) -> None:
     for n in graph.node:
         n.input[:] = [visible.get(i, i) for i in n.input]
         for attr in n.attribute:
-            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+            for sub in _subgraphs(attr):
                 _rename_reads(sub, visible)
     for o in graph.output:
         o.name = visible.get(o.name, o.name)
@@ -497,9 +521,7 @@ def _resolve_shape_arithmetic(model: onnx.ModelProto, limit: int = 4096, rounds:
     g = model.graph
 
     def static(tp: onnx.TypeProto) -> bool:
-        tt = tp.tensor_type
-        return (tp.HasField("tensor_type") and tt.HasField("shape")
-                and all(d.HasField("dim_value") and d.dim_value >= 0 for d in tt.shape.dim))
+        return _static_dims(tp) is not None
 
     infos = {vi.name: vi for vi in list(g.input) + list(g.value_info) + list(g.output)}
     if not all(static(vi.type) for vi in g.input) or all(static(vi.type) for vi in infos.values()):
@@ -508,15 +530,11 @@ def _resolve_shape_arithmetic(model: onnx.ModelProto, limit: int = 4096, rounds:
     known = {t.name for t in g.initializer if math.prod(t.dims) <= limit}
     evaluate: list[onnx.NodeProto] = []
     for node in g.node:
-        if node.domain not in ("", "ai.onnx") or (node.domain, node.op_type) in local or any(
-                a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        if node.domain not in ("", "ai.onnx") or (node.domain, node.op_type) in local or _has_subgraph(node):
             continue
         source_info = infos.get(node.input[0]) if node.input else None
         if node.op_type in ("Shape", "Size") and source_info is not None and static(source_info.type):
-            dims = [d.dim_value for d in source_info.type.tensor_type.shape.dim]
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            value = (np.array(dims[attrs.get("start", 0):attrs.get("end", len(dims))], np.int64)
-                     if node.op_type == "Shape" else np.array(math.prod(dims), np.int64))
+            value = _shape_value(node, _static_dims(source_info.type))
             evaluate.append(helper.make_node("Constant", [], [node.output[0]],
                                              value=onnx.numpy_helper.from_array(value)))
         elif node.op_type.startswith("Random") or not all(not i or i in known for i in node.input):
@@ -524,18 +542,12 @@ def _resolve_shape_arithmetic(model: onnx.ModelProto, limit: int = 4096, rounds:
         else:
             evaluate.append(node)
         known.update(o for o in node.output if o)
-    results: dict[str, np.ndarray] = {}
-    for t in g.initializer:
-        if t.name in known:
-            try:
-                results[t.name] = onnx.numpy_helper.to_array(t)
-            except Exception:  # a bad payload is reported where the graph is built
-                continue
+    results = _small_initializers(g, limit)
 
     def small(name: str, op: str) -> bool:  # never materialise a large result
-        vi = infos.get(name)
-        if vi is not None and static(vi.type):
-            return math.prod(d.dim_value for d in vi.type.tensor_type.shape.dim) <= limit
+        dims = _static_dims(infos[name].type) if name in infos else None
+        if dims is not None:
+            return math.prod(dims) <= limit
         return op not in ("ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "OneHot")
 
     for node in evaluate:  # one by one: a node the evaluator cannot run only loses what it feeds

@@ -198,13 +198,15 @@ def random_inputs(runner_inputs, rng: np.random.Generator, input_shapes: Mapping
         named = dims or {}
         shape = tuple(input_shapes.get(i.name, [d if isinstance(d, int) and d > 0 else named.get(d, 1)
                                                 for d in i.shape]))
-        if dtype.kind == "f":
-            feeds[i.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[i.name] = rng.integers(0, 2, shape).astype(dtype)
-        else:
-            feeds[i.name] = rng.integers(0, 8, shape).astype(dtype)
+        feeds[i.name] = draw(rng, shape, dtype)
     return feeds
+
+
+def draw(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """One seeded random input: floats ~ N(0, 1), integers in [0, 8), booleans fair coins."""
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    return rng.integers(0, 2 if dtype.kind == "b" else 8, shape).astype(dtype)
 
 
 def load_inputs(path: str | os.PathLike, runner_inputs) -> dict[str, np.ndarray]:

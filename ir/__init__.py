@@ -1,4 +1,5 @@
-"""nvmc's graph IR: Graph / Node / Value / TensorType, the verifier and the .nvir text form.
+"""nvmc's graph IR: Graph / Node / Value / TensorType, the nvmc ops' definitions (``NVMC_OPS``),
+the verifier and the .nvir text form.
 
 This package imports nothing else of nvmc, and not onnx (see DESIGN.md, import direction).
 Its names load on first use (PEP 562): ``from nvmc.ir.errors import NvmcError`` costs a
@@ -12,6 +13,7 @@ _WHERE = {
     "SourceSpan": "errors", "VerifyError": "errors", "NVMC_DOMAIN": "graph", "ONNX_DOMAIN": "graph",
     "Graph": "graph", "Node": "graph", "Value": "graph", "parse_text": "parser", "print_graph": "printer",
     "Annotation": "types", "TensorType": "types", "dtype_size": "types", "verify_structure": "verify",
+    "NVMC_OPS": "dialect", "OpDef": "ops", "op_def": "dialect", "register_op": "dialect",
 }
 __all__ = sorted(_WHERE)
 

@@ -1,35 +1,110 @@
-"""Registry of nvmc-domain ops: their invariants and their lowering to ONNX ops.
+"""Op definitions of the nvmc domain, xDSL-style: one declarative ``OpDef`` per op (they live in
+nvmc.ir.dialect). An op declares, once:
 
-Every nvmc op must be expressible in standard ONNX so a transformed graph can always be
-exported and run in onnxruntime. An op registers two functions:
-
-* ``verify(node, graph) -> str | None``: the reason the node is malformed, or None;
-* ``lower(node, graph) -> None``: replace ``node`` in ``graph`` by ONNX-domain nodes that
-  compute the same outputs (same value names).
+* its operands (``Operand``), result count and attributes (``Attr``: type, default or
+  required, allowed values), which :meth:`OpDef.check` verifies before the op's ``verify``
+  (the op-specific invariants: the reason the node is malformed, or None);
+* ``lower(node, graph)``: replace the node by ONNX nodes computing the same outputs under the
+  same value names (nvmc.ir.lowering), so a transformed graph always runs in onnxruntime;
+* its counting rules for the workload analysis (passes/workload.py): ``macs(analyzer, node)``
+  -> (gemm_batch, M, N, K); ``counts``, non-MAC ops by kind (``NONMAC_KINDS``): a dict per
+  output element or ``(analyzer, node, output_elements) -> counts``; ``precision(node)``, the
+  activation bits of its MACs when the op sets them itself, else None; ``traits`` a cost
+  model may read (``relu-net``: its non-MAC ops are a ReLU net's biases and activations).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from .graph import Graph, Node
+from .kinds import NONMAC_KINDS
+
+REQUIRED = object()  # an Attr default: the attribute must be given
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "text", list: "a list"}
+
+
+@dataclass(frozen=True)
+class Operand:
+    name: str
+    optional: bool = False  # may be omitted ('') or left off the end
+    variadic: bool = False  # the last operand only: zero or more of it
+    const: bool = False     # must be a constant (weights fitted or transformed by a pass)
+
+
+@dataclass(frozen=True)
+class Attr:
+    name: str
+    type: type  # int, float (an int is accepted), str or list
+    default: Any = REQUIRED  # None: optional without a default
+    choices: tuple = ()
+    bounds: tuple[int, int] | None = None  # inclusive, for int attributes
+
+    def problem(self, node: Node) -> str | None:
+        if self.name not in node.attrs:
+            return f"needs the attribute '{self.name}'" if self.default is REQUIRED else None
+        v = node.attrs[self.name]
+        types = {float: (int, float), list: (list, tuple)}.get(self.type, self.type)
+        if isinstance(v, bool) or not isinstance(v, types):
+            return f"{self.name} must be {_TYPE_NAMES[self.type]}, not {v!r}"
+        if self.choices and v not in self.choices:
+            allowed = (" or ".join(map(repr, self.choices)) if len(self.choices) <= 2
+                       else "one of " + ", ".join(map(str, self.choices)))
+            return f"{self.name} must be {allowed}, not {v!r}"
+        if self.bounds and not self.bounds[0] <= v <= self.bounds[1]:
+            return f"{self.name} must be an integer in [{self.bounds[0]}, {self.bounds[1]}], not {v!r}"
+        return None
+
+
+CountRule = dict[str, int] | Callable[[Any, Node, int], dict[str, int]]
 
 
 @dataclass(frozen=True)
 class OpDef:
     name: str
     doc: str
+    operands: tuple[Operand, ...]
     verify: Callable[[Node, Graph], str | None]
     lower: Callable[[Node, Graph], None]
+    attrs: tuple[Attr, ...] = ()
+    results: int = 1
+    macs: Callable[[Any, Node], tuple[int, int, int, int]] | None = None
+    counts: CountRule | None = None  # None: no rule (the analysis counts 1 'other' per element)
+    precision: Callable[[Node], int | None] | None = None
+    traits: frozenset[str] = field(default_factory=frozenset)
 
+    def __post_init__(self) -> None:
+        unknown = set(self.counts) - set(NONMAC_KINDS) if isinstance(self.counts, dict) else set()
+        if unknown:
+            raise ValueError(f"count rule of 'nvmc.{self.name}': unknown kinds {sorted(unknown)} "
+                             f"(kinds: {', '.join(NONMAC_KINDS)})")
 
-NVMC_OPS: dict[str, OpDef] = {}
+    @property
+    def signature(self) -> str:
+        """The operands as the op's messages spell them: ``(x, U, [bias], [u_scale])``."""
+        return "(" + ", ".join(f"[{o.name}, ...]" if o.variadic else f"[{o.name}]" if o.optional else o.name
+                               for o in self.operands) + ")"
 
+    def attr(self, node: Node, key: str) -> Any:
+        """The node's attribute ``key``, or its declared default."""
+        return node.attrs.get(key, next(a.default for a in self.attrs if a.name == key))
 
-def register_op(name: str, *, verify: Callable[[Node, Graph], str | None],
-                lower: Callable[[Node, Graph], None], doc: str = "") -> OpDef:
-    if name in NVMC_OPS:
-        raise ValueError(f"nvmc op '{name}' is registered twice")
-    NVMC_OPS[name] = OpDef(name, doc, verify, lower)
-    return NVMC_OPS[name]
+    def check(self, node: Node, graph: Graph) -> str | None:
+        """Why ``node`` is malformed: its declared operands and attributes first, then ``verify``."""
+        n, fixed = len(node.inputs), [o for o in self.operands if not o.variadic]
+        least = sum(not o.optional for o in fixed)
+        if len(fixed) < len(self.operands):
+            if n < least:
+                return f"takes at least {least} inputs {self.signature}, has {n}"
+        elif not least <= n <= len(fixed):
+            return f"takes {self.signature}, has {n} input(s)"
+        for i, v in enumerate(node.inputs):
+            spec = self.operands[min(i, len(self.operands) - 1)]
+            if not v and not spec.optional:
+                return f"operand '{spec.name}' (input {i}) is omitted"
+            if v and spec.const and not graph.is_const(v):
+                return f"operand '{spec.name}' ('%{v}') must be a constant"
+        if len(node.outputs) != self.results:
+            return f"has {self.results} output(s), not {len(node.outputs)}"
+        return next((p for p in (a.problem(node) for a in self.attrs) if p), None) or self.verify(node, graph)

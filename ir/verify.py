@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .errors import VerifyError
 from .graph import NVMC_DOMAIN, Graph
-from .ops import NVMC_OPS
+from .dialect import NVMC_OPS
 
 # 2**40 elements (4 TiB as f32) is beyond any real tensor; larger counts are damaged or
 # mistyped dimensions, and their products would overflow the int64 workload columns.
@@ -72,7 +72,7 @@ def verify_structure(graph: Graph) -> None:
             opdef = NVMC_OPS.get(node.op)
             if opdef is None:
                 raise VerifyError(f"node '{node.name}': unknown nvmc op '{node.op}'")
-            reason = opdef.verify(node, graph)
+            reason = opdef.check(node, graph)
             if reason:
                 raise VerifyError(f"node '{node.name}' ({node.qualified_op}): {reason}")
         elif node.op in ("Conv", "ConvTranspose") and node.domain in ("", "ai.onnx"):

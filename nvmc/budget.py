@@ -23,33 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from nvmc.ir.errors import NvmcError, did_you_mean
-from nvmc.ir.units import NUMBER, prefixed
+from nvmc.ir.units import NUMBER
+from nvmc.report import METRICS as TOTALS, Metric
 
 EXIT_BUDGET = 3
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    total: str          # key of Estimate.totals
-    unit: str           # the SI unit of the totals value, as printed
-    units: dict[str, float]  # accepted unit spellings -> factor to the SI value
-    upper: bool = True  # an upper bound (cost); False: a lower bound (throughput)
-    bare: bool = False  # a number without unit is allowed
-
-
-_AREA_UNITS = {"mm2": 1.0, "mm^2": 1.0, "mm²": 1.0, "um2": 1e-6, "um^2": 1e-6, "µm2": 1e-6, "µm²": 1e-6,
-               "cm2": 100.0, "cm^2": 100.0, "cm²": 100.0}
-_THROUGHPUT_UNITS = {"": 1.0, "/s": 1.0, "ips": 1.0, "inf/s": 1.0, "k/s": 1e3, "kips": 1e3, "kinf/s": 1e3,
-                     "M/s": 1e6, "Mips": 1e6}
-
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("latency", "latency_s", "s", prefixed("s")),
-    Metric("energy", "energy_j", "J", prefixed("J")),
-    Metric("energy_per_inference", "energy_per_inference_j", "J", prefixed("J")),
-    Metric("edp", "edp_js", "J·s", prefixed("Js", ("J*s", "J·s", "J.s"))),
-    Metric("area", "area_mm2", "mm²", _AREA_UNITS),
-    Metric("throughput", "throughput_ips", "inf/s", _THROUGHPUT_UNITS, upper=False, bare=True),
-)}
+# the report's totals, upper bounds first (the order hints and --help list them in)
+METRICS: dict[str, Metric] = {m.name: m for m in sorted(TOTALS, key=lambda m: not m.upper)}
 _ALIASES = {"energy-per-inference": "energy_per_inference", "energy/inference": "energy_per_inference",
             "energy_per_inf": "energy_per_inference"}
 
@@ -109,30 +89,19 @@ def parse_budgets(text: str) -> list[Budget]:
         m = NUMBER.match(value)
         if not m:
             raise NvmcError(f"'{part}': '{value.strip()}' is not a number with a unit", where="--budget",
-                            hint=f"e.g. {name}={_example(spec)}")
+                            hint=f"e.g. {name}={spec.example}")
         number, unit = float(m.group(1)), m.group(2).replace(" ", "")
         if unit not in spec.units:
             what = "needs a unit" if not unit else f"unknown unit '{unit}'{did_you_mean(unit, spec.units)}"
             raise NvmcError(f"'{part}': {what}", where="--budget",
-                            hint=f"{name} takes {_unit_list(spec)}, e.g. {name}={_example(spec)}")
+                            hint=f"{name} takes {spec.spellings}, e.g. {name}={spec.example}")
         if number <= 0:
             raise NvmcError(f"'{part}': a budget must be positive", where="--budget")
         if not math.isfinite(number * spec.units[unit]):  # more digits than a float holds
             raise NvmcError(f"'{part[:60]}': the number is too large", where="--budget",
-                            hint=f"e.g. {name}={_example(spec)}")
+                            hint=f"e.g. {name}={spec.example}")
         budgets.append(Budget(name, number * spec.units[unit], part))
     return budgets
-
-
-def _example(spec: Metric) -> str:
-    return {"latency": "5ms", "energy": "2mJ", "energy_per_inference": "50uJ", "edp": "1uJs", "area": "10mm2",
-            "throughput": "1000/s"}[spec.name]
-
-
-def _unit_list(spec: Metric) -> str:
-    shown = {"latency": "s, ms, us, ns", "energy": "J, mJ, uJ, nJ", "energy_per_inference": "J, mJ, uJ, nJ",
-             "edp": "Js, mJs, uJs, nJs", "area": "mm2, um2, cm2", "throughput": "/s, k/s, M/s or a bare number"}
-    return shown[spec.name]
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,10 @@ every target on the calibrated workload. The channel and its columns:
   activation it reads (a MAC node's data operand, else its first non-constant input),
   averaged over ``samples`` seeded random draws of the graph inputs (floats ~ N(0, 1), as
   the numerics harness draws them) run in onnxruntime. NaN where nothing was measured.
-* ``weight_index_bits``: bits per stored weight entry: the ``#codebook`` index bits of a
-  shared weight, else the weight's element bits.
-* ``csc_rel_bits``: the ``#codebook`` relative-index bits (EIE: 4; 4 when not annotated).
-* ``weight_nonzeros``: non-zeros of a MAC node's weight matrix (bias excluded).
-* for a request ``{"pes": P}``: ``pe_entries_max_P`` and ``pe_entries_sum_P``: a MAC node's
-  weight as EIE stores it over P PEs (output row r on PE r mod P, each PE holding its rows
-  in compressed sparse columns with relative row indices and padding entries): the largest
-  PE's entries and all PEs' entries. Measured from the actual weights, so load imbalance
-  is the data's, not an assumption.
+* the weight columns of :func:`nvmc.passes.workload.weight_columns` (codes' and relative
+  indices' bits, non-zeros), and for a request ``{"pes": P}`` a MAC node's entries in EIE's
+  CSC format over P PEs (the format: nvmc/ir/csc.py; the column names:
+  ``nvmc.ir.csc.pe_columns(P)``), computed once for every P the targets ask for.
 
 A workload without these columns (a family called directly on ``analyze(graph)``) makes a
 family fall back to assumptions it must state.
@@ -34,7 +29,8 @@ import onnx
 
 from nvmc.ir import Graph, NvmcError
 from nvmc.ir.graph import gc_paused
-from nvmc.passes.workload import Workload
+from nvmc.passes.workload import Workload, weight_columns
+# tests/test_generation.py imports these two from here; they moved to the workload's column code
 
 DEFAULT_SAMPLES = 4
 MAX_MEASURED_ELEMENTS = 1 << 26  # 256 MB of f32 per tensor: beyond it, measuring would exhaust memory
@@ -56,10 +52,7 @@ def requests_of(targets: Sequence) -> list[dict]:
 def calibrate(graph: Graph, workload: Workload, requests: Sequence[Mapping], *, samples: int = DEFAULT_SAMPLES,
               seed: int = 0) -> Workload:
     """A copy of ``workload`` with the measured columns of the module doc."""
-    from nvmc.passes.compression_common import find_weights
-
     n = len(workload)
-    index = {name: i for i, name in enumerate(workload.names)}
     columns = dict(workload.columns)
     notices = list(workload.notices)
     try:
@@ -67,97 +60,8 @@ def calibrate(graph: Graph, workload: Workload, requests: Sequence[Mapping], *, 
     except NvmcError as e:  # onnxruntime cannot run it (opset <= 6, out-of-range random indices, ...)
         columns["activation_density"] = np.full(n, math.nan)  # the family's stated assumption applies
         notices.append(f"activation density not measured ({e.message}); the target's assumed density is used")
-    bits = np.zeros(n)
-    rel = np.full(n, 4.0)
-    weights, _ = find_weights(graph)
-    matrices: dict[int, np.ndarray] = {}
-    for w in weights:
-        i = index.get(w.node.name)
-        if i is None:
-            continue
-        t = graph.values[w.const].type
-        cb = t.annotation("codebook") if t.annotations else None
-        quant = t.annotation("quant") if t.annotations else None
-        if cb is not None:
-            bits[i] = float(cb.get("index_bits"))
-            rel[i] = float(cb.get("rel_bits", 4))
-        elif quant is not None and quant.get("bits") is not None:
-            bits[i] = float(quant.get("bits"))
-        else:
-            bits[i] = 8.0 * graph.consts[w.const].dtype.itemsize
-        array = graph.consts[w.const]
-        moved = np.moveaxis(array, w.out_axis, 0)
-        matrices[i] = moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))  # also for a zero-size weight
-    columns["weight_index_bits"] = bits
-    columns["weight_nonzeros"] = np.array([_nonzeros(matrices[i]) if i in matrices else 0 for i in range(n)],
-                                          dtype=np.float64)
-    columns["csc_rel_bits"] = rel
-    for pes in sorted({int(r["pes"]) for r in requests if r.get("pes")}):
-        top, total = np.zeros(n), np.zeros(n)
-        for i, per_pe in _pe_entries_batched(matrices, rel, pes).items():
-            top[i], total[i] = per_pe.max(), per_pe.sum()
-        columns[f"pe_entries_max_{pes}"], columns[f"pe_entries_sum_{pes}"] = top, total
+    columns.update(weight_columns(graph, workload, {int(r["pes"]) for r in requests if r.get("pes")}))
     return Workload(list(workload.names), list(workload.ops), columns, notices)
-
-
-def _fill(matrix: np.ndarray) -> float | None:
-    """The value of a weight stored as one value broadcast over its shape (a ConstantOfShape fill of
-    the onnx zoo's light models: every stride 0), else None."""
-    return float(matrix.flat[0]) if matrix.size and not any(matrix.strides) else None
-
-
-def _nonzeros(matrix: np.ndarray) -> int:
-    value = _fill(matrix)
-    return int(np.count_nonzero(matrix)) if value is None else (matrix.size if value != 0 else 0)
-
-
-def pe_entries(matrix: np.ndarray, pes: int, rel_bits: int) -> np.ndarray:
-    """CSC entries (non-zeros + padding) of each PE when the [outputs, inputs] ``matrix``'s
-    row r lives on PE r mod ``pes`` (EIE's interleaving): per PE, ``csc_entries`` of its rows."""
-    return _pe_entries_stack(np.asarray(matrix)[None], pes, rel_bits)[0]
-
-
-def _pe_entries_stack(stack: np.ndarray, pes: int, rel_bits: int) -> np.ndarray:
-    """``pe_entries`` of K same-shape matrices [K, outputs, inputs] at once -> [K, pes], in
-    one vectorised pass: per matrix, PE and column, the non-zeros in local-row order, each
-    charging ``gap >> rel_bits`` padding entries (the zeros since the previous one)."""
-    k, col, row = np.nonzero(stack.transpose(0, 2, 1))  # by matrix, column, then row
-    count = stack.shape[0] * pes
-    if row.size == 0:
-        return np.zeros((stack.shape[0], pes), dtype=np.int64)
-    group, local = k * pes + row % pes, row // pes
-    key = group * stack.shape[2] + col
-    order = np.argsort(key, kind="stable")
-    key, group, local = key[order], group[order], local[order]
-    gap = local.copy()  # the first non-zero of a (matrix, PE, column): the zeros above it
-    same = key[1:] == key[:-1]
-    gap[1:][same] = local[1:][same] - local[:-1][same] - 1
-    entries = np.bincount(group, minlength=count) + np.bincount(group, weights=gap >> rel_bits,
-                                                                minlength=count).astype(np.int64)
-    return entries.reshape(stack.shape[0], pes)
-
-
-def _pe_entries_batched(matrices: Mapping[int, np.ndarray], rel: np.ndarray, pes: int,
-                        batch_elements: int = 1 << 14) -> dict[int, np.ndarray]:
-    """``pe_entries`` of every matrix (node index -> matrix): a dense one (no zeros, so no
-    gaps) holds one entry per element, rows dealt round-robin to the PEs; sparse ones are
-    stacked by shape, in batches that stay in cache."""
-    groups: dict[tuple, list[int]] = {}
-    out: dict[int, np.ndarray] = {}
-    for i, m in matrices.items():
-        rows, cols = m.shape
-        if _fill(m) == 0:
-            out[i] = np.zeros(pes, dtype=np.int64)
-        elif _nonzeros(m) == m.size:
-            out[i] = (rows // pes + (np.arange(pes) < rows % pes)).astype(np.int64) * cols
-        else:
-            groups.setdefault((m.shape, int(rel[i])), []).append(i)
-    for (shape, rel_bits), members in groups.items():
-        step = max(1, batch_elements // max(1, math.prod(shape)))
-        for s in range(0, len(members), step):
-            chunk = members[s:s + step]
-            out.update(zip(chunk, _pe_entries_stack(np.stack([matrices[i] for i in chunk]), pes, rel_bits)))
-    return out
 
 
 def activation_density(graph: Graph, workload: Workload, *, samples: int = DEFAULT_SAMPLES,

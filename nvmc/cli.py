@@ -124,6 +124,11 @@ def model_argument(f):
     return click.argument("model", type=click.Path(path_type=Path))(f)
 
 
+def path_option(*decls: str, **kwargs):
+    """An option that names a file or folder."""
+    return click.option(*decls, type=click.Path(path_type=Path), **kwargs)
+
+
 def load_model(model: Path, input_shapes=()):
     bound = input_shapes if isinstance(input_shapes, Bindings) else Bindings(input_shapes)
     graph = nvmc.load(model, **bound.load_kwargs())
@@ -145,21 +150,13 @@ def cli() -> None:
 
 @cli.command("ir")
 @model_argument
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write .nvir (+ .npz sidecar) here.")
+@path_option("-o", "--output", help="Write .nvir (+ .npz sidecar) here.")
 @input_shape_option
 def ir_cmd(model: Path, output: Path | None, input_shapes) -> None:
     """Print MODEL (.onnx or .nvir) in the .nvir text form."""
     graph = load_model(model, input_shapes)
     if output is None:
-        from nvmc.ir.printer import sidecar_for
-
-        sidecar = sidecar_for(model)  # its name as a .nvir can hold it
-        text, arrays = nvmc.ir.print_graph(graph, sidecar=sidecar)
-        click.echo(text, nl=False)
-        if arrays:
-            print_notices([f"{len(arrays)} tensors are referenced as @{sidecar}:...; "
-                           f"write them with -o NAME.nvir"])
-        return
+        return echo_nvir(graph, model)
     if output.suffix != ".nvir":
         raise NvmcError("the text form is written to a .nvir file", where=str(output))
     check_output_path(output, model)
@@ -167,10 +164,21 @@ def ir_cmd(model: Path, output: Path | None, input_shapes) -> None:
         err_console().print(f"wrote {path}")
 
 
+def echo_nvir(graph, model: Path) -> None:
+    """``graph`` as .nvir text on stdout; its large tensors are referenced in MODEL's sidecar name."""
+    from nvmc.ir.printer import sidecar_for
+
+    sidecar = sidecar_for(model)  # its name as a .nvir can hold it
+    text, arrays = nvmc.ir.print_graph(graph, sidecar=sidecar)
+    click.echo(text, nl=False)
+    if arrays:
+        print_notices([f"{len(arrays)} tensors are referenced as @{sidecar}:...; write them with -o NAME.nvir"])
+
+
 @cli.command("analyze")
 @model_argument
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the table as JSON ('-' for stdout).")
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write the per-node table as CSV.")
+@path_option("--json", "json_path", help="Write the table as JSON ('-' for stdout).")
+@path_option("--csv", "csv_path", help="Write the per-node table as CSV.")
 @click.option("--top", default=10, show_default=True, help="Layers to list in the terminal table.")
 @input_shape_option
 def analyze_cmd(model: Path, json_path: Path | None, csv_path: Path | None, top: int, input_shapes) -> None:
@@ -202,12 +210,12 @@ def write_workload_csv(workload, path: Path) -> None:
 
 @cli.command("export")
 @model_argument
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="The .onnx file to write.")
-@click.option("--scalesim-topology", "topology", type=click.Path(path_type=Path),
+@path_option("-o", "--output", help="The .onnx file to write.")
+@path_option("--scalesim-topology", "topology",
               help="Write the conv/GEMM layers as a SCALE-Sim topology CSV (docs/interchange.md).")
 @click.option("--scalesim-format", "topology_format", type=click.Choice(["auto", "conv", "gemm"]), default="auto",
               show_default=True, help="SCALE-Sim's conv or GEMM (-i gemm) format; auto: conv if the model has convs.")
-@click.option("--timeloop-dir", "timeloop_dir", type=click.Path(path_type=Path),
+@path_option("--timeloop-dir", "timeloop_dir",
               help="Write one Timeloop CNN-Layer problem YAML per conv/GEMM layer (and layers.csv) here.")
 @input_shape_option
 def export_cmd(model: Path, output: Path | None, topology: Path | None, topology_format: str,

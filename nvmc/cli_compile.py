@@ -21,17 +21,16 @@ import numpy as np
 from rich.table import Table
 
 from nvmc.cli import (EXIT_ACCURACY, accuracy_gate_option, check_output_path, cli, input_shape_option,
-                      load_model, model_argument, write_output)
+                      load_model, model_argument, path_option, write_output)
 from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import NvmcError
 from nvmc.render import (binary, console, err_console, one_line, print_error, print_notices, report_table,
                          si, styled)
 from nvmc.ir.limits import MAX_BATCH
-from nvmc.report import METRICS
+from nvmc.report import MACS, METRICS, build_report, parameter_row
 
 EXIT_NOT_FITTING = 1
 MAX_SCALE = MAX_BATCH  # --devices, --batch: beyond, MAC and byte counts leave int64 for large models
-
 
 
 def _target_list(value: str | None) -> list[str]:
@@ -55,15 +54,14 @@ def _target_list(value: str | None) -> list[str]:
               help="gpu-llc: keep the L2 capacity (capacity) or grow it to the reference SRAM L2's area (area).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a target field, e.g. llc.capacity=8MiB (repeatable; applies to every target).")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON ('-': stdout).")
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write per-layer figures as CSV.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the compiled model as ONNX.")
+@path_option("--json", "json_path", help="Write the report as JSON ('-': stdout).")
+@path_option("--csv", "csv_path", help="Write per-layer figures as CSV.")
+@path_option("-o", "--output", help="Write the compiled model as ONNX.")
 @click.option("--top", default=8, show_default=True, help="Layers to list in the terminal summary.")
 @click.option("--layers", "show_layers", is_flag=True,
               help="Print every layer's mapping: how it was laid onto the hardware (utilization, units, folds or "
                    "waves, split-K, replicas, stall cycles, traffic; the fields the family models).")
-@click.option("--html", "html_path", type=click.Path(path_type=Path),
-              help="Write a self-contained HTML report with plots (opens offline).")
+@path_option("--html", "html_path", help="Write a self-contained HTML report with plots (opens offline).")
 @click.option("--budget", "budget_spec", metavar="METRIC=VALUE,...",
               help="Fail (exit 3) when a target exceeds a budget, e.g. latency=5ms,energy=2mJ,area=10mm2 "
                    "(metrics: latency, energy, energy_per_inference, edp, area, throughput).")
@@ -112,9 +110,8 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
 
     budgets = parse_budgets(budget_spec) if budget_spec is not None else []
 
-    if output is not None:
-        if output.suffix != ".onnx":
-            raise NvmcError("-o writes an .onnx file", where=str(output))
+    if output is not None and output.suffix != ".onnx":
+        raise NvmcError("-o writes an .onnx file", where=str(output))
     others = [t for t in _target_list(compare) if t != target_name]
     given = [model, target_name, *others]  # target TOML files are inputs too
     for path, option in ((output, "-o"), (json_path, "--json"), (csv_path, "--csv"), (html_path, "--html")):
@@ -157,7 +154,7 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     if measured is not None and gate.active:
         measured = {**measured, "gate": {"min_cosine": gate.min_cosine, "min_sqnr_db": gate.min_sqnr_db,
                                          "min_top1": gate.min_top1, "ok": not broken_gate, "failures": broken_gate}}
-    report = _report(model, graph, estimates, checked, measured)
+    report = build_report(model, graph, estimates, budgets=checked, accuracy=measured)
     if json_path is not None:
         write_output(json_path, json_text(report))
     if csv_path is not None:
@@ -257,13 +254,6 @@ def _pass_lines(result) -> list[str]:
     return lines
 
 
-def _report(model: Path, graph, estimates, budgets=(), accuracy=None) -> dict:
-    """The --json report (schema nvmc.report/1; see nvmc/report/ and nvmc/schema/report.schema.json)."""
-    from nvmc.report import build_report
-
-    return build_report(model, graph, estimates, budgets=budgets, accuracy=accuracy)
-
-
 def _write_csv(estimates, path: Path) -> None:
     from nvmc.ir.dataout import csv_text
 
@@ -322,9 +312,10 @@ def _print_summary(out, model: Path, est, top: int) -> None:
     table = Table(show_header=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, label, unit in METRICS:
-        table.add_row(label, _fmt_metric(key, totals[key], unit) if totals[key] is not None else "not modelled")
-    table.add_row("MACs", si(totals["macs"], "MAC"))
+    for m in METRICS:
+        value = totals[m.total]
+        table.add_row(m.label, _fmt_metric(m.total, value, m.unit) if value is not None else "not modelled")
+    table.add_row(MACS.label, si(totals["macs"], MACS.unit))
     out.print(table)
 
     energy = est.energy_by_component()
@@ -421,7 +412,8 @@ def _compare_rows(estimates, width: int) -> Table:
     # below the table groups the targets by what their energy covers)
     family = width >= 100
     table = report_table(f"comparison: {len(estimates)} targets (×: ratio to {one_line(base.target)}, below 1 the "
-                         "other target is lower; energy per inference; EDP = latency × energy; area —: not modelled; "
+                         "other target is lower; energy per inference; EDP = latency × energy; area —: not "
+                         "modelled; "
                          "dtype: the precision costed)",
                          ("target", *(("family",) if family else ()), "latency", "×", "energy", "×", "EDP ×", "area",
                           "dtype"),
@@ -464,13 +456,12 @@ def _compare_columns(estimates) -> Table:
     targets = [one_line(e.target) for e in estimates]
     table = report_table(f"comparison (ratio = other ÷ {targets[0]}; below 1: the other target is lower)",
                          ("metric", *targets, *(f"{t} ÷ {targets[0]}" for t in targets[1:])), text=("metric",))
-    rows = [*METRICS, ("macs", "MACs", "MAC")]
-    for key, label, unit in rows:
-        values = [e.totals[key] for e in estimates]
-        ratios = _ratios_row(values)
-        table.add_row(label, *(_fmt_metric(key, v, unit) if v is not None or not e.ok else "not modelled"
-                               for v, e in zip(values, estimates)), *ratios)
-    table.add_row("precision costed", *(e.precision.get("costed", "—") for e in estimates), *("" for _ in estimates[1:]))
+    for m in (*METRICS, MACS):
+        values = [e.totals[m.total] for e in estimates]
+        table.add_row(m.label, *(_fmt_metric(m.total, v, m.unit) if v is not None or not e.ok else "not modelled"
+                                 for v, e in zip(values, estimates)), *_ratios_row(values))
+    table.add_row("precision costed", *(e.precision.get("costed", "—") for e in estimates),
+                  *("" for _ in estimates[1:]))
     cap_row = [binary(e.info["llc_capacity_bytes"]) if e.info.get("llc_capacity_bytes") else "—" for e in estimates]
     if any(c != "—" for c in cap_row):
         caps = [e.info.get("llc_capacity_bytes") for e in estimates]
@@ -491,7 +482,8 @@ def _ratios_row(values) -> list[str]:
         else:
             r = v / base
             # 6.9e6× rather than 6.86e+06×: a ratio column stays narrow beside the figures
-            out.append(f"{r:.3g}×" if 0.01 <= r < 1000 else f"{r:.1e}×".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e"))
+            out.append(f"{r:.3g}×" if 0.01 <= r < 1000 else
+                       f"{r:.1e}×".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e"))
     return out
 
 
@@ -534,8 +526,8 @@ def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path,
         return
     kv = data["kv_cache"]
     cache = ("none (no past inputs)" if kv["bytes_per_token"] is None else
-             f"{binary(kv['bytes_per_token'])}/token, {binary(kv['bytes_total'])} after {spec.prompt + spec.tokens - 1} "
-             "tokens")
+             f"{binary(kv['bytes_per_token'])}/token, {binary(kv['bytes_total'])} after "
+             f"{spec.prompt + spec.tokens - 1} tokens")
     console().print(f"generation: {spec.prompt}-token prompt, {spec.tokens} tokens; weights "
                   f"{binary(data['weight_bytes'])}; KV cache {cache}", soft_wrap=True, markup=False)
     table = report_table(None, ("target", "TTFT", "per token", "tokens/s", "J/token", "decode bound by"),
@@ -558,8 +550,8 @@ def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path,
             si(tok["median"], "s") if tok["first"] == tok["last"] else
             f"{si(tok['first'], 's')} .. {si(tok['last'], 's')}")
         rate = r["tokens_per_s"]
-        table.add_row(one_line(r["target"]), si(r["ttft_s"], "s"), per_token, f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}",
-                      si(r["j_per_token"], "J"), bound)
+        table.add_row(one_line(r["target"]), si(r["ttft_s"], "s"), per_token,
+                      f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}", si(r["j_per_token"], "J"), bound)
         for m in r["memories"]:
             fits.add_row(one_line(r["target"]), m["memory"], binary(m["capacity_bytes"]), binary(m["need_bytes"]),
                          "yes" if m["fits"] else "no: spills")
@@ -637,8 +629,7 @@ def explain_cmd(target_name: str, iso: str | None, sets: tuple[str, ...], as_jso
     if as_json:
         click.echo(json_text({"target": target.name, "family": target.family, "file": target.source,
                                "hash": target.hash,
-                               "parameters": [{"key": p.key, "value": p.value, "kind": p.kind, "note": p.note,
-                                               "file": p.origin, "formula": p.formula} for p in params]}, indent=1))
+                               "parameters": [parameter_row(p) for p in params]}, indent=1))
         return
     out = console()
     out.print(styled((one_line(target.name), "bold"), f" ({target.family}): {target.description}"), soft_wrap=True)

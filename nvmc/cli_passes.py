@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from nvmc.cli import (EXIT_ACCURACY, accuracy_gate_option, check_output_path, cli, input_shape_option, load_model,
-                      model_argument, write_output)
+from nvmc.cli import (EXIT_ACCURACY, accuracy_gate_option, check_output_path, cli, echo_nvir, input_shape_option,
+                      load_model, model_argument, path_option, write_output)
 from nvmc.ir.dataout import json_text
 from nvmc.ir.errors import NvmcError
 from nvmc.render import (MAX_MESSAGE_LINE, binary, console, err_console, one_line, print_error, print_notices,
@@ -28,7 +28,7 @@ OUTPUT_SUFFIXES = (".onnx", ".nvir")
 @model_argument
 @click.option("-p", "--passes", "pipeline", metavar="PIPELINE", default="", show_default=False,
               help="Passes to run, MLIR-style: 'fold-constants,dce,fuse-activation{clip=false}'.")
-@click.option("-o", "--output", type=click.Path(path_type=Path),
+@path_option("-o", "--output",
               help="Write the result (.onnx or .nvir + .npz); without it the .nvir text goes to stdout.")
 @click.option("--verify-each/--no-verify-each", default=True, show_default=True,
               help="Run the verifier after every pass that changed the graph.")
@@ -42,8 +42,7 @@ OUTPUT_SUFFIXES = (".onnx", ".nvir")
               help="Add the MACs each pass saved to its stats (runs the workload analysis around every pass).")
 @click.option("--check", "check_numerics", is_flag=True,
               help="Run the input and the result in onnxruntime on random inputs and report the error.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path),
-              help="Write what every pass did as JSON ('-' for stdout, with -o).")
+@path_option("--json", "json_path", help="Write what every pass did as JSON ('-' for stdout, with -o).")
 @accuracy_gate_option
 @input_shape_option
 def opt_cmd(model: Path, pipeline: str, output: Path | None, verify_each: bool, print_after_all: bool,
@@ -106,16 +105,7 @@ def _write_result(graph, model: Path, output: Path | None) -> None:
     import nvmc
 
     if output is None:
-        from nvmc.ir import print_graph
-        from nvmc.ir.printer import sidecar_for
-        from nvmc.render import print_notices
-
-        sidecar = sidecar_for(model)  # its name as a .nvir can hold it
-        text, arrays = print_graph(graph, sidecar=sidecar)
-        click.echo(text, nl=False)
-        if arrays:
-            print_notices([f"{len(arrays)} tensors are referenced as @{sidecar}:...; write them with -o NAME.nvir"])
-        return
+        return echo_nvir(graph, model)
     for path in nvmc.save(graph, output):
         err_console().print(f"wrote {path}")
 
@@ -164,6 +154,7 @@ def _explain(result, name: str, cls) -> None:
 def passes_cmd(name: str | None, as_json: bool) -> None:
     """List the registered passes with their options; with NAME, that pass's documentation."""
     from nvmc.passes import get_pass, options_of, registered_passes
+    from nvmc.passes.base import format_value, summary_of
     from nvmc.passes.plugins import plugin_failures
 
     if name is not None:
@@ -177,7 +168,8 @@ def passes_cmd(name: str | None, as_json: bool) -> None:
         specs = options_of(cls)
         click.echo("\noptions:" if specs else "\noptions: none")
         for s in specs:
-            click.echo(f"  {s.name}: {s.allowed()}, default {_fmt(s.default)}" + (f" -- {s.help}" if s.help else ""))
+            click.echo(f"  {s.name}: {s.allowed()}, default {format_value(s.default)}"
+                       + (f" -- {s.help}" if s.help else ""))
         return
     passes = registered_passes()
     if as_json:
@@ -187,19 +179,11 @@ def passes_cmd(name: str | None, as_json: bool) -> None:
     table = report_table("nvmc passes ('nvmc passes NAME' for one pass's documentation)",
                          ("pass", "kind", "summary", "options"), text=("pass", "kind", "summary", "options"))
     for cls in passes.values():
-        opts = "\n".join(f"{s.name}={_fmt(s.default)} ({s.allowed()})" for s in options_of(cls))
-        from nvmc.passes.base import summary_of
-
+        opts = "\n".join(f"{s.name}={format_value(s.default)} ({s.allowed()})" for s in options_of(cls))
         table.add_row(cls.name, "exact" if cls.exact else "approx.", summary_of(cls), opts or "-")
     console().print(table)
     for ep, why in plugin_failures().items():
         err_console().print(f"warning: plugin pass '{ep}' failed to load: {why}", markup=False)
-
-
-def _fmt(value) -> str:
-    from nvmc.passes.base import format_value
-
-    return format_value(value)
 
 
 def _pass_dict(cls) -> dict:
@@ -216,14 +200,14 @@ def _pass_dict(cls) -> dict:
 @cli.command("check")
 @click.argument("original", type=click.Path(path_type=Path))
 @click.argument("transformed", type=click.Path(path_type=Path))
-@click.option("--inputs", "inputs_path", type=click.Path(path_type=Path),
+@path_option("--inputs", "inputs_path",
               help="An .npz with one array per model input (default: seeded random inputs).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
 @click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000),
               help="Random input draws to run (top-1 agreement is over all of them).")
 @click.option("--rtol", type=click.FloatRange(min=0), default=None,
               help="Fail (exit 1) when the max relative error exceeds this, e.g. 1e-5 for an exact pass.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON ('-' for stdout).")
+@path_option("--json", "json_path", help="Write the report as JSON ('-' for stdout).")
 @input_shape_option
 def check_cmd(original: Path, transformed: Path, inputs_path: Path | None, seed: int, samples: int,
               rtol: float | None, json_path: Path | None, input_shapes) -> None:

@@ -22,10 +22,13 @@ from pathlib import Path
 
 import click
 
-from nvmc.cli import EXIT_ACCURACY, accuracy_gate_option, check_output_path, cli
+from nvmc.cli import EXIT_ACCURACY, accuracy_gate_option, check_output_path, cli, path_option
 from nvmc.ir.errors import NvmcError
 from nvmc.render import (MAX_MESSAGE_LINE, console, err_console, one_line, print_error, report_table, si,
                          styled)
+
+
+STATUSES = ("ok", "not_fitting", "not_applicable", "error", "pending")   # a point's, in the order tables list them
 
 
 def _default_db(spec: Path) -> Path:
@@ -34,7 +37,8 @@ def _default_db(spec: Path) -> Path:
 
 @cli.command("sweep")
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--db", type=click.Path(path_type=Path), help="Results database (default: SPEC's file name with .sqlite, in the current directory).")
+@path_option("--db",
+              help="Results database (default: SPEC's file name with .sqlite, in the current directory).")
 @click.option("--scheduler", metavar="ADDRESS", help="Run on an existing Dask cluster, e.g. tcp://host:8786.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Local worker processes (default: CPU count; 0: run in this process).")
@@ -67,7 +71,7 @@ def sweep_cmd(spec: Path, db: Path | None, scheduler: str | None, workers: int |
                 fill_status(plan, store, summary)
                 _status_table(plan, store)
         else:
-            summary.counts = {"ok": 0, "not_fitting": 0, "not_applicable": 0, "error": 0, "pending": len(plan.points)}
+            summary.counts = {**dict.fromkeys(STATUSES, 0), "pending": len(plan.points)}
         _print_counts(summary, db, started=started)
         return
     check_output_path(db, spec, *(m.path for m in plan.models), option="--db")
@@ -209,24 +213,23 @@ def _status_table(plan, store) -> None:
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for p in plan.points:
         key = (plan.models[p.model].label, plan.targets[p.target].name)
-        row = counts.setdefault(key, {"ok": 0, "not_fitting": 0, "not_applicable": 0, "error": 0, "pending": 0})
+        row = counts.setdefault(key, dict.fromkeys(STATUSES, 0))
         row[statuses.get(p.id, "pending")] += 1
     table = report_table(f"sweep {one_line(plan.name)}: progress by model and target",
                          ("model", "target", "ok", "not fitting", "n/a", "failed", "pending"), text=("model", "target"))
     for (model, target), c in counts.items():
-        table.add_row(one_line(model), one_line(target), *(str(c[k]) for k in ("ok", "not_fitting", "not_applicable",
-                                                                                  "error", "pending")))
+        table.add_row(one_line(model), one_line(target), *(str(c[k]) for k in STATUSES))
     console().print(table)
 
 
 # ------------------------------------------------------------------ results
 @cli.command("results")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--db", type=click.Path(path_type=Path), help="With a SPEC: its database (default: as for nvmc sweep).")
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write one row per point as CSV ('-': stdout).")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the points as JSON ('-': stdout).")
+@path_option("--db", help="With a SPEC: its database (default: as for nvmc sweep).")
+@path_option("--csv", "csv_path", help="Write one row per point as CSV ('-': stdout).")
+@path_option("--json", "json_path", help="Write the points as JSON ('-': stdout).")
 @click.option("--reports", is_flag=True, help="With --json: include each point's full report (per-layer figures).")
-@click.option("--html", "html_path", type=click.Path(path_type=Path),
+@path_option("--html", "html_path",
               help="Write a self-contained HTML page: energy vs latency vs area per model, Pareto front marked.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Pareto-optimal points to list per model.")
@@ -317,8 +320,8 @@ def _print_results(rows: list[dict], ids, title: str, top: int) -> None:
             else:
                 figures = (si(r["latency_s"], "s"), si(r["energy_per_inference_j"], "J"))
             edp = () if generation else (si(r["edp_js"], "J·s"),)   # generation: the row is wide enough
-            table.add_row(one_line(r["target"]), one_line(r["pipeline"] or "—"), params or "—", *figures, area, *edp,
-                          accuracy_cell(r))
+            table.add_row(one_line(r["target"]), one_line(r["pipeline"] or "—"), params or "—", *figures, area,
+                          *edp, accuracy_cell(r))
         out.print(table)
     for r in [r for r in rows if r["status"] == "error"][:5]:
         out.print(one_line(f"failed: {label(r)}: {((r['error'] or '').splitlines() or [''])[0]}", MAX_MESSAGE_LINE),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nvmc.cli import check_output_path, cli, write_output
+from nvmc.cli import check_output_path, cli, path_option, write_output
 from nvmc.ir.errors import NvmcError, did_you_mean
 from nvmc.render import console, one_line, report_table, styled
 
@@ -14,10 +14,9 @@ _STYLE = {"reproduced": "green", "partly": "yellow", "not reproduced": "red"}
 
 
 @cli.command("validate")
-@click.option("--json", "json_path", type=click.Path(path_type=Path),
+@path_option("--json", "json_path",
               help='Write {"schema": "nvmc.validate/1", "rows": [...]} (\'-\': stdout).')
-@click.option("--markdown", "md_path", type=click.Path(path_type=Path),
-              help="Write the table as Markdown (docs/validation.md is this page).")
+@path_option("--markdown", "md_path", help="Write the table as Markdown (docs/validation.md is this page).")
 @click.option("--paper", "papers", multiple=True, metavar="N|TOOL",
               help="Only these rows: a seed paper's number or a peer tool's name (repeatable).")
 def validate_cmd(json_path: Path | None, md_path: Path | None, papers: tuple[str, ...]) -> None:

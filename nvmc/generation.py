@@ -190,17 +190,11 @@ class TargetGeneration:
     @property
     def decode_memory_share(self) -> float | None:
         """The latency-weighted share of the decode steps spent in memory-bound nodes."""
-        if not self.steps:
-            return None
-        w = np.array([s.latency_s for s in self.steps])
-        return float(np.dot(w, [s.memory_share for s in self.steps]) / w.sum())
+        return _over_steps(self.steps, [s.memory_share for s in self.steps]) if self.steps else None
 
     @property
     def decode_overhead_share(self) -> float:
-        if not self.steps:
-            return 0.0
-        w = np.array([s.latency_s for s in self.steps])
-        return float(np.dot(w, [s.overhead_share for s in self.steps]) / w.sum())
+        return _over_steps(self.steps, [s.overhead_share for s in self.steps]) if self.steps else 0.0
 
     def summary(self) -> dict[str, Any]:
         if not self.ok:
@@ -332,11 +326,12 @@ def generate(model: "str | os.PathLike | Any", target: "str | Sequence[str]", *,
     import onnx
 
     from nvmc.api import _check_batch
+    from nvmc.frontend.onnx_import import read_model
     from nvmc.pipeline import Costing, resolve_targets
 
     spec = GenerateSpec(prompt, tokens, samples).checked()
     batch = _check_batch(batch)
-    proto = model if isinstance(model, onnx.ModelProto) else _read(model)
+    proto = model if isinstance(model, onnx.ModelProto) else read_model(model)  # the errors every command gives
     decoder = Decoder.of(proto)
     names = list(target) if isinstance(target, (list, tuple)) else [target]
     ctx = contexts(spec)
@@ -368,17 +363,12 @@ def generate(model: "str | os.PathLike | Any", target: "str | Sequence[str]", *,
             pre.target, pre.family, True, prefill=_step(0, pre), steps=costed,
             per_token_latency_s=np.concatenate([[pre.totals["latency_s"]], lat]),
             per_token_energy_j=np.concatenate([[pre.totals["energy_j"]], energy]),
-            memories=memories(ests[-1] if ests else pre, need), notes=list(dict.fromkeys(ests[-1].notes if ests else [])),
+            memories=memories(ests[-1] if ests else pre, need),
+            notes=list(dict.fromkeys(ests[-1].notes if ests else [])),
             residency={k: pre.info[k] for k in ("weights", "kv_cache") if isinstance(pre.info.get(k), str)},
             scope=dict(pre.scope), batch=batch, area_mm2=pre.area_mm2))
     source = "" if isinstance(model, onnx.ModelProto) else str(model)
     return Generation(source, spec, decoder, batch, per_token, weights, results, ctx, how)
-
-
-def _read(path):
-    from nvmc.frontend.onnx_import import read_model  # the errors every command gives for a bad file
-
-    return read_model(path)
 
 
 MEASURE_SAMPLES = 2   # input draws for measured columns: one decode step's activations, not a dataset
@@ -471,7 +461,8 @@ def _agrees(a, b) -> bool:
         return False
     for key, col in b.columns.items():
         mine = a.columns.get(key)
-        if mine is None or (col.dtype.kind in "iuf" and not np.allclose(mine, col, rtol=1e-9, atol=1e-6, equal_nan=True)):
+        if mine is None or (col.dtype.kind in "iuf"
+                            and not np.allclose(mine, col, rtol=1e-9, atol=1e-6, equal_nan=True)):
             return False
     return True
 
@@ -512,12 +503,15 @@ def _times(x: float) -> str:
     return f"{x:.3g}x" if x >= 1 else f"1/{1 / x:.3g}"
 
 
-def _mean_bound(steps: list[Step]) -> dict[str, float]:
-    if not steps:
-        return {}
+def _over_steps(steps: list[Step], values: Sequence[float]) -> float:
+    """The mean of a per-step figure, weighted by the steps' latency."""
     w = np.array([s.latency_s for s in steps])
+    return float(np.dot(w, values) / w.sum())
+
+
+def _mean_bound(steps: list[Step]) -> dict[str, float]:
     keys = sorted({k for s in steps for k in s.bound_by})
-    return {k: float(np.dot(w, [s.bound_by.get(k, 0.0) for s in steps]) / w.sum()) for k in keys}
+    return {k: _over_steps(steps, [s.bound_by.get(k, 0.0) for s in steps]) for k in keys}
 
 
 def memories(est, need_bytes: int) -> list[dict[str, Any]]:
@@ -528,6 +522,6 @@ def memories(est, need_bytes: int) -> list[dict[str, Any]]:
         if not key.endswith("capacity_bytes") or key.startswith("declared") or not isinstance(value, (int, float)):
             continue
         base = key[: -len("capacity_bytes")].rstrip("_")
-        out.append({"memory": _MEMORY_NAMES.get(base, base), "capacity_bytes": int(value), "need_bytes": int(need_bytes),
-                    "fits": bool(need_bytes <= value)})
+        out.append({"memory": _MEMORY_NAMES.get(base, base), "capacity_bytes": int(value),
+                    "need_bytes": int(need_bytes), "fits": bool(need_bytes <= value)})
     return out

@@ -144,7 +144,8 @@ def _conv(graph: Graph, node) -> Conv | None:
     auto = auto.decode() if isinstance(auto, bytes) else auto
     size, out = list(x[2:]), list(y[2:])
     if auto in ("SAME_UPPER", "SAME_LOWER", "VALID"):
-        total = [max(0, (o - 1) * s + (k - 1) * d + 1 - n) for o, s, k, d, n in zip(out, stride, kernel, dilation, size)]
+        total = [max(0, (o - 1) * s + (k - 1) * d + 1 - n)
+                 for o, s, k, d, n in zip(out, stride, kernel, dilation, size)]
         begin = [0 if auto == "VALID" else t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
     else:
         begin = pads[:spatial]
@@ -184,8 +185,8 @@ def scalesim_rows(graph: Graph, fmt: str = "auto", workload=None) -> tuple[str, 
     if renamed:
         notes.append(f"{len(renamed)} layer names written otherwise (SCALE-Sim splits rows at commas, strips spaces "
                      "and runs a conv row named 'DP' channel-wise: commas and control characters -> '_'; in a conv "
-                     "topology depthwise layers get '_DP', others 'Dp' for 'DP'): " + ", ".join(json.dumps(n) for n in renamed[:5])
-                     + (" ..." if len(renamed) > 5 else ""))
+                     "topology depthwise layers get '_DP', others 'Dp' for 'DP'): "
+                     + ", ".join(json.dumps(n) for n in renamed[:5]) + (" ..." if len(renamed) > 5 else ""))
     if approximate:
         notes.append("strides differing between axes or dilations written so that SCALE-Sim's M, N, K (and cycles) "
                      "are nvmc's; SCALE-Sim's addresses are not those layers' own: " + ", ".join(approximate[:5])
@@ -203,7 +204,7 @@ def _depthwise(layer: Layer) -> bool:
 def _conv_rows(layer: Layer, approximate: list[str]) -> list[Row]:
     g = layer.conv
     if g is None:  # a GEMM as a 1x1 conv over an M x 1 IFMAP of K channels
-        return [Row(layer.node, ConvRow(layer_name(_suffix(layer, i), depthwise=False), layer.m, 1, 1, 1, layer.k,
+        return [Row(layer.node, ConvRow(layer_name(_gemm_name(layer, i), depthwise=False), layer.m, 1, 1, 1, layer.k,
                                         layer.n, 1))
                 for i in range(layer.repeat)]
     if g.batch != 1:
@@ -224,14 +225,14 @@ def _conv_rows(layer: Layer, approximate: list[str]) -> list[Row]:
     return rows
 
 
-def _suffix(layer: Layer, i: int) -> str:
-    return f"{layer.name}_b{i}" if layer.repeat > 1 else layer.name
+def _gemm_name(layer: Layer, i: int) -> str:
+    """The name of GEMM ``i`` of ``layer``: per group (``_g``) of a conv, per batch entry (``_b``) of a MatMul."""
+    return f"{layer.name}{'_g' if layer.conv is not None else '_b'}{i}" if layer.repeat > 1 else layer.name
 
 
 def _gemm_rows(layer: Layer) -> list[Row]:
-    tag = "_g" if layer.conv is not None else "_b"
-    return [Row(layer.node, GemmRow(layer_name(f"{layer.name}{tag}{i}" if layer.repeat > 1 else layer.name),
-                                    layer.m, layer.n, layer.k)) for i in range(layer.repeat)]
+    return [Row(layer.node, GemmRow(layer_name(_gemm_name(layer, i)), layer.m, layer.n, layer.k))
+            for i in range(layer.repeat)]
 
 
 def write_scalesim_topology(graph: Graph, path: str | Path, fmt: str = "auto") -> tuple[list[Row], list[str]]:

@@ -128,7 +128,7 @@ def workload_table(workload, title: str, top: int = 10) -> Table:
     order = np.argsort(-(macs + nonmac), kind="stable")[:top]
     total = max(1, totals["macs"])
     for i in order:
-        table.add_row(one_line(workload.names[i]), one_line(workload.ops[i]), si(int(macs[i]), ""), f"{100 * macs[i] / total:.1f}%",
-                      si(int(nonmac[i]), ""), si(int(c["params"][i]), ""), binary(c["weight_bytes"][i]),
-                      binary(c["output_bytes"][i]))
+        table.add_row(one_line(workload.names[i]), one_line(workload.ops[i]), si(int(macs[i]), ""),
+                      f"{100 * macs[i] / total:.1f}%", si(int(nonmac[i]), ""), si(int(c["params"][i]), ""),
+                      binary(c["weight_bytes"][i]), binary(c["output_bytes"][i]))
     return table

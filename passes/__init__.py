@@ -22,11 +22,11 @@ __all__ += [
 
 # Compression passes (issue 16): quantize, prune, share-weights.
 from . import prune, quantize, share_weights  # noqa: E402,F401
-# HDC (issue 11): the nvmc.Bind/Permute/Bundle/Similarity ops and the hdc-recognize pass.
-from . import hdc_ops, hdc_recognize  # noqa: E402,F401
+# HDC (issue 11): the hdc-recognize pass (the nvmc.Bind/Permute/Bundle/Similarity ops: nvmc.ir.dialect.hdc).
+from . import hdc_recognize  # noqa: E402,F401
 # RRAM crossbar non-idealities (issue 8): the crossbar-noise pass.
 from . import crossbar_noise  # noqa: E402,F401
 # Winograd F(2x2,3x3) / F(4x4,3x3) with tap-wise quantisation (issue 7).
 from . import winograd  # noqa: E402,F401
-# NEON (issue 9): the nvmc.NeonApprox op and the neon pass.
+# NEON (issue 9): the neon pass (the nvmc.NeonApprox op: nvmc.ir.dialect.neon).
 from . import neon  # noqa: E402,F401

@@ -21,7 +21,6 @@ Python or from a pipeline string, so a pass never sees a value outside its decla
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import typing
 from dataclasses import dataclass, field
@@ -29,9 +28,9 @@ from typing import Any, ClassVar, Iterable
 
 from nvmc.ir.errors import NvmcError, did_you_mean
 from nvmc.ir.graph import Graph
+from nvmc.ir.options import Option, OptionValueError, format_value, show_value
 
 _KEBAB = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
-_BARE_VALUE = re.compile(r"[A-Za-z0-9_.+\-][A-Za-z0-9_.+:\-]*\Z")  # an option value a pipeline may write unquoted
 OPTION_TYPES = (bool, int, float, str)
 
 
@@ -58,67 +57,38 @@ class OptionMeta:
     help: str = ""
 
 
-@dataclass(frozen=True)
-class OptionSpec:
-    """One option of a registered pass, as ``nvmc passes`` lists it."""
+_TYPE_OF_KIND = {"bool": bool, "int": int, "float": float, "str": str, "choice": str}
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptionSpec(Option):
+    """One option of a registered pass, as ``nvmc passes`` lists it: an
+    :class:`~nvmc.ir.options.Option` with its pipeline name and dataclass field."""
 
     name: str  # kebab-case, as written in a pipeline
     field: str  # the dataclass field
-    type: type
-    default: Any
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[str, ...] | None = None
-    help: str = ""
 
-    def allowed(self) -> str:
-        """The allowed values in words: 'an integer in [1, 16]', 'one of channel, tensor'."""
-        if self.choices:
-            return "one of " + ", ".join(self.choices)
-        noun = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[self.type]
-        if self.min is None and self.max is None:
-            return noun
-        if self.max is None:
-            return f"{noun} >= {format_value(self.min)}"
-        if self.min is None:
-            return f"{noun} <= {format_value(self.max)}"
-        return f"{noun} in [{format_value(self.min)}, {format_value(self.max)}]"
+    @property
+    def type(self) -> type:
+        return _TYPE_OF_KIND[self.kind]
+
+    @property
+    def min(self) -> float | None:
+        return self.minimum
+
+    @property
+    def max(self) -> float | None:
+        return self.maximum
 
     def check(self, value: Any, owner: str = "") -> Any:
         """The value converted to the option's type; raises OptionError naming what is allowed.
 
         ``owner`` (a pass name) makes the message say whose option it is."""
-        who = f"option '{self.name}'" + (f" of '{owner}'" if owner else "")
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        ok = isinstance(value, self.type) and not (self.type is int and isinstance(value, bool))
-        if self.type is float and ok and value != value:
-            ok = False  # nan is in no range
-        if self.type is int and ok and not -(1 << 63) <= value < (1 << 63):
-            ok = False  # beyond int64: no pass needs it (and 4300+ digits have no str())
-        if isinstance(value, int) and not -(1 << 63) <= value < (1 << 63):
-            shown = f"an integer of {value.bit_length()} bits"
-        else:
-            shown = f"'{value[:60]}'" + ("..." if len(value) > 60 else "") if isinstance(value, str) \
-                else format_value(value)
-        if not ok:
-            raise OptionError(f"{who} takes {self.allowed()}, not {shown}")
-        if self.choices and value not in self.choices:
-            raise OptionError(f"{who} takes {self.allowed()}, not {shown}{did_you_mean(str(value), self.choices)}")
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            raise OptionError(f"{who} takes {self.allowed()}, not {shown}")
-        return value
-
-
-def format_value(value: Any) -> str:
-    """An option value as a pipeline writes it (and reads it back)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)  # the shortest text that reads back to the same float
-    if isinstance(value, str) and not _BARE_VALUE.match(value):
-        return json.dumps(value)
-    return str(value)
+        try:
+            return super().check(value)
+        except OptionValueError as e:
+            who = f"option '{self.name}'" + (f" of '{owner}'" if owner else "")
+            raise OptionError(f"{who} takes {e.allowed}, not {show_value(value)}{e.suggestion}") from None
 
 
 @dataclass
@@ -246,8 +216,9 @@ def options_of(cls: type[Pass]) -> list[OptionSpec]:
         if f.default is dataclasses.MISSING:
             raise TypeError(f"option '{f.name}' of {cls.__name__} needs a default")
         meta = f.metadata.get("nvmc_option", OptionMeta())
-        specs.append(OptionSpec(f.name.replace("_", "-"), f.name, kind, f.default,
-                                meta.min, meta.max, meta.choices, meta.help))
+        specs.append(OptionSpec(name=f.name.replace("_", "-"), field=f.name, default=f.default, help=meta.help,
+                                kind="choice" if meta.choices else kind.__name__, choices=meta.choices or (),
+                                minimum=meta.min, maximum=meta.max))
     type.__setattr__(cls, "_nvmc_options", specs)
     return specs
 

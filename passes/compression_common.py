@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -27,9 +27,6 @@ from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import TensorType, numpy_dtype
 
 from .base import OptionError, PassError
-
-if TYPE_CHECKING:
-    pass
 
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 QDQ_OPSET = 13  # per-axis QuantizeLinear / DequantizeLinear
@@ -70,12 +67,12 @@ def weight_slot(node: Node, graph: Graph) -> tuple[int, int, int] | str | None:
             return (f"{node.qualified_op} computes its MACs in a form of its own; the compression passes rewrite "
                     f"{', '.join(MAC_OPS)}: run them before the pass that made it")
         return None
+    slot = 1  # every MAC op reads its weight on input 1
     if node.op in ("Conv", "ConvTranspose"):
-        slot, axes = 1, (0, 1) if node.op == "Conv" else (1, 0)
+        axes = (0, 1) if node.op == "Conv" else (1, 0)
     elif node.op == "Gemm":
-        slot, axes = 1, (0, 1) if node.attrs.get("transB", 0) else (1, 0)
+        axes = (0, 1) if node.attrs.get("transB", 0) else (1, 0)
     else:
-        slot = 1
         rank = graph.type_of(node.inputs[1]).rank if len(node.inputs) > 1 else None
         if rank is None or rank < 2:
             return f"{node.op} '{node.name}' has no 2-D weight operand"
@@ -130,11 +127,17 @@ def dequantized(graph: Graph, w: Weight) -> np.ndarray:
         return array
     scale = graph.consts[w.dq.inputs[1]].astype(np.float32)
     zp = graph.consts[w.dq.inputs[2]] if len(w.dq.inputs) > 2 and w.dq.inputs[2] else np.zeros((), np.int32)
-    if scale.ndim == 1 and array.ndim > 1:
-        shape = [1] * array.ndim
-        shape[int(w.dq.attrs.get("axis", 1)) % array.ndim] = -1
-        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    scale, zp = along_axis(scale, w, array), along_axis(zp, w, array)
     return (array.astype(np.int32) - zp.astype(np.int32)).astype(np.float32) * scale
+
+
+def along_axis(param: np.ndarray, w: Weight, array: np.ndarray) -> np.ndarray:
+    """A per-axis scale or zero point of ``w``'s DequantizeLinear, shaped to broadcast against its codes ``array``."""
+    if param.ndim != 1 or array.ndim < 2:
+        return param
+    shape = [1] * array.ndim
+    shape[int(w.dq.attrs.get("axis", 1)) % array.ndim] = -1
+    return param.reshape(shape)
 
 
 def short_float(x: float) -> float:
@@ -217,24 +220,14 @@ def sample_feeds(graph: Graph, samples: int, seed: int, inputs: str = "") -> lis
     In an ``.npz``, each array is named after a graph input and holds one sample of the
     input's shape, several stacked on a new leading axis, or several concatenated along
     the batch axis (a leading dimension that is a multiple of the input's)."""
+    from nvmc.frontend.runtime import draw
+
     if inputs:
         return _npz_feeds(graph, inputs)
     rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(samples):
-        feeds = {}
-        for name in graph.inputs:
-            t = graph.values[name].type
-            shape = tuple(d if isinstance(d, int) else 1 for d in (t.shape or ()))
-            dtype = numpy_dtype(t.dtype)
-            if dtype.kind == "f":
-                feeds[name] = rng.standard_normal(shape).astype(dtype)
-            elif dtype.kind == "b":
-                feeds[name] = rng.integers(0, 2, shape).astype(dtype)
-            else:
-                feeds[name] = rng.integers(0, 8, shape).astype(dtype)
-        draws.append(feeds)
-    return draws
+    types = {name: graph.values[name].type for name in graph.inputs}
+    return [{name: draw(rng, tuple(d if isinstance(d, int) else 1 for d in (t.shape or ())), numpy_dtype(t.dtype))
+             for name, t in types.items()} for _ in range(samples)]
 
 
 def _npz_feeds(graph: Graph, path: str) -> list[dict[str, np.ndarray]]:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from nvmc.ir.graph import Graph, Node
+from nvmc.ir.dialect.hdc import COUNT_TYPES
+from nvmc.ir.graph import NVMC_DOMAIN, Graph, Node
 
-from . import hdc_ops
 from .base import Pass, PassResult, option, register_pass
 from .rewrite import Const, Match, Op, PatternPass, Rewriter, Var
+
+_COUNT_TYPE_OF_CODE = {code: t for t, code in COUNT_TYPES.items()}  # Cast's `to` -> count type
 
 
 @register_pass("hdc-recognize", exact=True)
@@ -67,7 +68,7 @@ class HdcRecognize(Pass):
         total.stats["nodes_rewritten"] = sum(v for k, v in total.stats.items() if k.endswith("_rewritten"))
         # a node one rule declined and a later rule rewrote is no longer a "why not"
         total.why_not = [(name, why) for name, why in total.why_not
-                         if graph.has_node(name) and graph.node(name).domain != hdc_ops.DOMAIN]
+                         if graph.has_node(name) and graph.node(name).domain != NVMC_DOMAIN]
         return total
 
 
@@ -97,7 +98,7 @@ def _reduce_axis(node: Node, graph: Graph, axes_value: str) -> tuple[int | None,
 
 
 def _count_type(cast: Node) -> tuple[str | None, str | None]:
-    ct = _cast_int().get(cast.attrs.get("to"))
+    ct = _COUNT_TYPE_OF_CODE.get(cast.attrs.get("to"))
     return (ct, None) if ct else (None, f"Cast '{cast.name}' does not produce integer counts")
 
 
@@ -110,7 +111,7 @@ class _Rule(PatternPass):
     name = "hdc-recognize"  # rewrites and reasons are recorded under the pass's name
 
     def nvmc(self, rw: Rewriter, m: Match, old: list[Node], inputs: list[str], attrs: dict) -> None:
-        rw.replace(old, self.op, inputs, attrs, domain=hdc_ops.DOMAIN, keep=m.root)
+        rw.replace(old, self.op, inputs, attrs, domain=NVMC_DOMAIN, keep=m.root)
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,7 @@ class _BindTrees(_Rule):
             tree, leaves = self._flatten(graph, root, inner)
             if all(n.qualified_op == "nvmc.Bind" for n in tree):
                 continue  # already one Bind: nothing to do (the pass is idempotent)
-            rw.replace(tree, "Bind", leaves, {}, domain=hdc_ops.DOMAIN, keep=root)
+            rw.replace(tree, "Bind", leaves, {}, domain=NVMC_DOMAIN, keep=root)
         for node in graph.nodes:
             if node.op == "BitwiseXor" and node.domain in ("", "ai.onnx"):
                 result.why_not.append((node.name, "BitwiseXor of integers (packed hypervectors) is not an HDC Bind "
@@ -303,9 +304,3 @@ class _BindTrees(_Rule):
 
         walk(root)
         return nodes, leaves
-
-
-@lru_cache(maxsize=1)
-def _cast_int() -> dict[int, str]:
-    """ONNX element type code -> nvmc dtype of the count types (onnx is loaded on first use)."""
-    return {hdc_ops._onnx_type(t): t for t in hdc_ops.COUNT_TYPES}

@@ -1,42 +1,27 @@
-"""The ``neon`` pass and the ``nvmc.NeonApprox`` op: non-MAC ops as tiny neural networks.
+"""The ``neon`` pass: non-MAC ops as tiny neural networks (NEON, shared/reference/seeds.md, paper 11).
 
-After NEON (shared/reference/seeds.md, paper 11): on an RRAM accelerator, the non-MAC ops
-(softmax, GELU, exp, sigmoid, ...) need digital logic beside the crossbars; NEON replaces
-each by a small network whose weights sit in crossbar arrays, so the op runs as MVMs.
-
-``nvmc.NeonApprox(x, w1, b1, w2, b2) {fn, lo, hi}`` applies, to every element of ``x``,
-``y = w2^T relu(w1^T x + b1) + b2`` (w1 [1, H], b1 [H], w2 [H, 1], b2 [1]: constants fitted
-by :mod:`nvmc.passes.neon_fit` to approximate ``fn`` on [lo, hi]). Its ONNX lowering is
-``Reshape(x, [-1, 1]) -> Gemm(w1, b1) -> Relu -> Gemm(w2, b2) -> Reshape(Shape(x))``.
-
-Workload (registered with the analysis): the two layers are a batch of 2 GEMMs of the E
-elements (M = E vectors), each an H-cell strip: ``gemm = (2, E, H, 1)``, MACs = 2 E H.
-Layer 2 is H x 1; counting it as its transpose (1 x H) keeps its cells and MACs but makes
-a crossbar model convert H columns for it instead of 1 (ADC energy errs high, against
-NEON) and lets the two layers' arrays work on consecutive elements at once (pipelined).
-Non-MAC counts: ``cmp`` = E H (the ReLUs) and ``add`` = E (H + 1) (the biases), which a
-crossbar chip runs on its digital units.
+It replaces elementwise ops, softmax and layer norm by ``nvmc.NeonApprox`` nodes whose nets
+it fits with :mod:`nvmc.passes.neon_fit`; the op (operands, ONNX lowering, workload counts)
+is defined in nvmc.ir.dialect.neon.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from nvmc.ir.dialect.neon import FLOATS
 from nvmc.ir.errors import NvmcError, did_you_mean
 from nvmc.ir.graph import Graph, Node
-from nvmc.ir.ops import NVMC_OPS, register_op
+from nvmc.ir.lowering import Lowering
 from nvmc.ir.types import TensorType
 
 from .base import Pass, PassError, PassResult, option, register_pass
 from .neon_fit import FUNCTIONS, Net, fit_net
 from .rewrite import Rewriter
-from .workload import register_count_rule, register_mac_rule
 
 DOMAIN = "nvmc"
-FLOATS = ("f32",)
 # op kind (the `ops` option) -> ONNX ops it covers
 KINDS: dict[str, tuple[str, ...]] = {
     "softmax": ("Softmax",), "layernorm": ("LayerNormalization",), "gelu": ("Gelu", "Erf"),
@@ -48,69 +33,6 @@ _ELEMENTWISE = {"Erf": "erf", "Exp": "exp", "Tanh": "tanh", "Sigmoid": "sigmoid"
 # non-MAC ops with transcendental work that NEON leaves alone (reported in why_not)
 _NOT_COVERED = ("Log", "Pow", "Softplus", "Mish", "Elu", "Selu", "Celu", "LogSoftmax", "Sin", "Cos",
                 "InstanceNormalization", "GroupNormalization", "LpNormalization", "LRN", "Div")
-
-
-# ------------------------------------------------------------------ the op
-def verify_neon(node: Node, graph: Graph) -> str | None:
-    if len(node.inputs) != 5 or len(node.outputs) != 1 or any(not v for v in node.inputs):
-        return "takes (x, w1, b1, w2, b2) and has one result"
-    if node.attrs.get("fn") not in FUNCTIONS:
-        return f"attribute 'fn' must be one of {', '.join(FUNCTIONS)}, not {node.attrs.get('fn')!r}"
-    for v in node.inputs[1:]:
-        if not graph.is_const(v):
-            return f"weight '%{v}' must be a constant"
-    w1, b1, w2, b2 = (graph.consts[v] for v in node.inputs[1:])
-    h = w1.shape[-1] if w1.ndim == 2 else -1
-    if w1.shape != (1, h) or b1.shape != (h,) or w2.shape != (h, 1) or b2.shape != (1,):
-        return (f"weights must be shaped [1,H], [H], [H,1], [1]; got {list(w1.shape)}, {list(b1.shape)}, "
-                f"{list(w2.shape)}, {list(b2.shape)}")
-    x, y = graph.values[node.inputs[0]].type, graph.values[node.outputs[0]].type
-    if x.dtype not in FLOATS or y.dtype != x.dtype:
-        return f"operand and result must be f32, not {x.dtype} -> {y.dtype}"
-    if x.shape is not None and y.shape is not None and tuple(x.shape) != tuple(y.shape):
-        return f"result {y} must have the operand's shape {x}"
-    return None
-
-
-def lower_neon(node: Node, graph: Graph) -> None:
-    x, w1, b1, w2, b2 = node.inputs
-    t = graph.values[x].type
-    h = graph.consts[w1].shape[1]
-    elems = t.numel()
-    meta = {"lowered_from": node.name}
-
-    def const(base: str, array: np.ndarray) -> str:
-        name = graph.fresh_name(f"{node.name}_{base}")
-        graph.add_const(name, array)
-        return name
-
-    def add(op: str, inputs: list[str], shape, attrs: dict[str, Any] | None = None, dtype: str = t.dtype) -> str:
-        name = graph.fresh_name(f"{node.name}_{op.lower()}")
-        graph.add_node(op, inputs, [name], attrs, name=name, types=[TensorType(dtype, shape)], meta=meta)
-        return name
-
-    shape = add("Shape", [x], (t.rank,) if t.rank is not None else None, dtype="i64")
-    flat = add("Reshape", [x, const("flat", np.array([-1, 1], np.int64))], (elems, 1) if elems else None)
-    hidden = add("Gemm", [flat, w1, b1], (elems, h) if elems else None)
-    act = add("Relu", [hidden], (elems, h) if elems else None)
-    out = add("Gemm", [act, w2, b2], (elems, 1) if elems else None)
-    Rewriter(graph, "lower-nvmc").replace([node], "Reshape", [out, shape])
-
-
-def _neon_gemm(a, node: Node) -> tuple[int, int, int, int]:
-    return 2, a.numel(node, node.inputs[0]), int(a.g.consts[node.inputs[1]].shape[1]), 1
-
-
-def _neon_counts(a, node: Node, out: int) -> dict[str, int]:
-    h = int(a.g.consts[node.inputs[1]].shape[1])
-    return {"cmp": out * h, "add": out * (h + 1)}
-
-
-if "NeonApprox" not in NVMC_OPS:  # importing this module twice (reload in tests) must not fail
-    register_op("NeonApprox", verify=verify_neon, lower=lower_neon,
-                doc="a scalar function `fn` applied per element by a tiny ReLU network (w1, b1, w2, b2): NEON")
-register_mac_rule("nvmc.NeonApprox", _neon_gemm)
-register_count_rule("nvmc.NeonApprox", _neon_counts)
 
 
 # ------------------------------------------------------------------ the pass
@@ -338,15 +260,14 @@ class Neon(Pass):
                                 node=node)[1]
         x = node.inputs[0]
         t = graph.values[x].type
-        opset = graph.opsets.get("", 17)
         add = _Adder(graph, node, self.name, self.reduce == "crossbar")
         if node.op == "Softmax":
             axis = int(node.attrs.get("axis", -1)) % t.rank
             kept = tuple(1 if i == axis else d for i, d in enumerate(t.shape))
-            m = add.reduce("ReduceMax", x, [axis], TensorType(t.dtype, kept), opset)
+            m = add.reduce("ReduceMax", x, [axis], TensorType(t.dtype, kept))
             d = add("Sub", [x, m], t)
             e, m1 = self._approx(graph, d, "exp", rng, nets, node.name)
-            s = add.reduce("ReduceSum", e, [axis], TensorType(t.dtype, kept), opset)
+            s = add.reduce("ReduceSum", e, [axis], TensorType(t.dtype, kept))
             r, m2 = self._approx(graph, s, "reciprocal", (1.0, float(t.shape[axis])), nets, node.name)
             rw.replace([node], "Mul", [e, r])
             return m1 + m2
@@ -354,9 +275,9 @@ class Neon(Pass):
         axis = int(node.attrs.get("axis", -1)) % t.rank
         axes = list(range(axis, t.rank))
         kept = TensorType(t.dtype, tuple(1 if i >= axis else dim for i, dim in enumerate(t.shape)))
-        mean = add.reduce("ReduceMean", x, axes, kept, opset)
+        mean = add.reduce("ReduceMean", x, axes, kept)
         d = add("Sub", [x, mean], t)
-        var = add.reduce("ReduceMean", add("Mul", [d, d], t), axes, kept, opset)
+        var = add.reduce("ReduceMean", add("Mul", [d, d], t), axes, kept)
         eps = add.const("eps", np.array(float(node.attrs.get("epsilon", 1e-5)), np.float32))
         r, macs = self._approx(graph, add("Add", [var, eps], kept), "rsqrt", rng, nets, node.name)
         y = add("Mul", [add("Mul", [d, r], t), node.inputs[1]], t)
@@ -367,27 +288,18 @@ class Neon(Pass):
         return macs
 
 
-class _Adder:
+class _Adder(Lowering):
     """Adds the ONNX nodes of a decomposition, named after the node they stand for."""
 
     def __init__(self, graph: Graph, node: Node, pass_name: str, matmul_reduce: bool = False):
-        self.graph, self.node = graph, node
-        self.meta = {"rewritten_by": [pass_name], "neon_of": node.name}
+        super().__init__(node, graph, meta={"rewritten_by": [pass_name], "neon_of": node.name})
         self.matmul_reduce = matmul_reduce
 
-    def const(self, base: str, array: np.ndarray) -> str:
-        name = self.graph.fresh_name(f"{self.node.name}_{base}")
-        self.graph.add_const(name, array)
-        return name
+    __call__ = Lowering.add
 
-    def __call__(self, op: str, inputs: list[str], t: TensorType, attrs: dict[str, Any] | None = None) -> str:
-        name = self.graph.fresh_name(f"{self.node.name}_{op.lower()}")
-        self.graph.add_node(op, inputs, [name], attrs, name=name, types=[t], meta=dict(self.meta))
-        return name
-
-    def reduce(self, op: str, x: str, axes: list[int], t: TensorType, opset: int) -> str:
-        """A keepdims reduction over ``axes`` (as an input from opset 18, ReduceSum from 13), or
-        a MatMul with a constant [n, 1] column when it sums or averages the last axis only."""
+    def reduce(self, op: str, x: str, axes: list[int], t: TensorType) -> str:
+        """A keepdims reduction over ``axes``, or a MatMul with a constant [n, 1] column when it
+        sums or averages the last axis only."""
         rank = len(t.shape)
         if self.matmul_reduce and op in ("ReduceSum", "ReduceMean") and axes == [rank - 1]:
             n = int(self.graph.values[x].type.shape[-1])
@@ -397,7 +309,5 @@ class _Adder:
             self.graph.add_node("MatMul", [x, self.const("ones" if op == "ReduceSum" else "mean", column)], [name],
                                 name=name, types=[t], meta=dict(self.meta))
             return name
-        as_input = opset >= (13 if op == "ReduceSum" else 18)
-        if as_input:
-            return self(op, [x, self.const("axes", np.array(axes, np.int64))], t, {"keepdims": 1})
-        return self(op, [x], t, {"axes": axes, "keepdims": 1})
+        op, inputs, attrs = self.reduction(op, x, axes)
+        return self(op, inputs, t, attrs)

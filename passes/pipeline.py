@@ -84,16 +84,18 @@ def parse_pipeline(text: str | Pipeline, *, filename: str = "pipeline") -> Pipel
         raise _syntax_error(e, text, filename) from None
     known = registered_passes()
     specs = []
-    for spec_tree in tree.children:
-        if spec_tree is None:
-            continue
-        name_tok, options_tree = spec_tree.children
+    for name_tok, options_tree in _pairs(tree):
         name = str(name_tok)
         if name not in known:
             raise _error(text, filename, name_tok, f"unknown pass '{name}'{did_you_mean(name, known)}",
                          hint=_unknown_pass_hint(name))
         specs.append(PassSpec(name, _options(text, filename, name, options_tree)))
     return Pipeline(tuple(specs), source=text)
+
+
+def _pairs(tree: lark.Tree | None):
+    """The (first, second) children of each element of a pass list or option list, skipping empty ones."""
+    return [tuple(child.children) for child in (tree.children if tree else ()) if child is not None]
 
 
 def _unknown_pass_hint(name: str) -> str:
@@ -106,14 +108,9 @@ def _unknown_pass_hint(name: str) -> str:
 
 
 def _options(text: str, filename: str, pass_name: str, tree: lark.Tree | None) -> tuple[tuple[str, Any], ...]:
-    if tree is None:
-        return ()
     specs = {s.name: s for s in options_of(get_pass(pass_name))}
     out: dict[str, Any] = {}
-    for opt in tree.children:
-        if opt is None:
-            continue
-        key_tok, value_tok = opt.children
+    for key_tok, value_tok in _pairs(tree):
         key = str(key_tok)
         if key not in specs:
             hint = f"options of '{pass_name}': {', '.join(specs)}" if specs else f"'{pass_name}' takes no options"
@@ -137,15 +134,10 @@ def _convert(spec: OptionSpec, tok: lark.Token) -> Any:
         return json_string(raw)
     if spec.type is bool:
         return {"true": True, "false": False}.get(raw, raw)
-    if spec.type is int:
+    if spec.type is float or (spec.type is int and _INT.match(raw)):
         try:
-            return int(raw) if _INT.match(raw) else raw
-        except ValueError:  # more than 4300 digits: check() says what the option takes
-            return raw
-    if spec.type is float:
-        try:
-            return float(raw)
-        except ValueError:
+            return spec.type(raw)
+        except ValueError:  # not a number, or an int of more than 4300 digits: check() says what it takes
             return raw
     return raw
 

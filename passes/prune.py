@@ -12,9 +12,9 @@ from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import Annotation
 
 from .base import OptionError, Pass, PassResult, option, register_pass
-from .compression_common import (Weight, add_savings, check_layer_map, dequantized, find_weight, find_weights,
-                                 is_onnx, layer_value, measure_error, parse_layer_map, replace_const, sample_feeds,
-                                 set_shape, workload_totals)
+from .compression_common import (Weight, add_savings, along_axis, check_layer_map, dequantized, find_weight,
+                                 find_weights, is_onnx, layer_value, measure_error, parse_layer_map, replace_const,
+                                 sample_feeds, set_shape, workload_totals)
 
 
 @register_pass("prune", exact=False)
@@ -197,12 +197,7 @@ def _zero_of(graph: Graph, w: Weight, array: np.ndarray) -> np.ndarray | int:
     """What 'zero' is in ``w``'s constant: 0, or the zero point(s) of its codes."""
     if w.dq is None or len(w.dq.inputs) < 3 or not w.dq.inputs[2]:
         return 0
-    zp = graph.consts[w.dq.inputs[2]]
-    if zp.ndim == 1 and array.ndim > 1:
-        shape = [1] * array.ndim
-        shape[int(w.dq.attrs.get("axis", 1)) % array.ndim] = -1
-        zp = zp.reshape(shape)
-    return zp
+    return along_axis(graph.consts[w.dq.inputs[2]], w, array)
 
 
 def _annotate(graph: Graph, value: str, ann: Annotation) -> None:

@@ -32,6 +32,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 
 from nvmc.ir.graph import Graph, Node
+from nvmc.ir.lowering import redefine
 from nvmc.ir.types import TensorType
 
 from .base import Pass, PassError, PassResult
@@ -252,31 +253,8 @@ class Rewriter:
         return meta
 
     def _redefine(self, values: list[str], remove: list[Node], define: Callable[[dict[str, TensorType]], Any]):
-        """Remove ``remove`` and let ``define`` define ``values`` again under the same names.
-
-        Readers of ``values`` are detached first (their input set to '' for a moment) and
-        attached again afterwards, so they never see the values undefined."""
-        g = self.graph
-        removing = {id(n) for n in remove}
-        wanted = set(values)
-        types = {v: g.values[v].type for v in values}
-        readers: dict[int, tuple[Node, tuple[str, ...]]] = {}
-        for v in values:
-            for user in g.users(v):
-                if id(user) not in removing:
-                    readers.setdefault(id(user), (user, user.inputs))
-        outputs = list(g.outputs)
-        for user, inputs in readers.values():
-            user.inputs = tuple("" if x in wanted else x for x in inputs)
-        g.outputs = ["" if x in wanted else x for x in outputs]
-        try:
-            self._remove_all(remove)
-            result = define(types)
-        finally:
-            for user, inputs in readers.values():
-                user.inputs = inputs
-            g.outputs = outputs
-        return result
+        """Remove ``remove`` and let ``define`` define ``values`` again under the same names."""
+        return redefine(self.graph, values, remove, lambda: self._remove_all(remove), define)
 
     def _remove_all(self, nodes: list[Node]) -> None:
         g = self.graph
@@ -327,29 +305,3 @@ class PatternPass(Pass):
         result.changed = rw.rewrites > 0
         result.stats["nodes_rewritten"] = rw.rewrites
         return result
-
-
-class Lowering:
-    """Builds the ONNX nodes of one nvmc node's lowering (an op's ``lower`` function, see
-    nvmc.ir.ops). ``finish`` makes the last node define the nvmc node's result -- same value
-    name, type and metadata, through the Rewriter -- and removes the nvmc node."""
-
-    def __init__(self, node: Node, graph: Graph):
-        self.node, self.graph = node, graph
-        self.opset = graph.opsets.get("", 17)
-
-    def const(self, base: str, array: np.ndarray) -> str:
-        name = self.graph.fresh_name(f"{self.node.name}_{base}")
-        self.graph.add_const(name, array)
-        return name
-
-    def i64(self, base: str, values: Sequence[int]) -> str:
-        return self.const(base, np.array(values, dtype=np.int64))
-
-    def add(self, op: str, inputs: Sequence[str], type: TensorType, attrs: dict[str, Any] | None = None) -> str:
-        name = self.graph.fresh_name(f"{self.node.name}_{op.lower()}")
-        self.graph.add_node(op, inputs, [name], attrs, name=name, types=[type], meta={"lowered_from": self.node.name})
-        return name
-
-    def finish(self, op: str, inputs: Sequence[str], attrs: dict[str, Any] | None = None) -> None:
-        Rewriter(self.graph, "lower-nvmc").replace([self.node], op, list(inputs), attrs)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nvmc.ir import csc
 from nvmc.ir.graph import Graph
 from nvmc.ir.types import Annotation
 
@@ -89,7 +90,7 @@ class ShareWeights(Pass):
             nonzero = np.count_nonzero(shared)
             if nonzero * (index_bits + self.rel_bits) < array.size * index_bits:  # else csc cannot be smaller
                 entries, columns = csc_entries(shared, w.out_axis, self.rel_bits)
-                if entries * (index_bits + self.rel_bits) / 8 + (columns + 1) * 4 < dense:
+                if csc.storage_bits(entries, columns, index_bits, self.rel_bits) / 8 < dense:
                     form = "csc"
             graph.set_const(w.const, shared)
             ann = Annotation.of("codebook", {"clusters": int(book.size), "index_bits": index_bits, "format": form,

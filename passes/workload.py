@@ -24,8 +24,7 @@
   annotation overrides the element type's size), or for a weight shared through a
   ``#codebook<..>`` (share-weights) its indices at ``index_bits`` plus the codebook, in the
   annotated ``format``: ``dense`` (one index per element) or ``csc`` (EIE's compressed
-  sparse columns: one index + a ``rel_bits`` relative row index per non-zero, a padding
-  entry per run of 2^rel_bits zeros, a 32-bit pointer per column);
+  sparse columns, defined in nvmc/ir/csc.py);
   ``weight_density``: their non-zero fraction; ``codebook_bytes``: the codebooks' share
   of ``weight_bytes``;
 * ``input_bytes`` (non-constant inputs) and ``output_bytes`` (outputs that are read) at
@@ -70,11 +69,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from nvmc.ir import csc
 from nvmc.ir.dataout import json_text
+from nvmc.ir.dialect import op_def
 from nvmc.ir.kinds import (CONTROL_OPS, GATHER_OPS, KIND, NODE_KINDS, NONMAC_KINDS, REDUCTION_OPS,  # noqa: F401
                            SIMPLE_KINDS, TRANSCENDENTAL_KINDS, VIEW_OPS)
 from nvmc.ir.errors import ShapeError, VerifyError
@@ -315,7 +316,8 @@ class _Analyzer:
                         act_bits[i] = 8 * stored.get(v, _elem_bytes(t))
             if op in MOVE_OPS and op not in _METADATA_OPS and cache.intersection(node.inputs):   # moved, appended to
                 cache.update(o for o in node.outputs if o)
-            precision = _PRECISION_RULES.get(op)
+            opdef = None if onnx_op else op_def(op)  # an nvmc op: its counting rules are on its definition
+            precision = opdef.precision if opdef is not None else None
             if precision is not None and (bits := precision(node)):
                 act_bits[i] = bits  # the op requantises its activations itself (nvmc.WinogradConv quant=...)
             if total:
@@ -324,7 +326,7 @@ class _Analyzer:
             if node.op in GATHER_OPS and onnx_op and weight_bytes[i] and total:
                 # a lookup reads the rows its indices select, at the table's precision
                 weight_read[i] = min(weight_bytes[i], self.numel(node, node.outputs[0]) * weight_bytes[i] / total)
-            rule = _MAC_RULES.get(op)  # ONNX ops by name, other domains by qualified name
+            rule = _MAC_RULES.get(op) if opdef is None else opdef.macs
             if rule is not None:
                 dims = [int(d) for d in rule(self, node)]
                 _check_count(node, "MAC count", math.prod(dims))
@@ -335,10 +337,10 @@ class _Analyzer:
             elif op in _BIAS_OPS:
                 b = _BIAS_OPS[op]
                 scale[i] = 1 if len(node.inputs) > b and node.inputs[b] else 0
-            elif callable(_NONMAC.get(op)):
-                for kind, count in _NONMAC[op](self, node, int(out_numel[i])).items():
+            elif callable(count_rule := _count_rule(op)):
+                for kind, count in count_rule(self, node, int(out_numel[i])).items():
                     special[i, _KIND_INDEX[kind]] += _check_count(node, f"'{kind}' op count", int(count))
-            elif op not in _NONMAC and op not in MOVE_OPS and rule is None:
+            elif count_rule is None and op not in MOVE_OPS and rule is None:
                 self._no_rule[op] = self._no_rule.get(op, 0) + 1
         # per-element rules, vectorised: coefficient row of each node's op x elements x scale
         unique_ops = sorted(set(op_keys))
@@ -396,28 +398,92 @@ class _Analyzer:
             return array.size * index_bits / 8 + book, book
         rel_bits = int(cb.get("rel_bits", 4))
         entries, columns = csc_entries(array, int(cb.get("axis", 0)), rel_bits)
-        return entries * (index_bits + rel_bits) / 8 + (columns + 1) * 4 + book, book
+        return csc.storage_bits(entries, columns, index_bits, rel_bits) / 8 + book, book
 
 
 def csc_entries(array: np.ndarray, axis: int, rel_bits: int) -> tuple[int, int]:
-    """(entries, columns) of EIE's compressed sparse column form of a weight whose output
-    channels lie on ``axis``: the matrix is [outputs, inputs] and each column (one input)
-    lists its non-zeros, each with the number of zeros before it in ``rel_bits`` bits; a run
-    of 2^rel_bits or more zeros takes a padding (zero) entry per 2^rel_bits zeros."""
-    array = np.asarray(array)
-    rows = array.shape[axis] if array.ndim else 1
-    columns = array.size // max(rows, 1)
-    # column-major order = the rows of the [inputs, outputs] matrix, flattened
-    flat = np.moveaxis(array, axis % max(array.ndim, 1), -1).reshape(columns, rows) if array.ndim else array.reshape(1, 1)
-    position = np.flatnonzero(flat)
-    if position.size == 0:
-        return 0, columns
-    row = position % rows
-    previous = np.empty_like(position)
-    previous[0], previous[1:] = -1, position[:-1]
-    first = (position - row) > previous  # the first non-zero of its column
-    gap = np.where(first, row, position - previous - 1)
-    return int(position.size + np.sum(gap >> rel_bits)), columns
+    """(entries, columns) of the weight ``array`` in EIE's CSC format (nvmc/ir/csc.py), its
+    output channels on ``axis``."""
+    matrix = csc.as_matrix(array, axis)
+    return csc.entries(matrix, rel_bits), matrix.shape[1]
+
+
+def weight_columns(graph: Graph, workload: Workload, pes: Iterable[int] = ()) -> dict[str, np.ndarray]:
+    """The columns a sparse engine reads off a MAC node's weight values (0 where it has none):
+
+    * ``weight_index_bits``: bits of a stored weight's code: the ``#codebook`` index bits of a
+      shared weight, else its ``#quant`` bits, else its element bits;
+    * ``csc_rel_bits``: the ``#codebook`` relative-index bits (EIE: 4; 4 when not annotated);
+    * ``weight_nonzeros``: non-zeros of the weight matrix (bias excluded);
+    * per P in ``pes``, the :func:`nvmc.ir.csc.pe_columns` pair: the weight in EIE's CSC format
+      over P PEs (nvmc/ir/csc.py), the busiest PE's entries and all PEs' entries. Counted on the
+      actual weights, so load imbalance and padding are the data's, not an assumption.
+    """
+    from .compression_common import find_weights
+
+    n = len(workload)
+    index = {name: i for i, name in enumerate(workload.names)}
+    bits, rel = np.zeros(n), np.full(n, 4.0)
+    matrices: dict[int, np.ndarray] = {}
+    for w in find_weights(graph)[0]:
+        i = index.get(w.node.name)
+        if i is None:
+            continue
+        t = graph.values[w.const].type
+        cb = t.annotation("codebook") if t.annotations else None
+        quant = t.annotation("quant") if t.annotations else None
+        if cb is not None:
+            bits[i] = float(cb.get("index_bits"))
+            rel[i] = float(cb.get("rel_bits", 4))
+        elif quant is not None and quant.get("bits") is not None:
+            bits[i] = float(quant.get("bits"))
+        else:
+            bits[i] = 8.0 * graph.consts[w.const].dtype.itemsize
+        matrices[i] = csc.as_matrix(graph.consts[w.const], w.out_axis)
+    columns = {"weight_index_bits": bits,
+               "weight_nonzeros": np.array([_nonzeros(matrices[i]) if i in matrices else 0 for i in range(n)],
+                                           dtype=np.float64),
+               "csc_rel_bits": rel}
+    for p in sorted(set(pes)):
+        top, total = np.zeros(n), np.zeros(n)
+        for i, per_pe in _pe_entries_batched(matrices, rel, p).items():
+            top[i], total[i] = per_pe.max(), per_pe.sum()
+        columns.update(zip(csc.pe_columns(p), (top, total)))
+    return columns
+
+
+def _fill(matrix: np.ndarray) -> float | None:
+    """The value of a weight stored as one value broadcast over its shape (a ConstantOfShape fill of
+    the onnx zoo's light models: every stride 0), else None."""
+    return float(matrix.flat[0]) if matrix.size and not any(matrix.strides) else None
+
+
+def _nonzeros(matrix: np.ndarray) -> int:
+    value = _fill(matrix)
+    return int(np.count_nonzero(matrix)) if value is None else (matrix.size if value != 0 else 0)
+
+
+def _pe_entries_batched(matrices: dict[int, np.ndarray], rel: np.ndarray, pes: int,
+                        batch_elements: int = 1 << 14) -> dict[int, np.ndarray]:
+    """:func:`nvmc.ir.csc.pe_entries` of every matrix (node index -> matrix): a dense one (no zeros,
+    so no gaps) holds one entry per element, rows dealt round-robin to the PEs; sparse ones are
+    stacked by shape, in batches that stay in cache."""
+    groups: dict[tuple, list[int]] = {}
+    out: dict[int, np.ndarray] = {}
+    for i, m in matrices.items():
+        rows, cols = m.shape
+        if _fill(m) == 0:
+            out[i] = np.zeros(pes, dtype=np.int64)
+        elif _nonzeros(m) == m.size:
+            out[i] = (rows // pes + (np.arange(pes) < rows % pes)).astype(np.int64) * cols
+        else:
+            groups.setdefault((m.shape, int(rel[i])), []).append(i)
+    for (shape, rel_bits), members in groups.items():
+        step = max(1, batch_elements // max(1, math.prod(shape)))
+        for s in range(0, len(members), step):
+            chunk = members[s:s + step]
+            out.update(zip(chunk, csc.pe_entries(np.stack([matrices[i] for i in chunk]), pes, rel_bits)))
+    return out
 
 
 def _quant_folding(g: Graph) -> tuple[set[str], dict[str, tuple[str, str, str, int]], dict[str, float]]:
@@ -463,11 +529,11 @@ def _quant_folding(g: Graph) -> tuple[set[str], dict[str, tuple[str, str, str, i
 
 def _node_kind(op: str, onnx_op: bool, has_macs: bool) -> int:
     """The ``kind`` code of a node (see NODE_KINDS): ``op`` is its ONNX name, or its qualified
-    name in another domain (whose count rules may register it as elementwise)."""
+    name in another domain (an nvmc op with a count rule is elementwise)."""
     if has_macs:
         return KIND["mac"]
     if not onnx_op:
-        return KIND["elementwise"] if op in _NONMAC else KIND["other"]
+        return KIND["elementwise"] if _count_rule(op) is not None else KIND["other"]
     onnx_op = op
     if onnx_op in VIEW_OPS:
         return KIND["view"]
@@ -499,7 +565,7 @@ def _coefficients(op: str, unknown: bool) -> list[int]:
     elif op in _BIAS_OPS:
         rule = {"add": 1}
     else:
-        rule = _NONMAC.get(op)
+        rule = _count_rule(op)
         rule = rule if isinstance(rule, dict) else {}
     return [rule.get(kind, 0) for kind in NONMAC_KINDS]
 
@@ -588,7 +654,6 @@ _MAC_RULES: dict[str, Callable[[_Analyzer, Node], tuple[int, int, int, int]]] = 
     "Gemm": _gemm, "MatMul": _matmul, "MatMulInteger": _matmul, "QLinearMatMul": _matmul,
     "Einsum": _einsum, "RNN": _rnn, "GRU": _rnn, "LSTM": _rnn,
 }
-_PRECISION_RULES: dict[str, Callable[[Node], int | None]] = {}  # register_precision_rule
 _BIAS_OPS = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2, "QLinearConv": 8}
 
 
@@ -684,32 +749,15 @@ _NONMAC: dict[str, dict[str, int] | Callable[[_Analyzer, Node, int], dict[str, i
 }
 
 
-# ------------------------------------------------------- extension hooks
-def register_count_rule(op: str, rule: dict[str, int] | Callable[[Any, Node, int], dict[str, int]]) -> None:
-    """Teach the analysis the non-MAC counts of ``op`` (an nvmc-domain op by its qualified
-    name, e.g. ``"nvmc.Bind"``): a dict of counts per output element, or a function
-    ``(analyzer, node, output_elements) -> counts by kind`` (``analyzer.shape(node, v)`` and
-    ``analyzer.numel(node, v)`` read value shapes). Replaces any rule ``op`` had."""
-    unknown = set(rule) - set(NONMAC_KINDS) if isinstance(rule, dict) else set()
-    if unknown:
-        raise ValueError(f"count rule of '{op}': unknown kinds {sorted(unknown)} (kinds: {', '.join(NONMAC_KINDS)})")
-    _NONMAC[op] = rule
+# ------------------------------------------------------- nvmc ops
+def _count_rule(op: str):
+    """The non-MAC rule of ``op``: an ONNX op's from ``_NONMAC``, an nvmc op's (qualified name)
+    from its definition (nvmc.ir.dialect), None where there is none."""
+    opdef = op_def(op)
+    return _NONMAC.get(op) if opdef is None else opdef.counts
 
 
 def has_mac_rule(op: str) -> bool:
-    """Whether ``op`` (qualified: ``nvmc.WinogradConv``) was taught its MACs by a rule."""
-    return op in _MAC_RULES
-
-
-def register_precision_rule(op: str, rule: Callable[[Node], int | None]) -> None:
-    """Teach the analysis the precision ``op`` computes its MACs at on the activation side when
-    the op sets it itself (``rule(node)``: bits, or None for that of its first run-time input):
-    nvmc.WinogradConv with ``quant`` multiplies requantised ``bits``-bit codes of a float input."""
-    _PRECISION_RULES[op] = rule
-
-
-def register_mac_rule(op: str, rule: Callable[[Any, Node], tuple[int, int, int, int]]) -> None:
-    """Teach the analysis the MACs of ``op`` as a batch of GEMMs: ``rule(analyzer, node)``
-    returns (gemm_batch, M, N, K), so ``macs = batch * M * N * K`` (see the module doc).
-    Replaces any rule ``op`` had."""
-    _MAC_RULES[op] = rule
+    """Whether ``op`` (qualified: ``nvmc.WinogradConv``) has a rule for its MACs."""
+    opdef = op_def(op)
+    return op in _MAC_RULES if opdef is None else opdef.macs is not None

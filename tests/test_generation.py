@@ -256,7 +256,7 @@ def test_batch_counts_every_sequence(proto):
 def test_fill_weights_count_as_their_materialised_copies():
     # a zoo "light" weight is one value broadcast over its shape: its non-zeros and EIE's CSC entries
     # per PE are read from the value, without walking millions of elements, and equal the copy's
-    from nvmc.calibrate import _nonzeros, _pe_entries_batched
+    from nvmc.passes.workload import _nonzeros, _pe_entries_batched
 
     for value in (0.02, 0.0):
         fill = np.broadcast_to(np.float32(value), (300, 70))

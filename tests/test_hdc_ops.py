@@ -1,4 +1,4 @@
-"""nvmc HDC ops (passes/hdc_ops.py): verifier, ONNX lowering run in onnxruntime, text form,
+"""nvmc HDC ops (ir/dialect/hdc.py): verifier, ONNX lowering run in onnxruntime, text form,
 workload counts (hand-computed)."""
 
 from __future__ import annotations

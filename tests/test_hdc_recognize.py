@@ -3,28 +3,35 @@ onnxruntime (numerics harness), idempotence, and the example model and corpus.""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import nvmc
 from nvmc.harness import check_pipeline
 from nvmc.passes import run_pipeline
+from nvmc.validate import nets
 
 from conftest import REPO, run_nvmc
 
-sys.path.insert(0, str(REPO / "examples" / "hdc"))
-hdc = importlib.import_module("hdc_model")
+CORPUS = REPO / "examples" / "hdc" / "corpus"
+
+
+def hdc_model(im, am, **shape) -> onnx.ModelProto:
+    """The example's classifier graph (nets.hdc_query), checked by onnx."""
+    model = nets.hdc_query(im, am, **shape)
+    onnx.checker.check_model(model)
+    return model
 
 
 def small_model(dim=128, length=12, n=3, classes=3, batch=2):
     rng = np.random.default_rng(0)
-    im = rng.integers(0, 2, (len(hdc.ALPHABET), dim)).astype(bool)
+    im = rng.integers(0, 2, (len(nets.HDC_ALPHABET), dim)).astype(bool)
     am = rng.integers(0, 2, (classes, dim)).astype(bool)
-    return hdc.build_onnx(im, am, length=length, n=n, batch=batch), im, am
+    return hdc_model(im, am, length=length, n=n, batch=batch), im, am
 
 
 def ops_of(graph) -> list[str]:
@@ -55,9 +62,9 @@ def test_recognised_model_matches_the_numpy_reference():
     import onnxruntime as ort
 
     session = ort.InferenceSession(nvmc.export(g).SerializeToString(), providers=["CPUExecutionProvider"])
-    idx = np.random.default_rng(5).integers(0, len(hdc.ALPHABET), (2, 12))
+    idx = np.random.default_rng(5).integers(0, len(nets.HDC_ALPHABET), (2, 12))
     lang, dist = session.run(None, {"text": idx})
-    ref_lang, ref_dist = hdc.reference(idx, im, am, 3)
+    ref_lang, ref_dist = nets.hdc_reference(idx, im, am, 3)
     assert np.array_equal(lang, ref_lang) and np.array_equal(dist, ref_dist)
 
 
@@ -133,8 +140,8 @@ def test_explain_pass_cli(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained():
-    train, test = hdc.load_corpus()
-    im, am, langs = hdc.train(train, 10_000, 4)
+    train, test = nets.hdc_corpus(CORPUS)
+    im, am, langs = nets.hdc_train(train, 10_000, 4)
     return im, am, langs, test
 
 
@@ -144,8 +151,8 @@ def test_language_recognition_accuracy_on_held_out_text(trained):
     assert len(langs) >= 5
     correct = total = 0
     for i, code in enumerate(langs):
-        ws = hdc.windows(test[code], 100)
-        pred, _ = hdc.reference(np.stack([hdc.symbols(w) for w in ws]), im, am, 4)
+        ws = nets.hdc_windows(test[code], 100)
+        pred, _ = nets.hdc_reference(np.stack([nets.hdc_symbols(w) for w in ws]), im, am, 4)
         correct += int(np.sum(pred == i))
         total += len(ws)
     assert total >= 50 and correct / total >= 0.9
@@ -155,11 +162,11 @@ def test_exported_model_agrees_with_numpy_exactly(trained):
     im, am, langs, test = trained
     import onnxruntime as ort
 
-    model = hdc.build_onnx(im, am, length=100, n=4, batch=4)
+    model = hdc_model(im, am, length=100, n=4, batch=4)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    idx = np.stack([hdc.symbols(hdc.windows(test[c], 100)[0]) for c in langs[:4]])
+    idx = np.stack([nets.hdc_symbols(nets.hdc_windows(test[c], 100)[0]) for c in langs[:4]])
     lang, dist = session.run(None, {"text": idx})
-    ref_lang, ref_dist = hdc.reference(idx, im, am, 4)
+    ref_lang, ref_dist = nets.hdc_reference(idx, im, am, 4)
     assert np.array_equal(lang, ref_lang) and np.array_equal(dist, ref_dist)
     assert list(lang) == [0, 1, 2, 3]
 

@@ -271,8 +271,8 @@ def test_example_prints_nvmc_beside_the_paper():
     assert "best case of the sweep" in proc.stdout and "busy interconnect" in proc.stdout
 
 
-def test_count_rule_hook_refuses_unknown_kinds():
-    from nvmc.passes.workload import register_count_rule
+def test_an_op_definition_refuses_unknown_count_kinds():
+    from nvmc.ir.ops import OpDef
 
     with pytest.raises(ValueError, match="unknown kinds \\['sin'\\]"):
-        register_count_rule("nvmc.Nothing", {"sin": 1})
+        OpDef("Nothing", "", (), verify=lambda n, g: None, lower=lambda n, g: None, counts={"sin": 1})

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -13,6 +10,7 @@ import nvmc
 from nvmc.harness import check_pipeline
 from nvmc.ir import Graph, TensorType
 from nvmc.passes import make_pass, run_pipeline
+from nvmc.validate.nets import canonicalize_chain
 
 RNG = np.random.default_rng(0)
 F32 = TensorProto.FLOAT
@@ -237,11 +235,7 @@ def test_canonicalize_reaches_a_fixed_point_on_the_example_cnn(example_models):
 
 
 def test_canonicalize_on_the_benchmark_graph():
-    spec = importlib.util.spec_from_file_location(
-        "bench_passes", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_passes.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    g = bench.generated_graph(500)
+    g = canonicalize_chain(500)  # benchmarks/bench_passes.py's graph
     g2, result, report = check_pipeline(g, "canonicalize")
     assert len(g2) == 200  # 10 nodes a block -> Conv, Relu, Add, Reshape
     assert report.max_rel_err < 1e-5

@@ -99,7 +99,7 @@ def test_resume_skips_done_points(tmp_path, monkeypatch):
 @pytest.mark.parametrize("table, message", [
     ("[generate]\nprompt = 32\n", "[generate] needs tokens"),
     ("[generate]\nprompt = 32\ntokens = 16\nsample = 4\n", "did you mean 'samples'"),
-    ("[generate]\nprompt = 32\ntokens = \"16\"\n", "tokens = '16': must be a whole number"),
+    ("[generate]\nprompt = 32\ntokens = \"16\"\n", "tokens = '16': expected a whole number"),
     ("[generate]\nprompt = 0\ntokens = 16\n", "prompt and tokens must be at least 1"),
     ("[generate]\nprompt = 4\ntokens = 16\nsamples = 1\n", "samples at least 2"),
     ("generate = 5\n", "must be a table"),

@@ -18,21 +18,46 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from nvmc.ir.files import atomic_write
+from nvmc.ir.units import prefixed
 
-# The totals a report shows, in order: key, label, unit (lower is better, but throughput).
+@dataclass(frozen=True)
+class Metric:
+    """A total of an estimate: how reports show it and how ``--budget`` names and bounds it."""
+
+    name: str                  # its name in --budget
+    total: str                 # key of Estimate.totals
+    label: str                 # as reports show it
+    unit: str                  # the SI unit of the totals value, as printed
+    units: Mapping[str, float] = field(default_factory=dict)  # --budget spellings -> factor to the SI value
+    example: str = ""          # a --budget value, for hints
+    spellings: str = ""        # the --budget units a hint lists
+    upper: bool = True         # a cost, bounded above; False: a rate (throughput), bounded below
+    bare: bool = False         # --budget takes a number without unit
+
+
+_AREA_UNITS = {"mm2": 1.0, "mm^2": 1.0, "mm²": 1.0, "um2": 1e-6, "um^2": 1e-6, "µm2": 1e-6, "µm²": 1e-6,
+               "cm2": 100.0, "cm^2": 100.0, "cm²": 100.0}
+_THROUGHPUT_UNITS = {"": 1.0, "/s": 1.0, "ips": 1.0, "inf/s": 1.0, "k/s": 1e3, "kips": 1e3, "kinf/s": 1e3,
+                     "M/s": 1e6, "Mips": 1e6}
+
+# The totals a report shows, in order (nvmc.budget indexes the same table by name).
 METRICS = (
-    ("latency_s", "latency", "s"),
-    ("throughput_ips", "throughput", "inf/s"),
-    ("energy_j", "energy", "J"),
-    ("energy_per_inference_j", "energy / inference", "J"),
-    ("edp_js", "EDP", "J·s"),
-    ("area_mm2", "area (modelled parts)", "mm²"),
+    Metric("latency", "latency_s", "latency", "s", prefixed("s"), "5ms", "s, ms, us, ns"),
+    Metric("throughput", "throughput_ips", "throughput", "inf/s", _THROUGHPUT_UNITS, "1000/s",
+           "/s, k/s, M/s or a bare number", upper=False, bare=True),
+    Metric("energy", "energy_j", "energy", "J", prefixed("J"), "2mJ", "J, mJ, uJ, nJ"),
+    Metric("energy_per_inference", "energy_per_inference_j", "energy / inference", "J", prefixed("J"), "50uJ",
+           "J, mJ, uJ, nJ"),
+    Metric("edp", "edp_js", "EDP", "J·s", prefixed("Js", ("J*s", "J·s", "J.s")), "1uJs", "Js, mJs, uJs, nJs"),
+    Metric("area", "area_mm2", "area (modelled parts)", "mm²", _AREA_UNITS, "10mm2", "mm2, um2, cm2"),
 )
+MACS = Metric("macs", "macs", "MACs", "MAC")  # shown beside them; no budget takes it
 
 if TYPE_CHECKING:
     from nvmc.backends import Estimate, Target
@@ -89,8 +114,12 @@ def parameters_of(target: "Target") -> list[dict[str, Any]]:
     except NvmcError as e:
         return [{"key": "(unavailable)", "value": "", "kind": "error", "note": e.message, "file": target.source,
                  "formula": ""}]
-    return [{"key": p.key, "value": p.value, "kind": p.kind, "note": p.note, "file": p.origin, "formula": p.formula}
-            for p in params]
+    return [parameter_row(p) for p in params]
+
+
+def parameter_row(p) -> dict[str, Any]:
+    """One cost-model parameter as ``nvmc explain --json`` and the HTML report list it."""
+    return {"key": p.key, "value": p.value, "kind": p.kind, "note": p.note, "file": p.origin, "formula": p.formula}
 
 
 @lru_cache(maxsize=1)

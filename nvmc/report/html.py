@@ -28,10 +28,10 @@ import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from nvmc.render import binary, si
-from nvmc.report import METRICS
+from nvmc.report import MACS, METRICS
 
 MAX_LAYERS = 200       # layers drawn in the per-layer plots (the costliest, in graph order)
 TICK_LABELS = 60       # up to this many layers, the x axis names them
@@ -110,7 +110,7 @@ def render_html(report: Mapping[str, Any], parameters: Mapping[str, list] | None
                 "target is lower. Throughput is a rate, so there above 1 is better.") + _div(fig)))
     if report.get("budgets"):
         sections.append(("budgets", "Budgets", _budget_table(report["budgets"])))
-    colors = _Palette()
+    colors = _palette()
     fig = _component_figure(estimates, "energy_j", "J", "energy by component", colors)
     if fig:
         figures.append(fig)
@@ -224,7 +224,7 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _fmt(key: str, value: Any, unit: str) -> str:
+def _fmt(value: Any, unit: str) -> str:
     if not _finite(value):
         return "—"
     if unit == "mm²":
@@ -267,17 +267,18 @@ def _summary_table(estimates: list[Mapping[str, Any]], ratios: Mapping[str, Mapp
     head = ["metric", *(e["target"]["name"] for e in estimates), *(f"{e['target']['name']} ÷ {base}"
                                                                    for e in estimates[1:])]
     rows = []
-    for key, label, unit in (*METRICS, ("macs", "MACs", "MAC")):
-        cells = [_fmt(key, e["totals"].get(key), unit) if e["totals"].get(key) is not None or key != "area_mm2"
-                 or not e.get("ok", True) else "not modelled" for e in estimates]
+    for m in (*METRICS, MACS):
+        cells = [_fmt(e["totals"].get(m.total), m.unit) if e["totals"].get(m.total) is not None
+                 or m.total != "area_mm2" or not e.get("ok", True) else "not modelled" for e in estimates]
         for e in estimates[1:]:
-            r = ratios.get(e["target"]["name"], {}).get(key)
+            r = ratios.get(e["target"]["name"], {}).get(m.total)
             cells.append(f"{r:.3g}×" if _finite(r) else "—")
-        rows.append(f'<tr><td class="l">{esc(label)}</td>' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+        rows.append(f'<tr><td class="l">{esc(m.label)}</td>' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
     for key, label in (("costed", "precision costed"), ("model", "model precision")):
         cells = [e.get("precision", {}).get(key, "—") for e in estimates] + ["" for _ in estimates[1:]]
         rows.append(f'<tr><td class="l">{esc(label)}</td>' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    scopes = [f'<p class="scope"><b>{esc(e["target"]["name"])}</b> energy covers: {esc(e.get("scope", {}).get("label", "?"))}'
+    scopes = [f'<p class="scope"><b>{esc(e["target"]["name"])}</b> energy covers: '
+              f'{esc(e.get("scope", {}).get("label", "?"))}'
               + (f'; not modelled: {esc(e["scope"]["excludes"])}' if e.get("scope", {}).get("excludes") else "")
               + "</p>" for e in estimates]
     if len({e.get("scope", {}).get("label") for e in estimates}) > 1:
@@ -293,17 +294,15 @@ def _summary_table(estimates: list[Mapping[str, Any]], ratios: Mapping[str, Mapp
 
 
 def _budget_table(budgets: Sequence[Mapping[str, Any]]) -> str:
-    from nvmc.budget import METRICS as BUDGET_METRICS
-
+    units = {m.name: m.unit for m in METRICS}
     rows = []
     for b in budgets:
-        spec = BUDGET_METRICS.get(b["metric"])
-        unit = spec.unit if spec else ""
+        unit = units.get(b["metric"], "")
         bound = "≤" if b.get("bound") == "max" else "≥"
         state = "ok" if b["ok"] else ("does not fit" if b.get("value") is None else "EXCEEDED")
         rows.append(f'<tr class="{"good" if b["ok"] else "bad"}"><td class="l">{esc(b["target"])}</td>'
-                    f'<td class="l">{esc(b["metric"])}</td><td>{esc(_fmt("", b.get("value"), unit))}</td>'
-                    f'<td>{bound} {esc(_fmt("", b["limit"], unit))}</td><td class="l">{esc(state)}</td></tr>')
+                    f'<td class="l">{esc(b["metric"])}</td><td>{esc(_fmt(b.get("value"), unit))}</td>'
+                    f'<td>{bound} {esc(_fmt(b["limit"], unit))}</td><td class="l">{esc(state)}</td></tr>')
     broken = sum(1 for b in budgets if not b["ok"])
     verdict = f"{broken} of {len(budgets)} budget checks failed" if broken else "every budget is kept"
     return (_caption(f"From <code>--budget</code>: {esc(verdict)} (the CLI exits 3 when one is exceeded).")
@@ -328,9 +327,9 @@ def _top_table(estimates: list[Mapping[str, Any]], top: int) -> str:
         comps = {k: v for k, v in x.get("latency_by_component_s", {}).items() if _finite(v)}
         units = {k: v for k, v in comps.items() if k != "overhead"}
         bound = max(units, key=units.get) if units and max(units.values()) > 0 else "—"
-        cells = [str(i), x["name"], x["op"], si(x["macs"], ""), _fmt("", x["latency_s"], "s"),
-                 f"{100 * lat[i] / total:.1f}%", _fmt("", x["energy_j"], "J"), bound,
-                 *(_fmt("", e["layers"][i]["latency_s"], "s") for e in others)]
+        cells = [str(i), x["name"], x["op"], si(x["macs"], ""), _fmt(x["latency_s"], "s"),
+                 f"{100 * lat[i] / total:.1f}%", _fmt(x["energy_j"], "J"), bound,
+                 *(_fmt(e["layers"][i]["latency_s"], "s") for e in others)]
         rows.append("<tr>" + "".join(f'<td class="{"l" if c in (1, 2, 7) else ""}">{esc(v)}</td>'
                                      for c, v in enumerate(cells)) + "</tr>")
     th = "".join(f'<th class="{"l" if c in (1, 2, 7) else ""}">{esc(h)}</th>' for c, h in enumerate(head))
@@ -339,17 +338,14 @@ def _top_table(estimates: list[Mapping[str, Any]], top: int) -> str:
             + f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-def _param_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
 def _param_tables(estimates: list[Mapping[str, Any]], parameters: Mapping[str, list]) -> str:
     parts = [_caption("Every number each target's cost model uses: <span class='kind-source'>source</span> "
                       "(cited), <span class='kind-derived'>derived</span> (computed from cited numbers), "
                       "<span class='kind-assumed'>assumed</span> (no source; the reason is given), or set by the "
                       "target file, <code>--set</code> or a default. The same as <code>nvmc explain</code>.")]
+    def value(v: Any) -> str:
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+
     for i, e in enumerate(estimates):
         name = e["target"]["name"]
         rows = parameters.get(name)
@@ -358,7 +354,7 @@ def _param_tables(estimates: list[Mapping[str, Any]], parameters: Mapping[str, l
             continue
         assumed = sum(1 for r in rows if r.get("kind") == "assumed")
         body = "".join(
-            f'<tr><td class="l"><code>{esc(r.get("key", ""))}</code></td><td>{esc(_param_value(r.get("value", "")))}'
+            f'<tr><td class="l"><code>{esc(r.get("key", ""))}</code></td><td>{esc(value(r.get("value", "")))}'
             f'</td><td class="l kind-{esc(r.get("kind", ""))}">{esc(r.get("kind", ""))}</td>'
             f'<td class="note">{esc(r.get("note", ""))}'
             + (f'<br><small>formula: <code>{esc(r["formula"])}</code></small>' if r.get("formula") else "")
@@ -384,18 +380,14 @@ def _notes(estimates: list[Mapping[str, Any]]) -> str:
 
 
 # ------------------------------------------------------------------ figures
-class _Palette:
+def _palette() -> Callable[[str], str]:
     """One colour per component name, the same in every plot of a page."""
-
-    def __init__(self) -> None:
-        self.colors: dict[str, str] = {}
-
-    def __call__(self, name: str) -> str:
-        return self.colors.setdefault(name, _color(len(self.colors)))
+    colors: dict[str, str] = {}
+    return lambda name: colors.setdefault(name, _color(len(colors)))
 
 
 def _component_figure(estimates: list[Mapping[str, Any]], key: str, unit: str, title: str,
-                      colors: _Palette) -> dict | None:
+                      colors: Callable[[str], str]) -> dict | None:
     """One stacked horizontal bar per target, split by the components of breakdown[key].
 
     Buttons switch between absolute values and each target's shares (targets of different
@@ -417,7 +409,7 @@ def _component_figure(estimates: list[Mapping[str, Any]], key: str, unit: str, t
         raw = [e["breakdown"][key].get(c) for e in ok]
         if not any(_finite(v) and v > 0 for v in raw):
             continue
-        text = [_fmt("", v, unit) for v in raw]
+        text = [_fmt(v, unit) for v in raw]
         base = {"type": "bar", "orientation": "h", "name": esc(c), "y": targets, "customdata": text,
                 "marker": {"color": colors(c)}, "legendgroup": esc(c)}
         absolute.append({**base, "x": [v * factor if _finite(v) else None for v in raw], "visible": same,
@@ -440,15 +432,14 @@ def _component_figure(estimates: list[Mapping[str, Any]], key: str, unit: str, t
 
 
 def _ratio_figure(estimates: list[Mapping[str, Any]], ratios: Mapping[str, Mapping[str, Any]]) -> dict | None:
-    keys = [(k, label) for k, label, _ in METRICS]
     data = []
     for i, e in enumerate(estimates[1:], start=1):
         r = ratios.get(e["target"]["name"], {})
-        ys = [r.get(k) if _finite(r.get(k)) and r.get(k) > 0 else None for k, _ in keys]
+        ys = [r.get(m.total) if _finite(r.get(m.total)) and r.get(m.total) > 0 else None for m in METRICS]
         if not any(y is not None for y in ys):
             continue
         data.append({"type": "bar", "name": f"{esc(e['target']['name'])} ÷ {esc(estimates[0]['target']['name'])}",
-                     "x": [label for _, label in keys], "y": [y - 1 if y is not None else None for y in ys], "base": 1,
+                     "x": [m.label for m in METRICS], "y": [y - 1 if y is not None else None for y in ys], "base": 1,
                      "customdata": ys, "marker": {"color": _color(i)},
                      "text": [f"{y:.3g}×" if y is not None else "" for y in ys], "textposition": "outside",
                      "hovertemplate": "%{x}: %{customdata:.4g}×<extra>%{fullData.name}</extra>"})
@@ -541,33 +532,24 @@ def _utilization_figure(estimates: list[Mapping[str, Any]], max_layers: int) -> 
                      "hovertemplate": "%{customdata}<br>%{y:.3g} %<extra>%{fullData.name}</extra>"})
     if not data:
         return None
-    labels = [esc(_short(layers0[i]["name"], 28)) for i in idx]
-    xaxis: dict[str, Any] = {"title": {"text": "layers with MACs, in graph order"}}
-    if len(idx) <= TICK_LABELS:
-        xaxis.update(tickmode="array", tickvals=list(range(len(idx))), ticktext=labels, tickangle=-45, automargin=True)
-    else:
-        xaxis.update(showticklabels=False)
+    xaxis = _layer_axis("layers with MACs, in graph order", [layers0[i]["name"] for i in idx])
     return {"id": "fig-utilization", "data": data,
             "layout": _layout("utilization per layer", barmode="group", xaxis=xaxis,
                               yaxis={"title": {"text": "% of the peak MAC rate"}, "range": [0, 100]}, height=400)}
 
 
-def _layer_figures(estimates: list[Mapping[str, Any]], max_layers: int, color: _Palette) -> tuple[str, list[dict]]:
+def _layer_figures(estimates: list[Mapping[str, Any]], max_layers: int,
+                   color: Callable[[str], str]) -> tuple[str, list[dict]]:
     ok = [e for e in estimates if e.get("ok", True) and e.get("layers")]
     if not ok:
         return "", []
     layers0 = ok[0]["layers"]
     idx = _pick_layers(layers0, max_layers)
     n = len(layers0)
-    labels = [esc(_short(layers0[i]["name"], 28)) for i in idx]
     hover = [f"#{i} {esc(layers0[i]['name'])} ({esc(layers0[i]['op'])})" for i in idx]
     xs = list(range(len(idx)))
-    xaxis: dict[str, Any] = {"title": {"text": "layers in graph order" + ("" if len(idx) <= TICK_LABELS else
-                                                                          " (hover for names)")}}
-    if len(idx) <= TICK_LABELS:
-        xaxis.update(tickmode="array", tickvals=xs, ticktext=labels, tickangle=-45, automargin=True)
-    else:
-        xaxis.update(showticklabels=False)
+    xaxis = _layer_axis("layers in graph order" + ("" if len(idx) <= TICK_LABELS else " (hover for names)"),
+                        [layers0[i]["name"] for i in idx])
     picked = "" if len(idx) == n else (f" The {len(idx)} of {n} layers with the longest latency on "
                                        f"{esc(ok[0]['target']['name'])} are drawn, in graph order.")
     lat_traces: list[list[dict]] = []
@@ -609,13 +591,12 @@ def _layer_figures(estimates: list[Mapping[str, Any]], max_layers: int, color: _
     lat_fig = _switchable("fig-layer-latency", "latency per layer", shown, lat_traces, xaxis,
                           ["group" if m == "busy" else "stack" for _, m in modes])
     eng_fig = _switchable("fig-layer-energy", "energy per layer", shown, eng_traces, xaxis, ["stack"] * len(shown))
+    bound = ("units work in parallel, so a layer takes as long as its slowest unit: the bar is coloured by that "
+             "unit (the others' busy time overlaps it and is not drawn)")
     explain = {
         "additive": "the components' times add up to the layer's latency and are stacked",
-        "bound": "units work in parallel, so a layer takes as long as its slowest unit: the bar is coloured by "
-                 "that unit (the others' busy time overlaps it and is not drawn)",
-        "bound+overhead": "units work in parallel, so a layer takes as long as its slowest unit: the bar is coloured "
-                          "by that unit (the others' busy time overlaps it and is not drawn), with the fixed "
-                          "per-layer overhead stacked on top",
+        "bound": bound,
+        "bound+overhead": bound + ", with the fixed per-layer overhead stacked on top",
         "busy": "units overlap in a way the plot cannot split, so each unit's busy time is drawn side by side and "
                 "the layer's latency is the black mark",
     }
@@ -626,7 +607,8 @@ def _layer_figures(estimates: list[Mapping[str, Any]], max_layers: int, color: _
         (explain[modes[0][1]] if modes else "")
     switch = " Pick the target with the menu above the plot." if len(shown) > 1 else ""
     text = (_caption(f"Latency of each layer: {how}.{picked}{switch}") + _div(lat_fig)
-            + _caption("Energy of each layer, stacked by component (they add up to the layer's energy).") + _div(eng_fig))
+            + _caption("Energy of each layer, stacked by component (they add up to the layer's energy).")
+            + _div(eng_fig))
     return text, [lat_fig, eng_fig]
 
 
@@ -659,6 +641,14 @@ def _switchable(fig_id: str, title: str, targets: list[str], traces: list[list[d
     return {"id": fig_id, "data": data, "layout": layout}
 
 
+def _layer_axis(title: str, names: Sequence[str]) -> dict[str, Any]:
+    """The x axis of a per-layer plot: the layers' names as ticks while they fit (TICK_LABELS)."""
+    if len(names) > TICK_LABELS:
+        return {"title": {"text": title}, "showticklabels": False}
+    return {"title": {"text": title}, "tickmode": "array", "tickvals": list(range(len(names))),
+            "ticktext": [esc(_short(n, 28)) for n in names], "tickangle": -45, "automargin": True}
+
+
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -672,15 +662,17 @@ def render_generation_html(data: Mapping[str, Any], *, generated: str | None = N
     rows = []
     for t in data["targets"]:
         if not t.get("ok"):
-            rows.append(f"<tr><td>{esc(t['target'])}</td><td colspan=6>not costed: {esc(t.get('reason', ''))}</td></tr>")
+            rows.append(f"<tr><td>{esc(t['target'])}</td><td colspan=6>not costed: {esc(t.get('reason', ''))}"
+                        "</td></tr>")
             continue
         tok = t["per_token_latency_s"]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
-            esc(t["target"]), _fmt("", t["ttft_s"], "s"),
-            " / ".join(_fmt("", tok[k], "s") for k in ("first", "median", "last")),
-            f"{t['tokens_per_s']:.4g}", _fmt("", t["j_per_token"], "J"),
+            esc(t["target"]), _fmt(t["ttft_s"], "s"),
+            " / ".join(_fmt(tok[k], "s") for k in ("first", "median", "last")),
+            f"{t['tokens_per_s']:.4g}", _fmt(t["j_per_token"], "J"),
             esc(f"{t['decode_bound']} ({100 * (t['decode_memory_bound_share'] or 0):.0f} % in memory-bound nodes)"),
-            esc(", ".join(f"{m['memory']} {'fits' if m['fits'] else 'spills'}" for m in t["memories"]) or "not modelled"))) + "</tr>")
+            esc(", ".join(f"{m['memory']} {'fits' if m['fits'] else 'spills'}" for m in t["memories"])
+                or "not modelled"))) + "</tr>")
     sections.append(("summary", "Per target", "<table><tr><th>target</th><th>time to first token</th><th>per token "
                      "(first / median / last)</th><th>tokens/s</th><th>J/token</th><th>decode bound</th><th>weights + "
                      "KV cache</th></tr>" + "".join(rows) + "</table>"))

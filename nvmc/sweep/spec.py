@@ -74,6 +74,7 @@ from typing import Any
 from nvmc.ir.errors import NvmcError, did_you_mean
 from nvmc.ir.files import read_input
 from nvmc.ir.limits import MAX_BATCH, MAX_TOML_KEY_PARTS, toml_key_problem
+from nvmc.ir.options import MAX_MAGNITUDE, Option, OptionValueError
 
 SPEC_SCHEMA = "nvmc.sweep/1"
 _TOP_KEYS = ("schema", "name", "description", "models", "targets", "pipelines", "batch", "set", "grid", "points",
@@ -83,6 +84,12 @@ _RANGE_KEYS = frozenset({"from", "to", "step", "num", "factor", "scale"})
 MAX_RANGE_VALUES = 10_000   # values of one grid range
 MAX_POINTS = 100_000        # points of one spec (each is a row of the results database)
 MAX_SPEC_BYTES = 16 << 20   # a spec is a hand-written TOML file
+_BATCH = Option("int", minimum=1, maximum=MAX_BATCH)
+# a range's from, to and step: finite numbers in nvmc's magnitude (each value it makes meets its key's own check)
+_RANGE_BOUND = Option("float", minimum=-MAX_MAGNITUDE, maximum=MAX_MAGNITUDE)
+_RANGE_CAPACITY = Option("capacity")
+_RANGE_NUM = Option("int", minimum=1, maximum=MAX_RANGE_VALUES)
+_RANGE_SCALE = Option("choice", choices=("linear", "log"))
 
 
 class SpecError(NvmcError):
@@ -256,6 +263,7 @@ def _gate(table, where: str):
 
 
 _GENERATE_KEYS = ("prompt", "tokens", "samples")
+_GENERATE_VALUE = Option("int")  # each key's range is GenerateSpec's to check (one message for all three)
 
 
 def _generate(doc: dict, text: str, where: str) -> tuple[tuple[str, int], ...]:
@@ -275,8 +283,10 @@ def _generate(doc: dict, text: str, where: str) -> tuple[tuple[str, int], ...]:
         if key not in _GENERATE_KEYS:
             raise SpecError(f"[generate] unknown key '{key}'{did_you_mean(key, _GENERATE_KEYS)}", where=line,
                             hint=f"keys: {', '.join(_GENERATE_KEYS)}")
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"[generate] {key} = {value!r}: must be a whole number", where=line, hint=fix)
+        try:
+            _GENERATE_VALUE.check(value)
+        except OptionValueError as e:
+            raise SpecError(f"[generate] {key} = {value!r}: {e}", where=line, hint=fix) from None
     missing = [k for k in ("prompt", "tokens") if k not in table]
     if missing:
         raise SpecError(f"[generate] needs {' and '.join(missing)}", where=at, hint=fix)
@@ -519,9 +529,10 @@ def _as_list(value, key: str, where: str) -> list:
 def _batch(value, where: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_BATCH:
-        raise SpecError(f"batch must be a whole number in [1, {MAX_BATCH}], got {value!r}", where=where)
-    return value
+    try:
+        return _BATCH.check(value)
+    except OptionValueError:
+        raise SpecError(f"batch must be a whole number in [1, {MAX_BATCH}], got {value!r}", where=where) from None
 
 
 def _set_items(value, where: str) -> list[tuple[str, Any]]:
@@ -579,8 +590,6 @@ def expand_range(r: dict, where: str) -> list:
     ``from``/``to`` may be capacities ("1MiB"); values then come out as whole bytes. Whole-number
     bounds and steps give whole numbers.
     """
-    from nvmc.ir.units import parse_capacity
-
     unknown = set(r) - _RANGE_KEYS
     modes = [k for k in ("step", "num", "factor") if k in r]
     if unknown or "from" not in r or "to" not in r or len(modes) != 1:
@@ -589,12 +598,12 @@ def expand_range(r: dict, where: str) -> list:
     capacity = isinstance(lo, str) or isinstance(hi, str)
     try:
         if capacity:
-            lo, hi = parse_capacity(lo), parse_capacity(hi)
+            lo, hi = _RANGE_CAPACITY.check(lo), _RANGE_CAPACITY.check(hi)
         for x in (lo, hi, r[mode]):
-            if isinstance(x, bool) or not isinstance(x, (int, float)):
-                raise ValueError(f"expected numbers, got {x!r}")
-            if abs(x) > 1e30 or not math.isfinite(x):  # abs first: a huge int has no float
-                raise ValueError(f"expected finite numbers of magnitude at most 1e30, got {x!r}")
+            try:
+                _RANGE_BOUND.check(x)
+            except OptionValueError:
+                raise ValueError(f"expected finite numbers of magnitude at most 1e30, got {x!r}") from None
         whole = isinstance(lo, int) and isinstance(hi, int)
         if mode == "step":
             step = r["step"]
@@ -604,12 +613,14 @@ def expand_range(r: dict, where: str) -> list:
             values = [lo + i * step for i in range(n)]
             whole = whole and isinstance(step, int)
         elif mode == "num":
-            n = r["num"]
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_RANGE_VALUES:
-                raise ValueError(f"num must be a whole number in [1, {MAX_RANGE_VALUES}]")
-            scale = r.get("scale", "linear")
-            if scale not in ("linear", "log"):
-                raise ValueError("scale is 'linear' or 'log'")
+            try:
+                n = _RANGE_NUM.check(r["num"])
+            except OptionValueError:
+                raise ValueError(f"num must be a whole number in [1, {MAX_RANGE_VALUES}]") from None
+            try:
+                scale = _RANGE_SCALE.check(r.get("scale", "linear"))
+            except OptionValueError:
+                raise ValueError("scale is 'linear' or 'log'") from None
             if scale == "log":
                 if lo <= 0 or hi <= 0:
                     raise ValueError("a log range needs positive bounds")

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nvmc import report
+
 from .spec import ModelRef, TargetRef, file_sha256
 from .store import encode_report
 
@@ -328,7 +330,7 @@ def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: s
     return row
 
 
-METRICS = ("latency_s", "energy_j", "edp_js", "throughput_ips", "energy_per_inference_j", "area_mm2", "macs")
+METRICS = tuple(m.total for m in (*report.METRICS, report.MACS))  # the totals a row stores
 
 
 def _base_row(task: Task, p: TaskPoint, host: str) -> dict:

