@@ -417,20 +417,17 @@ def _static_dims(tp: onnx.TypeProto) -> list[int] | None:
 
 
 def _evaluate(node: onnx.NodeProto, values: Mapping[str, np.ndarray], model: onnx.ModelProto) -> list | None:
-    """``node``'s outputs from the constant ``values`` of its inputs (onnx's reference
-    evaluator, in the model's opsets), or None when it cannot be evaluated: how the importer
-    folds the small constant expressions that decide an If or a shape."""
-    from onnx.reference import ReferenceEvaluator
+    """``node``'s outputs from the constant ``values`` of its inputs, in the model's opsets, or
+    None when it cannot be evaluated: how the importer folds the small constant expressions that
+    decide an If or a shape (runtime.evaluate with the reference evaluator: one node, no session)."""
+    from .runtime import evaluate  # the parser and the session wrapper load when an expression needs them
 
     quick = _evaluate_directly(node, values)
     if quick is not None:
         return quick
     try:
-        sub = helper.make_model(helper.make_graph(
-            [node], "c", [], [helper.make_empty_tensor_value_info(o) for o in node.output],
-            [onnx.numpy_helper.from_array(np.asarray(values[i]), i) for i in set(node.input) if i]),
-            opset_imports=list(model.opset_import), ir_version=model.ir_version)
-        return [np.asarray(r) for r in ReferenceEvaluator(sub).run(list(node.output), {})]
+        return evaluate([node], {i: values[i] for i in set(node.input) if i}, [o for o in node.output],
+                        opsets={o.domain: o.version for o in model.opset_import}, engine="reference")
     except Exception:  # noqa: BLE001 - an op the evaluator cannot run only keeps what it feeds unknown
         return None
 

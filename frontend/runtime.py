@@ -36,6 +36,7 @@ import onnx
 from nvmc.ir.errors import NvmcError, did_you_mean
 from nvmc.ir.files import INPUTS_NPZ_BYTES, load_npz, read_input
 from nvmc.ir.graph import Graph
+from nvmc.ir.types import dtype_of_array
 from nvmc.ir.parser import parse_text
 
 from .onnx_export import lower_nvmc_ops, to_onnx
@@ -181,6 +182,45 @@ class Session:
             return dict(zip(wanted, self.session.run(wanted, {**self.fixed, **given})))
         except Exception as e:
             raise self.error(f"onnxruntime failed to run the {self.label}: {_first_line(e)}") from None
+
+
+INLINE_LIMIT = 4096  # constants up to this many elements are serialised into the model, larger ones fed
+
+
+def evaluate(nodes: Sequence[onnx.NodeProto], feeds: Mapping[str, np.ndarray], wanted: Sequence[str], *,
+             opsets: Mapping[str, int], engine: str = "onnxruntime",
+             output_types: Mapping[str, int] | None = None) -> list[np.ndarray]:
+    """The ``wanted`` values that ONNX ``nodes`` compute from the constant ``feeds``: how nvmc
+    evaluates constant expressions (the fold-constants pass, the importer's If conditions and
+    shape arithmetic), so a folded value is what the runtime computes. ``engine`` onnxruntime
+    (graph optimisations off) falls back to onnx's reference evaluator for an op or type it
+    lacks; "reference" runs the reference evaluator only (no session set-up: a few tiny nodes).
+    ``output_types`` (ONNX element types) where known; raises what the engine raises."""
+    from onnx import helper, numpy_helper
+
+    from .onnx_types import onnx_elem_type
+
+    # Small constants go into the model as initializers: onnxruntime checks its feeds in
+    # quadratic time, and a batch of shape arithmetic reads thousands of tiny constants.
+    inline = {k: np.asarray(a) for k, a in feeds.items() if np.size(a) <= INLINE_LIMIT}
+    fed = {k: np.asarray(a, order="C") for k, a in feeds.items() if k not in inline}
+    inputs = [helper.make_tensor_value_info(k, onnx_elem_type(dtype_of_array(a)), list(a.shape)) for k, a in fed.items()]
+    outputs = [helper.make_tensor_value_info(v, output_types[v], None) if output_types
+               else helper.make_empty_tensor_value_info(v) for v in wanted]
+    model = helper.make_model(
+        helper.make_graph(list(nodes), "evaluate", inputs, outputs,
+                          [numpy_helper.from_array(a, k) for k, a in inline.items()]),
+        opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
+    model.ir_version = max(4, helper.find_min_ir_version_for(model.opset_import, ignore_unknown=True))
+    if engine == "onnxruntime":
+        try:
+            results = Session.from_proto(model, label="constant expressions").run(fed, list(wanted))
+            return [results[w] for w in wanted]
+        except NvmcError:
+            pass  # e.g. an op or type onnxruntime lacks: the reference evaluator may have it
+    from onnx.reference import ReferenceEvaluator
+
+    return [np.asarray(a) for a in ReferenceEvaluator(model).run(list(wanted), fed)]
 
 
 def _first_line(e: BaseException) -> str:

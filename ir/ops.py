@@ -20,9 +20,10 @@ from typing import Any, Callable
 
 from .graph import Graph, Node
 from .kinds import NONMAC_KINDS
+from .options import Option, OptionValueError
 
 REQUIRED = object()  # an Attr default: the attribute must be given
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "text", list: "a list"}
+_KINDS = {int: "int", float: "float", str: "str", list: "list"}
 
 
 @dataclass(frozen=True)
@@ -35,25 +36,29 @@ class Operand:
 
 @dataclass(frozen=True)
 class Attr:
+    """An attribute: its Python type (int, float: an int is accepted, str or list), its default
+    (REQUIRED: must be given; None: optional without one) and the values allowed, checked by the
+    one option checker (nvmc.ir.options) that also checks pass options and target keys."""
+
     name: str
-    type: type  # int, float (an int is accepted), str or list
-    default: Any = REQUIRED  # None: optional without a default
+    type: type
+    default: Any = REQUIRED
     choices: tuple = ()
     bounds: tuple[int, int] | None = None  # inclusive, for int attributes
+
+    @property
+    def option(self) -> Option:
+        kind = "choice" if self.type is str and self.choices else _KINDS[self.type]
+        lo, hi = self.bounds or (None, None)
+        return Option(kind, choices=self.choices, minimum=lo, maximum=hi)
 
     def problem(self, node: Node) -> str | None:
         if self.name not in node.attrs:
             return f"needs the attribute '{self.name}'" if self.default is REQUIRED else None
-        v = node.attrs[self.name]
-        types = {float: (int, float), list: (list, tuple)}.get(self.type, self.type)
-        if isinstance(v, bool) or not isinstance(v, types):
-            return f"{self.name} must be {_TYPE_NAMES[self.type]}, not {v!r}"
-        if self.choices and v not in self.choices:
-            allowed = (" or ".join(map(repr, self.choices)) if len(self.choices) <= 2
-                       else "one of " + ", ".join(map(str, self.choices)))
-            return f"{self.name} must be {allowed}, not {v!r}"
-        if self.bounds and not self.bounds[0] <= v <= self.bounds[1]:
-            return f"{self.name} must be an integer in [{self.bounds[0]}, {self.bounds[1]}], not {v!r}"
+        try:
+            self.option.check(node.attrs[self.name])
+        except OptionValueError as e:
+            return f"{self.name}: {e}"
         return None
 
 

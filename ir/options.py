@@ -25,7 +25,7 @@ from typing import Any
 from .errors import did_you_mean
 from .units import parse_capacity
 
-KINDS = ("bool", "int", "float", "str", "choice", "capacity")
+KINDS = ("bool", "int", "float", "str", "choice", "capacity", "list")
 # nvmc's range, for options held to it (``nvmc_limits``): beyond it a cost model overflows (inf,
 # NaN, int64 wrap-around) or allocates per-unit arrays of absurd size, and no real hardware lies
 # there. An option's own ``maximum`` takes precedence over MAX_COUNT.
@@ -69,10 +69,10 @@ class Option:
 
     def allowed(self) -> str:
         """The allowed values in words: 'an integer in [1, 16]', 'one of channel, tensor'."""
-        if self.kind == "choice":
-            return "one of " + ", ".join(self.choices)
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
         noun = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
-                "capacity": "a capacity such as '4MiB'"}[self.kind]
+                "capacity": "a capacity such as '4MiB'", "list": "a list"}[self.kind]
         if self.positive and self.minimum is None:
             noun = noun.replace("an integer", "a positive integer").replace("a number", "a positive number")
         lo, hi = self.minimum, self.maximum
@@ -92,6 +92,10 @@ class Option:
             return value
         if self.kind in ("str", "choice"):
             return self._check_text(value)
+        if self.kind == "list":
+            if not isinstance(value, (list, tuple)):
+                self._fail(f"expected a list, got {show_value(value)}", value)
+            return value
         if self.kind == "capacity":
             try:
                 value = parse_capacity(value)
@@ -101,6 +105,8 @@ class Option:
                 self._fail(f"{value} bytes is beyond nvmc's range (at most 1 EiB = {MAX_CAPACITY} bytes)", value)
         elif self.kind == "int":
             value = self._check_int(value)
+            if self.choices and value not in self.choices:
+                self._fail(f"expected one of {', '.join(map(str, self.choices))}, got {value}", value)
         elif self.kind == "float":
             value = self._check_float(value)
         else:  # pragma: no cover - a spec bug

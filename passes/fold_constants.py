@@ -15,7 +15,6 @@ from .rewrite import Rewriter
 
 # Folding these would change what the model means: quantised weights must stay quantised.
 KEEP_OPS = NONDETERMINISTIC | {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
-INLINE_LIMIT = 4096  # constants up to this many elements are serialised into the folding model
 CHUNK = 4000  # nodes evaluated by one onnxruntime session
 
 
@@ -188,43 +187,16 @@ def _evaluate_nodes(chunk: list[Node], graph: Graph, feeds: dict[str, np.ndarray
 
 
 def _run(nodes: list[Node], graph: Graph, feeds: dict[str, np.ndarray], wanted: list[str], engine: str):
-    # Small constants go into the model as initializers: onnxruntime checks its feeds in
-    # quadratic time, and a batch of shape arithmetic reads thousands of tiny constants.
-    inline = {k: a for k, a in feeds.items() if a.size <= INLINE_LIMIT}
-    feeds = {k: a for k, a in feeds.items() if k not in inline}
-    model = _model(nodes, graph, feeds, inline, wanted)
-    if engine == "onnxruntime":
-        from nvmc.frontend.runtime import Session
-        from nvmc.ir.errors import NvmcError
-
-        try:
-            results = Session.from_proto(model, label="folded constants").run(feeds, wanted)
-            return [results[w] for w in wanted]
-        except NvmcError:
-            pass  # e.g. an op or type onnxruntime lacks: the reference evaluator may have it
-    from onnx.reference import ReferenceEvaluator
-
-    return [np.asarray(a) for a in ReferenceEvaluator(model).run(wanted, feeds)]
-
-
-def _model(nodes: list[Node], graph: Graph, feeds: dict[str, np.ndarray], inline: dict[str, np.ndarray],
-           wanted: list[str]):
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     from nvmc.frontend.onnx_types import attr_to_proto, onnx_elem_type
+    from nvmc.frontend.runtime import evaluate
 
     opsets = {d: v for d, v in graph.opsets.items() if d in ("", "ai.onnx")} or {"": 17}
-    default = opsets.get("", 17)
     protos = []
     for n in nodes:
         proto = helper.make_node(n.op, list(n.inputs), list(n.outputs), name=n.name)
-        proto.attribute.extend(attr_to_proto(k, v, n.op, "", default) for k, v in n.attrs.items())
+        proto.attribute.extend(attr_to_proto(k, v, n.op, "", opsets.get("", 17)) for k, v in n.attrs.items())
         protos.append(proto)
-    inputs = [helper.make_tensor_value_info(k, onnx_elem_type(dtype_of_array(a)), list(a.shape))
-              for k, a in feeds.items()]
-    outputs = [helper.make_tensor_value_info(v, onnx_elem_type(graph.type_of(v).dtype), None) for v in wanted]
-    initializers = [numpy_helper.from_array(a, k) for k, a in inline.items()]
-    model = helper.make_model(helper.make_graph(protos, "fold", inputs, outputs, initializers),
-                              opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
-    model.ir_version = max(4, helper.find_min_ir_version_for(model.opset_import, ignore_unknown=True))
-    return model
+    return evaluate(protos, feeds, wanted, opsets=opsets, engine=engine,
+                    output_types={v: onnx_elem_type(graph.type_of(v).dtype) for v in wanted})

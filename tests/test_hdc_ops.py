@@ -95,7 +95,7 @@ def test_similarity_is_hamming_distance():
     ("Bundle", [("x", "bool", (3, D))], {"axis": 1}, TensorType("i32", (3,)), "other than the last"),
     ("Bundle", [("x", "bool", (3, D))], {"axis": 0, "keepdims": 0}, hv((D,)), "expected i32"),
     ("Similarity", [("q", "bool", (D,)), ("m", "bool", (2, D))], {"metric": "cosine"}, TensorType("i32", (2, 1)),
-     "metric must be 'hamming'"),
+     "metric: expected one of 'hamming'"),
 ])
 def test_verifier_names_what_is_wrong(op, inputs, attrs, out, why):
     g = Graph("bad")

@@ -75,10 +75,10 @@ def test_the_text_exports_and_runs_with_the_ops_outputs():
 
 def test_declared_operands_and_attributes_are_verified_generically():
     text = _text()
-    for old, new, why in [("tile=2}", "tile=3}", "tile must be 2 or 4, not 3"),
+    for old, new, why in [("tile=2}", "tile=3}", "tile: expected one of 2, 4, got 3"),
                           ("{axis=2, shift=1}", "{shift=1}", "needs the attribute 'axis'"),
-                          ('metric="hamming"', 'metric="cosine"', "metric must be 'hamming'"),
-                          ('keepdims=0, metric', 'keepdims=2, metric', "keepdims must be 0 or 1, not 2"),
+                          ('metric="hamming"', 'metric="cosine"', "metric: expected one of 'hamming'"),
+                          ('keepdims=0, metric', 'keepdims=2, metric', "keepdims: expected one of 0, 1, got 2"),
                           ("nvmc.Bind(%x, %r)", "nvmc.Bind(%x)", "at least 2 inputs"),
                           ("%f, %w1, %b1", "%f, %f, %b1", "operand 'w1' .* must be a constant")]:
         with pytest.raises(VerifyError, match=why):
