@@ -34,7 +34,8 @@ MAPPING_FIELDS: dict[str, str] = {
     "split_k": "parts the reduction dimension (K) is split into, their partial sums added afterwards (1: not split)",
     "replication": "copies of the layer's weights held at once (crossbar replicas; UPMEM row groups)",
     "compute_cycles": "clock cycles of the layer's compute with no stall (systolic: SCALE-Sim's)",
-    "stall_cycles": "clock cycles the compute waits for DRAM (systolic, interface.mode = user)",
+    "stall_cycles": ("clock cycles the compute waits for DRAM (systolic with interface.mode = user; mensa: "
+                     "an accelerator whose layer needs more than its DRAM path gives)"),
     "dram_bytes": "bytes the layer moves to and from DRAM",
     "onchip_bytes": "bytes the layer moves through on-chip memories (buffers, L2, WRAM)",
     "host_bytes": "bytes moved between the host and the device (DRAM-PIM)",

@@ -44,7 +44,14 @@ Cost of a node on an accelerator (vectorised)
   ``buffer.activation_fraction`` of it (else they stay on chip between layers).
 * Cross-accelerator transfers: when a node's accelerator differs from that of the node before it,
   its input moves over the LPDDR channel (or inside the stack between the two in-memory ones).
-* Time = max(compute, DRAM) + transfer. Energy (counted, then priced by backends/family.py):
+* Time = max(compute, DRAM bytes / the accelerator's own path: ``memory.soc_bandwidth_bytes_per_s``
+  on the SoC, ``memory.stack_bandwidth_bytes_per_s`` in memory) + transfer, a roofline per layer;
+  the mapping record's ``stall_cycles`` are its excess over ``compute_cycles``. A layer that streams
+  its int8 weights (an LSTM step, a batch-1 fully-connected layer) reads about one byte per MAC, so
+  an in-memory vector of L lanes at f Hz is bound by the stack below about L x f B/s (64 GB/s for
+  the shipped 128-lane LSTM vector): at the shipped 256 GB/s every in-memory layer is compute-bound,
+  and the stack bandwidth shows only below that or with wider vectors (the per-accelerator note
+  counts the layers bound by their DRAM path). Energy (counted, then priced by backends/family.py):
   MACs x MAC energy; buffer bytes (each operand read once per fold of the other dimension,
   outputs written once) x buffer energy per byte; DRAM bytes and transfer bytes x energy per bit
   of their path. A buffer's energy per byte scales with its capacity (``buffer_energy_exponent``
@@ -203,9 +210,11 @@ def count(workload, p: Params) -> Counts:
         return np.array([a[key] for a in accels])[place]
 
     clock = per_node("clock")
-    t_compute = pick("cycles") / clock
+    cycles = pick("cycles")
+    t_compute = cycles / clock
     dram = pick("dram")
-    t_dram = dram / per_node("bandwidth")
+    t_dram = dram / per_node("bandwidth")      # each accelerator's own path: LPDDR on the SoC, the stack in memory
+    dram_bound = t_dram > t_compute
     # transfers where the accelerator changes between consecutive costed nodes
     in_mem = per_node("in_memory")
     work_idx = np.flatnonzero(work)
@@ -222,7 +231,7 @@ def count(workload, p: Params) -> Counts:
                "transfer": (transfer * 8, np.where(via_stack, stack_j, soc_j))}
     busy = {"compute": t_compute, "memory": t_dram, "transfer": t_transfer}
     partition, notes = _report(workload, mac, place, intensity, narrow, ridge, threshold, min_cols, accels, latency,
-                               actions)
+                               actions, dram_bound)
     unit_macs = per_node("rows") * per_node("cols")
     bits = np.full(n, float(p["accelerators.compute_bits"]))     # every MAC and lane op is an int8 one
     utilization = macs / np.maximum(t_compute * clock * unit_macs, 1.0)
@@ -234,10 +243,14 @@ def count(workload, p: Params) -> Counts:
                           "utilization": np.where(mac, utilization, 0.0)},
                   mapping={"units_used": np.where(work, unit_macs, np.nan),
                            "utilization": np.where(mac, utilization, np.nan),
+                           "compute_cycles": np.where(work, cycles, np.nan),
+                           # the roofline's excess: cycles the accelerator waits on its DRAM path
+                           "stall_cycles": np.where(work, np.maximum(t_dram - t_compute, 0.0) * clock, np.nan),
                            "dram_bytes": dram, "onchip_bytes": pick("buffer"), "host_bytes": transfer})
 
 
-def _report(workload, mac, place, intensity, narrow, ridge, threshold, min_cols, accels, latency, actions):
+def _report(workload, mac, place, intensity, narrow, ridge, threshold, min_cols, accels, latency, actions,
+            dram_bound):
     """Per-layer placement with its reason, and summary notes."""
     names, ops, gemm_n = workload.names, workload.ops, workload.columns["gemm_n"]
     mensa = len(accels) > 1
@@ -268,8 +281,11 @@ def _report(workload, mac, place, intensity, narrow, ridge, threshold, min_cols,
     total_t, total_e = float(latency.sum()) or 1.0, float(node_energy.sum()) or 1.0
     for j, a in enumerate(accels):
         sel = place == j
-        notes.append(f"{a['name']}: {int((sel & mac).sum())} MAC layers, {100 * float(latency[sel].sum()) / total_t:.1f} "
-                     f"% of the latency, {100 * float(node_energy[sel].sum()) / total_e:.1f} % of the energy")
+        layers, bound = int((sel & mac).sum()), int((sel & mac & dram_bound).sum())
+        path = f"{a['bandwidth'] / 1e9:.3g} GB/s"
+        notes.append(f"{a['name']}: {layers} MAC layers ({bound} bound by its {path} DRAM path), "
+                     f"{100 * float(latency[sel].sum()) / total_t:.1f} % of the latency, "
+                     f"{100 * float(node_energy[sel].sum()) / total_e:.1f} % of the energy")
     return partition, notes
 
 

@@ -35,6 +35,7 @@ from nvmc.ir.limits import MAX_ELEMENTS
 from nvmc.ir.types import TensorType, numpy_dtype
 
 from .onnx_types import attr_from_proto, to_array, type_from_proto
+from .typecheck import _schema, infer_strict
 
 InputShapes = Mapping[str, Sequence[int]]
 
@@ -125,9 +126,11 @@ def _import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Inpu
     except UnicodeError as e:  # the checker's own message quotes text of the model that is not UTF-8
         raise ModelError(f"the model is not valid ONNX: it holds text that is not UTF-8 ({e.reason})", where=source,
                          hint="the file is damaged; re-export the model") from None
-    notices = _bind_inputs(model, input_shapes or {}, source, set(weights), dims)
+    inits = {t.name for t in model.graph.initializer} | set(weights)
+    inputs = {i.name: i for i in model.graph.input if i.name not in inits}
+    notices = _bind_inputs(model, inputs, input_shapes or {}, dims, source)
     if values:
-        notices += _bind_values(model, values, source, set(weights))
+        notices += _bind_values(model, inputs, values, source)
     _drop_initializer_inputs(model)
     model = _infer(model, source)
     taken = _fold_ifs(model) if any(n.op_type == "If" for n in model.graph.node) else 0
@@ -148,17 +151,7 @@ def _import_model(model: onnx.ModelProto | str | os.PathLike, input_shapes: Inpu
 
 def _infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     """ONNX shape inference, then the shape arithmetic it leaves open (``_resolve_shape_arithmetic``)."""
-    from .typecheck import check_propagation
-
-    check_propagation(model, ModelError)
-    try:
-        # strict: a node whose declared types contradict inference is an error here, not a
-        # graph that `verify` would later reject after the import claimed its types checked
-        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"ONNX shape inference failed: {first}", where=source) from None
-    return _resolve_shape_arithmetic(model)
+    return _resolve_shape_arithmetic(infer_strict(model, "ONNX shape inference failed", ModelError, source))
 
 
 def _without_weights(model: onnx.ModelProto, limit: int = 4096
@@ -167,22 +160,8 @@ def _without_weights(model: onnx.ModelProto, limit: int = 4096
     (not copied) by name. The checker and shape inference then do not copy the weights
     through C++ and back (seconds for a VGG-sized model); the caller's model is untouched."""
     light = onnx.ModelProto()
-    for field, value in model.ListFields():
-        if field.name != "graph":
-            target = getattr(light, field.name)
-            if hasattr(value, "extend"):  # a repeated field
-                target.extend(value)
-            elif field.message_type is not None:
-                target.CopyFrom(value)
-            else:
-                setattr(light, field.name, value)
-    for field, value in model.graph.ListFields():
-        if field.name == "initializer":
-            continue
-        if hasattr(value, "extend"):
-            getattr(light.graph, field.name).extend(value)
-        else:
-            setattr(light.graph, field.name, value)
+    _copy_fields(model, light, but="graph")
+    _copy_fields(model.graph, light.graph, but="initializer")
     weights = {}
     for tensor in model.graph.initializer:
         if math.prod(tensor.dims) > limit and tensor.name not in weights:
@@ -196,16 +175,29 @@ def _without_weights(model: onnx.ModelProto, limit: int = 4096
     return light, weights
 
 
-def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str, weights: set[str],
-                 dims: Mapping[str, int] = {}) -> list[str]:  # noqa: B006 (read only)
-    inits = {t.name for t in model.graph.initializer} | weights
-    inputs = {i.name: i for i in model.graph.input if i.name not in inits}
-    unknown = set(shapes) - set(inputs)
+def _copy_fields(src, dst, but: str) -> None:
+    """Copy every field of the message ``src`` but one into ``dst``."""
+    for field, value in src.ListFields():
+        if field.name == but:
+            continue
+        if hasattr(value, "extend"):  # a repeated field
+            getattr(dst, field.name).extend(value)
+        elif field.message_type is not None:
+            getattr(dst, field.name).CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
+
+
+def _not_an_input(option: str, name: str, inputs: Mapping[str, onnx.ValueInfoProto], source: str) -> ModelError:
+    return ModelError(f"{option} names '{name}', which is not an input of the model{did_you_mean(name, inputs)}",
+                      where=source, hint=f"inputs are: {', '.join(inputs)}")
+
+
+def _bind_inputs(model: onnx.ModelProto, inputs: dict[str, onnx.ValueInfoProto], shapes: InputShapes,
+                 dims: Mapping[str, int], source: str) -> list[str]:
+    unknown = sorted(set(shapes) - set(inputs))
     if unknown:
-        name = sorted(unknown)[0]
-        raise ModelError(f"--input-shape names '{name}', which is not an input of the model"
-                         f"{did_you_mean(name, inputs)}", where=source,
-                         hint=f"inputs are: {', '.join(inputs)}")
+        raise _not_an_input("--input-shape", unknown[0], inputs, source)
     shapes = {**_shapes_from_dims(inputs, dims, source), **shapes}
     named: dict[str, tuple[int, str]] = {}
     batch: dict[str, list[str]] = {}  # leading dimension left open -> the inputs it was bound to 1 in
@@ -213,17 +205,17 @@ def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str, weigh
     for name, vi in inputs.items():
         if not vi.type.HasField("tensor_type"):
             continue
-        dims = vi.type.tensor_type.shape.dim
+        shape = vi.type.tensor_type.shape.dim
         if name in shapes:
             want = list(shapes[name])
             if not all(isinstance(v, (int, np.integer)) and 0 <= v <= MAX_ELEMENTS for v in want):
                 raise ModelError(f"--input-shape {name}={'x'.join(map(str, want))}: dimensions must be integers "
                                  f"from 0 (an empty tensor, such as a KV cache before the first token) to 2**40",
                                  where=source)
-            if len(want) != len(dims):
-                raise ModelError(f"--input-shape {name} has {len(want)} dimensions but the input has {len(dims)}",
+            if len(want) != len(shape):
+                raise ModelError(f"--input-shape {name} has {len(want)} dimensions but the input has {len(shape)}",
                                  where=source)
-            for d, value in zip(dims, want):
+            for d, value in zip(shape, want):
                 if d.HasField("dim_value") and d.dim_value >= 0 and d.dim_value != value:  # -1: dynamic
                     raise ModelError(f"--input-shape {name}: dimension fixed at {d.dim_value} by the model, "
                                      f"not {value}", where=source)
@@ -235,11 +227,11 @@ def _bind_inputs(model: onnx.ModelProto, shapes: InputShapes, source: str, weigh
                                          hint=f"bind it once for every input: --dim {d.dim_param}=N")
                 d.Clear()
                 d.dim_value = int(value)
-        elif dims and (not dims[0].HasField("dim_value") or dims[0].dim_value < 0):
-            label = dims[0].dim_param or "?"
-            dims[0].Clear()
-            dims[0].dim_value = 1
-            for d in dims[1:]:  # some exporters write -1 for a dynamic dimension: unbound, not negative
+        elif shape and (not shape[0].HasField("dim_value") or shape[0].dim_value < 0):
+            label = shape[0].dim_param or "?"
+            shape[0].Clear()
+            shape[0].dim_value = 1
+            for d in shape[1:]:  # some exporters write -1 for a dynamic dimension: unbound, not negative
                 if d.HasField("dim_value") and d.dim_value < 0:
                     d.Clear()
             batch.setdefault(label, []).append(name)
@@ -277,21 +269,18 @@ def _shapes_from_dims(inputs: dict[str, onnx.ValueInfoProto], dims: Mapping[str,
             raise ModelError(f"--dim {name}={value}: a dimension is a whole number from 0 to 2**40", where=source)
     shapes = {}
     for input_name, vi in inputs.items():
-        if not vi.type.HasField("tensor_type"):
+        shape = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else ()
+        if not any(d.dim_param in dims for d in shape):
             continue
-        shape = vi.type.tensor_type.shape.dim
-        if any(d.dim_param in dims for d in shape):
-            shapes[input_name] = [int(dims[d.dim_param]) if d.dim_param in dims
-                                  else (d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None)
-                                  for d in shape]
-    for input_name, shape in list(shapes.items()):
-        if None in shape:  # a dimension --dim did not name stays as it is
-            vi = inputs[input_name].type.tensor_type.shape.dim
-            for d, value in zip(vi, shape):
-                if value is not None:
-                    d.Clear()
-                    d.dim_value = value
-            del shapes[input_name]
+        bound = [int(dims[d.dim_param]) if d.dim_param in dims
+                 else (d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None) for d in shape]
+        if None not in bound:
+            shapes[input_name] = bound
+            continue
+        for d, value in zip(shape, bound):  # a dimension --dim did not name stays as it is
+            if value is not None:
+                d.Clear()
+                d.dim_value = value
     return shapes
 
 
@@ -304,16 +293,14 @@ def input_summary(inputs) -> str:
     return ", ".join(parts)
 
 
-def _bind_values(model: onnx.ModelProto, values: Mapping[str, object], source: str, weights: set[str]) -> list[str]:
+def _bind_values(model: onnx.ModelProto, inputs: dict[str, onnx.ValueInfoProto], values: Mapping[str, object],
+                 source: str) -> list[str]:
     """``--input-value sr=16000``: each named input becomes a constant of its declared type
     (after shape inference, ``_fold_ifs`` replaces the Ifs this decides by their branches)."""
     g = model.graph
-    inits = {t.name for t in g.initializer} | weights
-    inputs = {i.name: i for i in g.input if i.name not in inits}
     for name, value in values.items():
         if name not in inputs:
-            raise ModelError(f"--input-value names '{name}', which is not an input of the model"
-                             f"{did_you_mean(name, inputs)}", where=source, hint=f"inputs are: {', '.join(inputs)}")
+            raise _not_an_input("--input-value", name, inputs, source)
         t = type_from_proto(inputs[name].type, f"input '{name}'")
         try:
             array = np.asarray(value, dtype=numpy_dtype(t.dtype))
@@ -351,9 +338,8 @@ def _fold_ifs(model: onnx.ModelProto, limit: int = 4096, rounds: int = 16) -> in
             if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx") and node.input[0] in shapes:
                 # a shape the bindings made static is a constant too
                 values[node.output[0]] = _shape_value(node, shapes[node.input[0]])
-            elif node.domain in ("", "ai.onnx") and node.op_type != "If" and not node.op_type.startswith("Random") \
-                    and (node.input or node.op_type == "Constant") and all(not i or i in values for i in node.input) \
-                    and not _has_subgraph(node):
+            elif _evaluable(node) and node.op_type != "If" and (node.input or node.op_type == "Constant") \
+                    and all(not i or i in values for i in node.input):
                 results = _evaluate(node, values, model)  # a small constant expression (Equal, Cast ...)
                 if results is not None and all(r.size <= limit for r in results):
                     values.update(zip(node.output, results))
@@ -403,8 +389,10 @@ def _subgraphs(attr: onnx.AttributeProto) -> list[onnx.GraphProto]:
     return [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
 
 
-def _has_subgraph(node: onnx.NodeProto) -> bool:
-    return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+def _evaluable(node: onnx.NodeProto) -> bool:
+    """An ONNX op the importer may evaluate on constants: deterministic, without subgraphs."""
+    return node.domain in ("", "ai.onnx") and not node.op_type.startswith("Random") and not any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
 
 
 def _static_dims(tp: onnx.TypeProto) -> list[int] | None:
@@ -443,12 +431,11 @@ def _evaluate_directly(node: onnx.NodeProto, values: Mapping[str, np.ndarray]) -
     a = node.attribute[0]
     if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
         return [onnx.numpy_helper.to_array(a.t)]
-    scalar = {"value_int": (np.int64, False), "value_ints": (np.int64, True), "value_float": (np.float32, False),
-              "value_floats": (np.float32, True)}.get(a.name)
-    if scalar is None:
+    dtype = _CONSTANT_ATTRS.get(a.name)
+    if dtype is None or dtype is np.object_:  # strings: the evaluator's
         return None
-    dtype, is_list = scalar
-    return [np.array(list(helper.get_attribute_value(a)) if is_list else helper.get_attribute_value(a), dtype)]
+    value = helper.get_attribute_value(a)
+    return [np.array(list(value) if a.name.endswith("s") else value, dtype)]
 
 
 def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
@@ -524,22 +511,8 @@ def _resolve_shape_arithmetic(model: onnx.ModelProto, limit: int = 4096, rounds:
     if not all(static(vi.type) for vi in g.input) or all(static(vi.type) for vi in infos.values()):
         return model
     local = {(f.domain, f.name) for f in model.functions}
-    known = {t.name for t in g.initializer if math.prod(t.dims) <= limit}
-    evaluate: list[onnx.NodeProto] = []
-    for node in g.node:
-        if node.domain not in ("", "ai.onnx") or (node.domain, node.op_type) in local or _has_subgraph(node):
-            continue
-        source_info = infos.get(node.input[0]) if node.input else None
-        if node.op_type in ("Shape", "Size") and source_info is not None and static(source_info.type):
-            value = _shape_value(node, _static_dims(source_info.type))
-            evaluate.append(helper.make_node("Constant", [], [node.output[0]],
-                                             value=onnx.numpy_helper.from_array(value)))
-        elif node.op_type.startswith("Random") or not all(not i or i in known for i in node.input):
-            continue
-        else:
-            evaluate.append(node)
-        known.update(o for o in node.output if o)
     results = _small_initializers(g, limit)
+    evaluated_nodes: list[onnx.NodeProto] = []
 
     def small(name: str, op: str) -> bool:  # never materialise a large result
         dims = _static_dims(infos[name].type) if name in infos else None
@@ -547,14 +520,21 @@ def _resolve_shape_arithmetic(model: onnx.ModelProto, limit: int = 4096, rounds:
             return math.prod(dims) <= limit
         return op not in ("ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "OneHot")
 
-    for node in evaluate:  # one by one: a node the evaluator cannot run only loses what it feeds
+    for node in g.node:  # one by one: a node the evaluator cannot run only loses what it feeds
+        if not _evaluable(node) or (node.domain, node.op_type) in local:
+            continue
+        source_info = infos.get(node.input[0]) if node.input else None
+        if node.op_type in ("Shape", "Size") and source_info is not None and static(source_info.type):
+            value = _shape_value(node, _static_dims(source_info.type))
+            node = helper.make_node("Constant", [], [node.output[0]], value=onnx.numpy_helper.from_array(value))
         ready = all(not i or i in results for i in node.input)
         if not ready or not all(small(o, node.op_type) for o in node.output):
             continue
         evaluated = _evaluate(node, results, model)
         if evaluated is not None:
             results.update(zip(node.output, evaluated))
-    outputs = {o for n in evaluate for o in n.output if o and o in results}
+            evaluated_nodes.append(node)
+    outputs = {o for n in evaluated_nodes for o in n.output if o and o in results}
     if not outputs:
         return model
     try:
@@ -611,23 +591,19 @@ def _check_ops_known(model: onnx.ModelProto, source: str) -> None:
             continue
         known.add((domain, node.op_type))
         version = opsets.get(domain)
-        try:
-            onnx.defs.get_schema(node.op_type, version or 1, domain)
-        except onnx.defs.SchemaError:
-            label = node.name or f"#{i}"
+        if _schema(node.op_type, domain, version or 1) is None:
             raise ModelError(
-                f"node '{label}' uses op '{node.op_type}'{f' of domain {domain!r}' if domain else ''}, "
+                f"node '{node.name or f'#{i}'}' uses op '{node.op_type}'{f' of domain {domain!r}' if domain else ''}, "
                 f"which is not an ONNX operator{f' in opset {version}' if version else ''}",
-                where=source, hint="nvmc imports standard ONNX ops; export the model with standard ops") from None
+                where=source, hint="nvmc imports standard ONNX ops; export the model with standard ops")
 
 
 def _build(model: onnx.ModelProto, source: str, weights: dict[str, onnx.TensorProto]) -> Graph:
     g_proto = model.graph
     g = Graph(g_proto.name or "main", {o.domain or "": o.version for o in model.opset_import})
     g.meta.update(ir_version=model.ir_version, producer=model.producer_name, doc=model.doc_string)
-    types: dict[str, TensorType | None] = {}
-    for vi in list(g_proto.input) + list(g_proto.value_info) + list(g_proto.output):
-        types[vi.name] = type_from_proto(vi.type, f"value '{vi.name}'")
+    types = {vi.name: type_from_proto(vi.type, f"value '{vi.name}'")
+             for vi in list(g_proto.input) + list(g_proto.value_info) + list(g_proto.output)}
 
     for vi in g_proto.input:
         if vi.name in weights:
@@ -679,18 +655,21 @@ def _where(node: onnx.NodeProto, index: int) -> str:
     return f"node '{node.name or node.op_type + str(index)}' ({node.op_type})"
 
 
+# Constant's attributes besides 'value' (a tensor): the element type each makes.
+_CONSTANT_ATTRS = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64,
+                   "value_ints": np.int64, "value_string": np.object_, "value_strings": np.object_}
+
+
 def _fold_constant(g: Graph, node: onnx.NodeProto, attrs: dict) -> bool:
     """Turn Constant / ConstantOfShape(const) into a graph constant. Returns True if folded."""
     if node.domain not in ("", "ai.onnx") or len(node.output) != 1:
         return False
     if node.op_type == "Constant":
         (key, value), = attrs.items()
-        array = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64,
-                 "value_ints": np.int64, "value_string": np.object_, "value_strings": np.object_}
         if key == "value":
             g.add_const(node.output[0], value)
-        elif key in array:
-            g.add_const(node.output[0], np.array(value, dtype=array[key]))
+        elif key in _CONSTANT_ATTRS:
+            g.add_const(node.output[0], np.array(value, dtype=_CONSTANT_ATTRS[key]))
         else:
             return False
         return True

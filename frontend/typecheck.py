@@ -66,6 +66,19 @@ def check_propagation(model: onnx.ModelProto, error: type[NvmcError] = VerifyErr
                             hint="check its start, limit and delta (a typo?)")
 
 
+def infer_strict(model: onnx.ModelProto, failure: str, error: type[NvmcError] = VerifyError,
+                 where: str | None = None) -> onnx.ModelProto:
+    """ONNX shape inference in strict mode, with data propagation (after ``check_propagation``):
+    a node whose declared types contradict inference is an error, not a graph whose types
+    `verify` would later reject. It raises ``error`` with ``failure`` and ONNX's first line."""
+    check_propagation(model, error)
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise error(f"{failure}: {first}", where=where) from None
+
+
 @lru_cache(maxsize=None)
 def _schema(op: str, domain: str, opset: int) -> onnx.defs.OpSchema | None:
     try:
@@ -112,12 +125,7 @@ def verify_types(graph: Graph) -> None:
         model = to_onnx(lowered, value_infos=False, large_consts_as_inputs=64)
     for out in model.graph.output:  # let ONNX infer these too, so a mismatch names the value
         out.type.tensor_type.ClearField("shape")
-    check_propagation(model)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise VerifyError(f"ONNX shape inference rejects the graph: {first}") from None
+    inferred = infer_strict(model, "ONNX shape inference rejects the graph")
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         onnx_type = type_from_proto(vi.type, f"value '{vi.name}'")
         if onnx_type is None or vi.name not in lowered.values:
@@ -129,9 +137,7 @@ def verify_types(graph: Graph) -> None:
             raise VerifyError(f"{where} is typed {ours.dtype} but ONNX infers {onnx_type.dtype}")
         if ours.shape is None or onnx_type.shape is None:
             continue
-        if len(ours.shape) != len(onnx_type.shape):
+        if len(ours.shape) != len(onnx_type.shape) or any(
+                isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(ours.shape, onnx_type.shape)):
             raise VerifyError(f"{where} is typed {ours} but ONNX infers {onnx_type}")
-        for a, b in zip(ours.shape, onnx_type.shape):
-            if isinstance(a, int) and isinstance(b, int) and a != b:
-                raise VerifyError(f"{where} is typed {ours} but ONNX infers {onnx_type}")
     graph.analysis_cache["onnx-types"] = (graph.version, True)

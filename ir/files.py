@@ -142,17 +142,8 @@ def check_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike |
         return
     hint = f"choose another {option} path" + (" ('-' writes to standard output)" if option not in ("-o", "--timeloop-dir")
                                               else "")
-    try:
-        st = os.stat(output)  # follows links: a link to a device is the device
-    except FileNotFoundError:
-        st = None
-    except OSError as e:
-        raise _os_error(e, "write", output, hint) from None
+    st = _replaced_file(output, hint, hint)
     if st is not None:
-        kind = _kind(st.st_mode)
-        if kind:
-            raise NvmcError(f"cannot write: the path is {kind}; nvmc writes only regular files or new names",
-                            where=str(output), hint=hint)
         read = _INPUTS.get((st.st_dev, st.st_ino))
         named = next((p for p in inputs if p is not None and str(p) != "-" and same_file(output, p)), None)
         if read is not None or named is not None:
@@ -161,10 +152,7 @@ def check_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike |
     check_folder(output, where=str(output) if option == "-o" else f"{option} {output}")
 
 
-def check_not_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], *,
-                    option: str = "-o") -> None:
-    """Raise when writing ``output`` would replace one of ``inputs`` (or is not a safe path)."""
-    check_output(output, inputs, option=option)
+check_not_input = check_output  # raise when writing ``output`` would replace one of ``inputs`` (or is not safe)
 
 
 def check_folder(path: str | os.PathLike, *, where: str | None = None) -> Path:
@@ -232,14 +220,22 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
 
 def _check_destination(path: Path, inputs, overwrite_inputs: bool) -> None:
     if overwrite_inputs:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise _os_error(e, "write", path) from None
-        if _kind(st.st_mode):
-            raise NvmcError(f"cannot write: the path is {_kind(st.st_mode)}; nvmc writes only regular files or "
-                            "new names", where=str(path), hint="choose another path")
-        return
-    check_output(path, inputs)
+        _replaced_file(path, "choose another path", None)
+    else:
+        check_output(path, inputs)
+
+
+def _replaced_file(path: str | os.PathLike, hint: str, os_error_hint: str | None) -> os.stat_result | None:
+    """The stat of the file writing ``path`` would replace (None: a new name); raise unless it
+    is a regular file."""
+    try:
+        st = os.stat(path)  # follows links: a link to a device is the device
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise _os_error(e, "write", path, os_error_hint) from None
+    kind = _kind(st.st_mode)
+    if kind:
+        raise NvmcError(f"cannot write: the path is {kind}; nvmc writes only regular files or new names",
+                        where=str(path), hint=hint)
+    return st

@@ -128,8 +128,7 @@ def _loader(sidecar, filename: str) -> SidecarLoader:
     if callable(sidecar):  # every loader takes the declared type; a user's callable ignores it
         return lambda file, key, expect=None: sidecar(file, key)
     if isinstance(sidecar, Mapping):
-        table = sidecar
-        return lambda file, key, expect=None: table[key]
+        return lambda file, key, expect=None: sidecar[key]
     base = Path(sidecar) if sidecar is not None else (Path(filename).parent if filename != "<text>" else Path("."))
     opened: dict[str, zipfile.ZipFile] = {}
 
@@ -172,12 +171,6 @@ def _loader(sidecar, filename: str) -> SidecarLoader:
 
     load.read = []  # type: ignore[attr-defined]
     return load
-
-
-def _unquote(name: str) -> str:
-    """A bare name as is; a quoted one decoded (JSON string syntax). ValueError on a bad escape
-    or on an escape that is not a character (a lone UTF-16 surrogate such as \\ud800)."""
-    return json_string(name) if name.startswith('"') else name
 
 
 class _Builder:
@@ -243,18 +236,16 @@ class _Builder:
                 self.g.opsets = opsets
 
     def _params(self, tree: lark.Tree) -> list[tuple[lark.Token, TensorType]]:
-        out = []
-        for p in tree.children:
-            if p is not None:
-                out.append((p.children[0], self._type(p.children[1])))
-        return out
+        return [(p.children[0], self._type(p.children[1])) for p in tree.children if p is not None]
 
     def _name(self, tok: lark.Token) -> str:
         return self._unquote(tok, str(tok)[1:])
 
     def _unquote(self, tok: lark.Token, text: str) -> str:
+        """A bare name as is; a quoted one decoded (JSON string syntax), or an error at ``tok`` on
+        a bad escape or on one that is not a character (a lone UTF-16 surrogate such as \\ud800)."""
         try:
-            return _unquote(text)
+            return json_string(text) if text.startswith('"') else text
         except ValueError as e:  # json's message says which escape; the caret says where
             raise self.error(tok, f"bad string: {getattr(e, 'msg', e)}",
                              "strings use JSON escapes: \\\\, \\\", \\n, \\uXXXX") from None
@@ -284,31 +275,21 @@ class _Builder:
 
     def _node(self, stmt: lark.Tree) -> None:
         results, op_tok, operands, attrs, types, name_tok = stmt.children
-        inputs = []
-        for operand in operands.children:
-            if operand is None:
-                continue
-            tok = operand.children[0]
-            inputs.append("" if tok.type == "HOLE" else self._use(tok))
+        inputs = ["" if o.children[0].type == "HOLE" else self._use(o.children[0])
+                  for o in operands.children if o is not None]
         outs = [self._defining(t) for t in results.children]
         if len(set(outs)) != len(outs):
             raise self.error(results.children[0], "a node defines the same value twice")
-        out_types = [self._type(t) for t in types.children] if types is not None else []
-        if out_types and len(out_types) != len(outs):
+        out_types = ([self._type(t) for t in types.children] if types is not None
+                     else [TensorType("f32", None)] * len(outs))
+        if len(out_types) != len(outs):
             raise self.error(op_tok, f"{len(outs)} results but {len(out_types)} types")
-        if not out_types:
-            out_types = [TensorType("f32", None)] * len(outs)
         attr_map = self._kvs(attrs.children if attrs is not None else [], op_tok)
         domain, _, op = str(op_tok).rpartition(".")
-        node_name = None
-        if name_tok is not None:
-            node_name = str(name_tok)[2:].strip()
-            node_name = self._unquote(name_tok, node_name)
-            if not node_name:
-                node_name = None
-            elif self.g.has_node(node_name):
-                raise self.error(name_tok, f"node name '{node_name}' is used twice")
-        self.g.add_node(op, inputs, outs, attr_map, name=node_name, domain=domain, types=out_types)
+        node_name = self._unquote(name_tok, str(name_tok)[2:].strip()) if name_tok is not None else ""
+        if node_name and self.g.has_node(node_name):
+            raise self.error(name_tok, f"node name '{node_name}' is used twice")
+        self.g.add_node(op, inputs, outs, attr_map, name=node_name or None, domain=domain, types=out_types)
 
     def _type(self, tree: lark.Tree) -> TensorType:
         dtype_tok, dims_tree, *anns = tree.children
@@ -389,13 +370,13 @@ class _Builder:
                 raise self.error(payload, f"sidecar tensor has shape {list(array.shape)}, declared {t}")
             return array
         items = [self._value(c) for c in payload.children if c is not None]
+        if tok is None:  # a dense<> attribute: errors point at its first element
+            tok = next(payload.scan_values(lambda x: isinstance(x, lark.Token)), None)
         if len(items) != t.numel():
-            where = tok if tok is not None else next(payload.scan_values(lambda x: isinstance(x, lark.Token)), None)
-            raise self.error(where, f"constant of type {t} needs {t.numel()} elements, got {len(items)}")
+            raise self.error(tok, f"constant of type {t} needs {t.numel()} elements, got {len(items)}")
         try:
             with np.errstate(over="raise", invalid="raise"):
                 return np.array(items, dtype=numpy_dtype(t.dtype)).reshape(t.shape)
         except (ValueError, TypeError, OverflowError, FloatingPointError) as e:
-            where = tok if tok is not None else next(payload.scan_values(lambda x: isinstance(x, lark.Token)), None)
-            raise self.error(where, f"the values of this constant do not fit {t.dtype}: {e}",
+            raise self.error(tok, f"the values of this constant do not fit {t.dtype}: {e}",
                              f"write {t.dtype} values in range, or change the element type") from None

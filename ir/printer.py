@@ -50,15 +50,17 @@ def print_graph(graph: Graph, sidecar: str = "weights.npz", inline_limit: int | 
     return p.run(), p.arrays
 
 
+def _name(name: str) -> str:
+    """A value, node, graph or sidecar key name: bare where the grammar allows, else quoted."""
+    return name if _BARE_NAME.match(name) else json.dumps(name)
+
+
 def value_ref(name: str) -> str:
-    return "%" + (name if _BARE_NAME.match(name) else json.dumps(name))
+    return "%" + _name(name)
 
 
 def format_type(t: TensorType) -> str:
-    text = str(t)
-    for ann in t.annotations:
-        text += " " + format_annotation(ann)
-    return text
+    return " ".join([str(t), *map(format_annotation, t.annotations)])
 
 
 def format_annotation(ann: Annotation) -> str:
@@ -122,15 +124,15 @@ class _Printer:
     def _payload(self, key: str, array: np.ndarray) -> str:
         if array.size <= self.inline_limit and array.dtype.kind not in "cV":
             return format_array_data(array)
-        key = self._unique_key(key)
-        self.arrays[key] = array
-        return f"@{self.sidecar}:{json.dumps(key) if not _BARE_NAME.match(key) else key}"
+        return self._store(key, array)
 
-    def _unique_key(self, key: str) -> str:
+    def _store(self, key: str, array: np.ndarray) -> str:
+        """Put ``array`` in the sidecar under ``key`` (made unique) and return its ``@file:key``."""
         base, i = key, 1
         while key in self.arrays:
             key, i = f"{base}#{i}", i + 1
-        return key
+        self.arrays[key] = array
+        return f"@{self.sidecar}:{_name(key)}"
 
     def _attr(self, node: Node, name: str, v: Any) -> str:
         if isinstance(v, np.ndarray):
@@ -138,9 +140,7 @@ class _Printer:
             return f"dense<{TensorType(dtype, tuple(v.shape))} {self._payload(f'{node.name}.{name}', v)}>"
         if type(v).__name__ == "GraphProto":  # subgraphs (If/Loop/Scan) stay opaque ONNX
             data = np.frombuffer(v.SerializeToString(), dtype=np.uint8)
-            key = self._unique_key(f"{node.name}.{name}")
-            self.arrays[key] = data
-            return f"graph<@{self.sidecar}:{json.dumps(key) if not _BARE_NAME.match(key) else key}>"
+            return f"graph<{self._store(f'{node.name}.{name}', data)}>"
         return format_scalar_or_list(v)
 
     def run(self) -> str:
@@ -149,7 +149,7 @@ class _Printer:
         lines = [f"// nvmc.ir {FORMAT_VERSION}  opset={opsets}"]
         ins = ", ".join(f"{value_ref(n)}: {format_type(g.values[n].type)}" for n in g.inputs)
         outs = ", ".join(f"{value_ref(n)}: {format_type(g.values[n].type)}" for n in g.outputs)
-        lines.append(f"graph @{value_ref(g.name)[1:]}({ins}) -> ({outs}) {{")
+        lines.append(f"graph @{_name(g.name)}({ins}) -> ({outs}) {{")
         for name, array in g.consts.items():
             t = g.values[name].type
             lines.append(f"  {value_ref(name)} = const {format_type(t)} {self._payload(name, array)}")
@@ -169,7 +169,7 @@ class _Printer:
             text += " {" + attrs + "}"
         if node.outputs:
             text += " : " + ", ".join(format_type(g.values[o].type) for o in node.outputs)
-        return text + f"  // {json.dumps(node.name) if not _BARE_NAME.match(node.name) else node.name}"
+        return text + f"  // {_name(node.name)}"
 
 
 def json_string(text: str) -> str:

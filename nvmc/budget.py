@@ -3,8 +3,11 @@
     nvmc compile model.onnx -t sot-mram --budget latency=5ms,energy=2mJ,area=10mm2
 
 A budget is ``METRIC=VALUE`` with a unit; several are joined by commas. Every metric but
-``throughput`` is an upper bound; ``throughput`` is a lower bound (inferences per second).
-Budgets apply to every costed target (the ``--target`` and each ``--compare`` one). When
+``throughput`` and ``tokens_per_s`` is an upper bound; those two are lower bounds (inferences,
+tokens per second). With ``--generate`` budgets bound the generation's figures: ``ttft``,
+``token_latency`` (the median decode step), ``tokens_per_s``, ``j_per_token``, and ``latency`` /
+``energy`` of the whole generation; a budget on a figure the run does not produce is an input
+error. Budgets apply to every costed target (the ``--target`` and each ``--compare`` one). When
 one is exceeded the CLI prints one line per broken budget and exits with code 3
 (``EXIT_BUDGET``); a malformed budget is an input error (exit 2) reported before the model
 is read.
@@ -24,12 +27,12 @@ from typing import Any, Iterable, Mapping
 
 from nvmc.ir.errors import NvmcError, did_you_mean
 from nvmc.ir.units import NUMBER
-from nvmc.report import METRICS as TOTALS, Metric
+from nvmc.report import GENERATION_METRICS, METRICS as TOTALS, Metric
 
 EXIT_BUDGET = 3
 
-# the report's totals, upper bounds first (the order hints and --help list them in)
-METRICS: dict[str, Metric] = {m.name: m for m in sorted(TOTALS, key=lambda m: not m.upper)}
+# the report's totals, then the generation's figures, upper bounds first (the order hints list them in)
+METRICS: dict[str, Metric] = {m.name: m for m in sorted((*TOTALS, *GENERATION_METRICS), key=lambda m: not m.upper)}
 _ALIASES = {"energy-per-inference": "energy_per_inference", "energy/inference": "energy_per_inference",
             "energy_per_inf": "energy_per_inference"}
 
@@ -135,14 +138,24 @@ class BudgetResult:
                 "ok": self.ok, "text": self.budget.text}
 
 
-def refuse_unmodelled(budgets: Iterable[Budget], estimates) -> None:
-    """An area budget on a target whose family models no area is an error, not a pass."""
+def refuse_unmodelled(budgets: Iterable[Budget], results, run: str = "compile without --generate") -> None:
+    """A budget on a figure the run does not produce (``ttft`` of one forward pass, ``throughput``
+    of a generation, area of a family that models none) is an error, not a pass.
+
+    ``results``: the run's Estimates or TargetGenerations (``target``, ``family``, ``ok``, ``totals``);
+    ``run`` says what produced them, for the message."""
+    results = [(r, r.totals) for r in results]   # an Estimate sums its totals on every access
     for b in budgets:
-        if b.spec.total != "area_mm2":
-            continue
-        for e in estimates:
-            if e.ok and e.totals.get("area_mm2") is None:
-                raise NvmcError(f"{b.text}: target '{e.target}' (family '{e.family}') models no area, so an area "
+        for r, totals in results:
+            if b.spec.total not in totals:
+                produced = [name for name, m in METRICS.items() if m.total in totals]
+                generation = [m.name for m in GENERATION_METRICS]
+                need = (f"; {', '.join(generation)} are figures of --generate prompt=P,tokens=T"
+                        if b.metric in generation and not set(generation) & set(produced) else "")
+                raise NvmcError(f"{b.text}: {run} produces no {b.metric}", where="--budget",
+                                hint=f"budget what it produces: {', '.join(produced)}{need}")
+            if b.spec.total == "area_mm2" and r.ok and totals["area_mm2"] is None:
+                raise NvmcError(f"{b.text}: target '{r.target}' (family '{r.family}') models no area, so an area "
                                 "budget cannot be checked", where="--budget",
                                 hint="leave area out of the budget, or choose a target whose family models area")
 

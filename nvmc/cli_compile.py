@@ -20,6 +20,7 @@ import click
 import numpy as np
 from rich.table import Table
 
+from nvmc.budget import EXIT_BUDGET, check_budgets, parse_budgets, refuse_unmodelled
 from nvmc.cli import (EXIT_ACCURACY, accuracy_gate_option, check_output_path, cli, input_shape_option,
                       load_model, model_argument, path_option, write_output)
 from nvmc.ir.dataout import json_text
@@ -64,7 +65,9 @@ def _target_list(value: str | None) -> list[str]:
 @path_option("--html", "html_path", help="Write a self-contained HTML report with plots (opens offline).")
 @click.option("--budget", "budget_spec", metavar="METRIC=VALUE,...",
               help="Fail (exit 3) when a target exceeds a budget, e.g. latency=5ms,energy=2mJ,area=10mm2 "
-                   "(metrics: latency, energy, energy_per_inference, edp, area, throughput).")
+                   "(metrics: latency, energy, energy_per_inference, edp, area, throughput). With --generate: "
+                   "ttft, token_latency (median decode step), tokens_per_s (a minimum), j_per_token, area, and "
+                   "latency / energy of the whole generation.")
 @click.option("-q", "--quiet", is_flag=True, help="Print no summary and no notes; errors and broken budgets only.")
 @click.option("--grid", metavar="G_PER_KWH|REGION",
               help="Carbon: use-phase grid intensity in g CO2e/kWh or an ACT region (world, usa, europe, ...; "
@@ -86,7 +89,8 @@ def _target_list(value: str | None) -> list[str]:
               help="--mode train: samples per device.")
 @click.option("--generate", "generate_spec", metavar="prompt=P,tokens=T",
               help="Cost text generation: a P-token prefill, then T-1 decode steps with a growing KV cache "
-                   "(time to first token, per-token latency, tokens/s, J/token, KV cache and what fits).")
+                   "(time to first token, per-token latency, tokens/s, J/token, KV cache and what fits); -o "
+                   "writes the model at the prefill's shapes.")
 @accuracy_gate_option
 @input_shape_option
 def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: str | None, iso: str | None,
@@ -104,7 +108,6 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
     """
     import nvmc
     from nvmc.backends.errors import UnsupportedOpError
-    from nvmc.budget import EXIT_BUDGET, check_budgets, parse_budgets, refuse_unmodelled
     from nvmc.pipeline import Costing, resolve_targets
     from nvmc.render import progress
 
@@ -124,11 +127,10 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
             batch_per_device=train_batch, net=net)  # bad training options fail before the model loads
     targets = resolve_targets([target_name, *others], tuple(sets), iso)
     if generate_spec is not None:
+        bound = bool(input_shapes or input_shapes.dims or input_shapes.values)
         return _generate(model, targets, generate_spec, pipeline=pipeline, net=net, json_path=json_path,
-                         html_path=html_path, csv_path=csv_path, quiet=quiet,
-                         refused={"-o": output, "--budget": budget_spec, "--mode": mode,
-                                  "--input-shape/--dim/--input-value": (input_shapes or input_shapes.dims
-                                                                       or input_shapes.values) or None})
+                         html_path=html_path, csv_path=csv_path, output=output, budgets=budgets, quiet=quiet,
+                         train=mode == "train", bound=bound)
     with progress(f"loading {model.name}", quiet=quiet):
         graph = nvmc.load(model, **input_shapes.load_kwargs()) if quiet else load_model(model, input_shapes)
     try:
@@ -194,21 +196,30 @@ def compile_cmd(model: Path, target_name: str, compare: str | None, pipeline: st
         for e in estimates:
             if not e.ok:
                 print_error(f"{e.target}: does not fit: {e.reason}")
+    _print_budgets(checked, quiet)
+    for why in broken_gate:
+        print_error(f"accuracy gate: {why} (--passes {pipeline})")
+    if not all(e.ok for e in estimates if e.applicable):  # n/a rows of a comparison are not failures
+        sys.exit(EXIT_NOT_FITTING)
+    _exit_if_exceeded(checked)
+    if broken_gate:
+        print_error(f"error: the passes broke the accuracy gate (exit {EXIT_ACCURACY})")
+        sys.exit(EXIT_ACCURACY)
+
+
+def _print_budgets(checked, quiet: bool) -> None:
+    """One line per budget on stderr: every broken one, and (unless -q) every kept one."""
     for r in checked:
         if not r.ok:
             print_error(f"budget exceeded: {r.message()}")
         elif not quiet:
             print_error(f"budget ok: {r.message()}")
-    for why in broken_gate:
-        print_error(f"accuracy gate: {why} (--passes {pipeline})")
-    if not all(e.ok for e in estimates if e.applicable):  # n/a rows of a comparison are not failures
-        sys.exit(EXIT_NOT_FITTING)
+
+
+def _exit_if_exceeded(checked) -> None:
     if not all(r.ok for r in checked):
         print_error(f"error: {sum(not r.ok for r in checked)} budget(s) exceeded (exit {EXIT_BUDGET})")
         sys.exit(EXIT_BUDGET)
-    if broken_gate:
-        print_error(f"error: the passes broke the accuracy gate (exit {EXIT_ACCURACY})")
-        sys.exit(EXIT_ACCURACY)
 
 
 def _check_finite(estimates) -> None:
@@ -488,22 +499,33 @@ def _ratios_row(values) -> list[str]:
 
 
 # ------------------------------------------------------------------ targets, explain
-def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path, html_path, csv_path, quiet: bool,
-              refused: dict) -> None:
-    """``compile --generate``: the generation table, and the JSON report's ``generation`` section."""
+def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path, html_path, csv_path, output,
+              budgets, quiet: bool, train: bool, bound: bool) -> None:
+    """``compile --generate``: the generation table, and the JSON report's ``generation`` section;
+    ``budgets`` bound its figures (exit 3 when one is exceeded), ``output`` gets the prefill's graph."""
+    import nvmc
     from nvmc.generation import GenerateSpec, generate
     from nvmc.render import progress
 
-    given = [k for k, v in refused.items() if v is not None]
-    if given:
-        raise NvmcError(f"--generate does not combine with {', '.join(given)} yet", where="--generate",
-                        hint="cost the generation alone (it binds the batch, sequence and past dims of each step "
-                             "itself), or one forward pass without --generate")
+    if train:
+        raise NvmcError("--mode train does not combine with it: a generation is inference (a prefill, then "
+                        "decode steps)", where="--generate",
+                        hint="leave out --mode train, or cost a training iteration without --generate (binding the "
+                             "sequence with --dim)")
+    if bound:
+        raise NvmcError("it binds the decoder's batch, sequence and past-length dims itself, to each step's "
+                        "shapes, so --input-shape/--dim/--input-value cannot fix them", where="--generate",
+                        hint="leave them out and set the lengths with --generate prompt=P,tokens=T; or cost one "
+                             "forward pass at your dims without --generate")
     spec = GenerateSpec.parse(spec_text)
     with progress(f"costing generation of {model.name} on {len(targets)} target(s)", quiet=quiet):
         gen = generate(model, targets, prompt=spec.prompt, tokens=spec.tokens, samples=spec.samples,
                        passes=pipeline, sets=net)
+    refuse_unmodelled(budgets, gen.results, run=f"--generate {spec}")
+    checked = check_budgets(budgets, [(r.target, r.totals) for r in gen.results])
     data = gen.to_dict()
+    if checked:
+        data["budgets"] = [r.to_dict() for r in checked]
     if json_path is not None:
         write_output(json_path, json_text(data) + "\n")
     if csv_path is not None:   # one row per generated token and target: the per-token curve
@@ -516,14 +538,24 @@ def _generate(model: Path, targets, spec_text: str, *, pipeline, net, json_path,
                 for r in gen.results if r.ok for k in range(r.tokens)]
         write_output(csv_path, csv_text(["target", "token", "phase", "context", "costed", "latency_s", "energy_j"],
                                         rows))
+    if output is not None:
+        nvmc.save(gen.graph, output)
+        if not quiet:
+            err_console().print(f"wrote {output}")
     if html_path is not None:
         from nvmc.report import write_generation_html
 
         write_generation_html(html_path, data)
         if not quiet:
             err_console().print(f"wrote {html_path}")
-    if quiet:
-        return
+    if not quiet:
+        _print_generation(data, spec)
+    _print_budgets(checked, quiet)
+    _exit_if_exceeded(checked)
+
+
+def _print_generation(data: dict, spec) -> None:
+    """The generation's summary: the KV cache, one row per target, what fits, the comparison, notes."""
     kv = data["kv_cache"]
     cache = ("none (no past inputs)" if kv["bytes_per_token"] is None else
              f"{binary(kv['bytes_per_token'])}/token, {binary(kv['bytes_total'])} after "

@@ -26,11 +26,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from nvmc.ir.errors import NvmcError
+
+if TYPE_CHECKING:
+    from nvmc.ir import Graph
 
 # a node whose largest latency component is one of these is bound by memory (the families' names)
 MEMORY_COMPONENTS = frozenset({"dram", "l2", "memory", "mram", "transfer", "transfer_in", "transfer_out", "host_link",
@@ -196,21 +199,36 @@ class TargetGeneration:
     def decode_overhead_share(self) -> float:
         return _over_steps(self.steps, [s.overhead_share for s in self.steps]) if self.steps else 0.0
 
+    @property
+    def totals(self) -> dict[str, float | None]:
+        """The figures a --budget bounds (keys of nvmc.report's Metric.total): latency and energy of the
+        whole generation, area, and the generation's own; no token_latency_s without a decode step."""
+        if not self.ok:
+            return dict.fromkeys(("latency_s", "energy_j", "area_mm2", "ttft_s", "token_latency_s", "tokens_per_s",
+                                  "j_per_token"))
+        out = {"latency_s": self.total_s, "energy_j": self.total_j, "area_mm2": self.area_mm2, "ttft_s": self.ttft_s,
+               "tokens_per_s": self.batch * self.tokens / self.total_s,
+               "j_per_token": self.total_j / (self.batch * self.tokens)}
+        if self.tokens > 1:
+            out["token_latency_s"] = float(np.median(self.per_token_latency_s[1:]))
+        return out
+
     def summary(self) -> dict[str, Any]:
         if not self.ok:
             return {"target": self.target, "family": self.family, "ok": False, "reason": self.reason}
         decode = self.per_token_latency_s[1:]
         n_dec = len(decode)
         bound = self.decode_memory_share
+        totals = self.totals
         return {
             "target": self.target, "family": self.family, "ok": True,
             "ttft_s": self.ttft_s,
             "per_token_latency_s": {"first": float(decode[0]) if n_dec else None,
-                                    "median": float(np.median(decode)) if n_dec else None,
+                                    "median": totals.get("token_latency_s"),
                                     "last": float(decode[-1]) if n_dec else None},
-            "tokens_per_s": self.batch * self.tokens / self.total_s,
+            "tokens_per_s": totals["tokens_per_s"],
             "decode_tokens_per_s": self.batch * n_dec / self.decode_s if n_dec else None,
-            "j_per_token": self.total_j / (self.batch * self.tokens),
+            "j_per_token": totals["j_per_token"],
             "decode_j_per_token": self.decode_j / (self.batch * n_dec) if n_dec else None,
             "area_mm2": self.area_mm2,
             "prefill": {"latency_s": self.ttft_s, "energy_j": float(self.per_token_energy_j[0])},
@@ -241,6 +259,7 @@ class Generation:
     results: list[TargetGeneration]
     contexts: list[int]                # the decode contexts costed
     analysed: str = ""                 # how their workloads were obtained (see workloads())
+    graph: Graph | None = None         # the prefill's graph after the passes (what compile --generate -o writes)
 
     @property
     def kv_bytes_total(self) -> int | None:
@@ -337,7 +356,7 @@ def generate(model: "str | os.PathLike | Any", target: "str | Sequence[str]", *,
     ctx = contexts(spec)
     costing = Costing()
     targets = costing.targets(resolve_targets(names, tuple(sets)))
-    pre_wl, step_wls, how = workloads(proto, decoder, spec, ctx, batch, passes, targets)
+    prefill_graph, pre_wl, step_wls, how = workloads(proto, decoder, spec, ctx, batch, passes, targets)
 
     def cost(workload):
         return costing.estimates(workload, targets, batch=batch, pipeline=passes or "", leading=batch)
@@ -368,14 +387,15 @@ def generate(model: "str | os.PathLike | Any", target: "str | Sequence[str]", *,
             residency={k: pre.info[k] for k in ("weights", "kv_cache") if isinstance(pre.info.get(k), str)},
             scope=dict(pre.scope), batch=batch, area_mm2=pre.area_mm2))
     source = "" if isinstance(model, onnx.ModelProto) else str(model)
-    return Generation(source, spec, decoder, batch, per_token, weights, results, ctx, how)
+    return Generation(source, spec, decoder, batch, per_token, weights, results, ctx, how, prefill_graph)
 
 
 MEASURE_SAMPLES = 2   # input draws for measured columns: one decode step's activations, not a dataset
 
 
 def workloads(proto, decoder: Decoder, spec: GenerateSpec, ctx: list[int], batch: int, passes: str | None, targets):
-    """The prefill's workload and one per decode context, with the columns the targets measure.
+    """The prefill's graph (after the passes) and workload, and a workload per decode context, with
+    the columns the targets measure.
 
     A decode step's graph is the same at every context; only the sizes that follow the cache
     change, each a polynomial in the context: of degree 1 with past inputs (one new token attends
@@ -395,7 +415,7 @@ def workloads(proto, decoder: Decoder, spec: GenerateSpec, ctx: list[int], batch
 
     graph, pre = analyse(decoder.prefill(spec.prompt, batch))
     if not ctx:
-        return measure(graph, pre, targets), [], ""
+        return graph, measure(graph, pre, targets), [], ""
     degree = 1 if decoder.past else 2
     anchors = sorted({ctx[0], ctx[-1], *([ctx[len(ctx) // 2]] if degree == 2 else [])})
     check = next((c for c in ctx if c not in anchors), None)
@@ -421,12 +441,12 @@ def workloads(proto, decoder: Decoder, spec: GenerateSpec, ctx: list[int], batch
             if c not in done:
                 done[c] = analyse(decoder.step(c, batch))[1]
         how = f"every decode context analysed ({len(ctx)})" if check is not None else ""
-        return pre, [with_measured(done[c]) for c in ctx], how
+        return graph, pre, [with_measured(done[c]) for c in ctx], how
     how = (f"decode workloads: the graph analysed at contexts {', '.join(map(str, anchors))}, the others from "
            f"their exact degree-{degree} polynomial in the context (checked at {check})"
            + (f"; {', '.join(added)} measured at context {ctx[0]} ({MEASURE_SAMPLES} seeded input draws) and reused "
               "for the prefill and every step" if added else ""))
-    return pre, [with_measured(done[c] if c in done else fitted(c)) for c in ctx], how
+    return graph, pre, [with_measured(done[c] if c in done else fitted(c)) for c in ctx], how
 
 
 def _fit(done: dict, anchors: list[int], degree: int):

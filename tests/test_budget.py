@@ -71,7 +71,8 @@ def test_several_budgets_and_the_check():
     assert messages[1] == "bad: area 12 mm² exceeds the budget of 10 mm² by 20%"
     assert messages[2] == "bad: throughput 50 inf/s is below the budget of 100 inf/s by 50%"
     assert messages[3] == "nofit: latency cannot be checked: the model does not fit the target"
-    assert set(METRICS) == {"latency", "energy", "energy_per_inference", "edp", "area", "throughput"}
+    assert set(METRICS) == {"latency", "energy", "energy_per_inference", "edp", "area", "throughput",
+                            "ttft", "token_latency", "tokens_per_s", "j_per_token"}     # the last four: --generate
 
 
 def test_cli_budget_kept_exceeded_and_in_json(tmp_path):

@@ -173,11 +173,15 @@ def test_cli_csv_has_every_token(tmp_path):
     assert [float(x["latency_s"]) for x in rows[:40]] == pytest.approx(list(g.results[0].per_token_latency_s), rel=1e-6)
 
 
-def test_cli_refuses_what_generation_does_not_combine_with(tmp_path):
-    r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4,tokens=4", "-o", str(tmp_path / "x.onnx"))
-    assert r.returncode == 2 and "-o" in r.stderr and "Traceback" not in r.stderr
+def test_cli_refuses_what_generation_does_not_combine_with():
+    # -o and --budget combine with it: tests/test_generation_budget.py
+    r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4,tokens=4", "--mode", "train")
+    assert r.returncode == 2 and "--mode train does not combine" in r.stderr and "Traceback" not in r.stderr
+    assert "a generation is inference" in r.stderr and "hint: leave out --mode train" in r.stderr
     r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4,tokens=4", "--dim", "seq=3")
     assert r.returncode == 2 and "--dim" in r.stderr                    # bound per step, not by the user
+    assert "binds the decoder's batch, sequence and past-length dims itself" in r.stderr
+    assert "hint: leave them out and set the lengths with --generate prompt=P,tokens=T" in r.stderr
     r = run_nvmc("compile", str(PAST), "-t", "gpu", "--generate", "prompt=4")
     assert r.returncode == 2 and "needs both prompt and tokens" in r.stderr
 

@@ -58,6 +58,18 @@ METRICS = (
     Metric("area", "area_mm2", "area (modelled parts)", "mm²", _AREA_UNITS, "10mm2", "mm2, um2, cm2"),
 )
 MACS = Metric("macs", "macs", "MACs", "MAC")  # shown beside them; no budget takes it
+_TOKEN_RATE_UNITS = {"": 1.0, "/s": 1.0, "tok/s": 1.0, "tokens/s": 1.0, "k/s": 1e3, "ktok/s": 1e3, "M/s": 1e6}
+
+# The figures of a generation (compile --generate; keys of TargetGeneration.totals) that only it
+# produces; its latency and energy are the whole generation's, under the names above.
+GENERATION_METRICS = (
+    Metric("ttft", "ttft_s", "time to first token", "s", prefixed("s"), "50ms", "s, ms, us, ns"),
+    Metric("token_latency", "token_latency_s", "per-token latency (median decode step)", "s", prefixed("s"), "5ms",
+           "s, ms, us, ns"),
+    Metric("tokens_per_s", "tokens_per_s", "tokens/s", "tok/s", _TOKEN_RATE_UNITS, "100/s",
+           "/s, tok/s, k/s, M/s or a bare number", upper=False, bare=True),
+    Metric("j_per_token", "j_per_token", "J/token", "J", prefixed("J"), "1mJ", "J, mJ, uJ, nJ"),
+)
 
 if TYPE_CHECKING:
     from nvmc.backends import Estimate, Target

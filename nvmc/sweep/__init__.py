@@ -20,5 +20,5 @@ from .spec import SPEC_SCHEMA, ModelRef, Point, SpecError, SweepSpec, TargetRef,
 from .store import DB_SCHEMA, Store, StoreError, decode_report
 
 __all__ = ["DB_SCHEMA", "ModelRef", "Point", "SPEC_SCHEMA", "SpecError", "Store", "StoreError", "Summary",
-           "SweepSpec", "TargetRef", "decode_report", "load_spec", "make_tasks", "mark_pareto", "pareto_mask", "run_sweep",
-           "write_csv", "write_html", "write_json"]
+           "SweepSpec", "TargetRef", "decode_report", "load_spec", "make_tasks", "mark_pareto", "pareto_mask",
+           "run_sweep", "write_csv", "write_html", "write_json"]

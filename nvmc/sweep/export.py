@@ -38,25 +38,6 @@ SHOWN_STATUSES = ("ok", "not_fitting", "not_applicable", "rejected", "error")  #
 _FIXED = [c for c in COLUMNS if c not in ("params", "breakdown", "report", "host", "elapsed_s")]
 
 
-def flat_rows(rows: list[dict]) -> tuple[list[str], list[dict]]:
-    """Rows with one column per parameter (``set:llc.capacity``) and a ``pareto`` flag."""
-    keys = sorted({k for r in rows for k in _params(r)})
-    mark_pareto(rows)
-    generation = any(generation_of(r) for r in rows)   # a sweep without [generate] keeps its columns
-    out = []
-    for r in rows:
-        params = _params(r)
-        flat = {c: r.get(c) for c in _FIXED}
-        flat.update({f"set:{k}": params.get(k) for k in keys})
-        if generation:
-            flat.update(generation_columns(r))
-        flat["pareto"] = r["pareto"]
-        out.append(flat)
-    head = (_FIXED[:9] + [f"set:{k}" for k in keys] + _FIXED[9:]  # set: columns after pipeline
-            + (list(GENERATION_COLUMNS) if generation else []) + ["pareto"])
-    return head, out
-
-
 # the generation figures as CSV columns: (column, path in breakdown["generation"])
 GENERATION_COLUMNS = {"gen:prompt": ("prompt",), "gen:tokens": ("tokens",), "gen:samples": ("samples",),
                       "gen:ttft_s": ("ttft_s",), "gen:per_token_latency_median_s": ("per_token_latency_s", "median"),
@@ -172,16 +153,12 @@ def _exact(row: dict) -> bool:
     """Whether the point's model is the original (every pass exact, or none changed it)."""
     if row.get("approximate") is not None:
         return not row["approximate"]
-    return _exact_pipeline(row.get("pipeline") or "")  # a row of an older database: judged by its passes
-
-
-def exact_pipeline(text: str) -> bool:
-    """Whether every pass of the pipeline text is exact (an unknown pass is not known to be)."""
-    return _exact_pipeline(text)
+    return exact_pipeline(row.get("pipeline") or "")  # a row of an older database: judged by its passes
 
 
 @lru_cache(maxsize=256)
-def _exact_pipeline(text: str) -> bool:
+def exact_pipeline(text: str) -> bool:
+    """Whether every pass of the pipeline text is exact (an unknown pass is not known to be)."""
     from nvmc.passes.base import get_pass
     from nvmc.passes.pipeline import parse_pipeline
 
@@ -238,8 +215,19 @@ def _f(x) -> float:
 
 
 def write_csv(rows: list[dict], path: Path | str) -> None:
-    head, flat = flat_rows(rows)
-    write_output(path, csv_text(head, ([r.get(h, "") for h in head] for r in flat)))
+    """One row per point: the store's columns, one column per parameter (``set:llc.capacity``), a generation
+    sweep's figures (``gen:ttft_s`` ...) and a ``pareto`` flag."""
+    keys = sorted({k for r in rows for k in _params(r)})
+    mark_pareto(rows)
+    generation = any(generation_of(r) for r in rows)   # a sweep without [generate] keeps its columns
+    head = (_FIXED[:9] + [f"set:{k}" for k in keys] + _FIXED[9:]  # set: columns after pipeline
+            + (list(GENERATION_COLUMNS) if generation else []) + ["pareto"])
+
+    def cells(r: dict) -> list:
+        named = {**r, **{f"set:{k}": v for k, v in _params(r).items()}, **(generation_columns(r) if generation else {})}
+        return [named.get(h) for h in head]
+
+    write_output(path, csv_text(head, map(cells, rows)))
 
 
 def write_json(rows: list[dict], path: Path | str, *, meta: dict) -> None:

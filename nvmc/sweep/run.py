@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -32,7 +33,7 @@ from nvmc.ir.errors import NvmcError
 from nvmc.ir.files import read_input
 
 from .spec import SweepSpec
-from .store import Store
+from .store import STATUSES, Store
 from .worker import Task, TaskPoint, analyse, evaluate
 
 
@@ -134,7 +135,7 @@ def run_sweep(spec: SweepSpec, store: Store, *, workers: int | None = None, sche
 
 def fill_status(spec: SweepSpec, store: Store, summary: Summary) -> None:
     statuses = store.statuses(p.id for p in spec.points)
-    summary.counts = {s: 0 for s in ("ok", "not_fitting", "not_applicable", "error", "pending")}
+    summary.counts = {s: 0 for s in (*STATUSES, "pending")}
     for p in spec.points:
         summary.counts[statuses.get(p.id, "pending")] += 1
     if summary.counts["error"]:
@@ -143,16 +144,10 @@ def fill_status(spec: SweepSpec, store: Store, summary: Summary) -> None:
 
 
 def label(row: dict) -> str:
-    from .export import show_params
+    """export.label_of and the batch: ``m.onnx sram capacity=4MiB batch=8``."""
+    from .export import label_of
 
-    parts = [row["model"], row["target"]]
-    if row.get("pipeline"):
-        parts.append(row["pipeline"])
-    if row["params"] not in ("{}", {}, None):
-        parts.append(show_params(row["params"]))
-    if row.get("batch"):
-        parts.append(f"batch={row['batch']}")
-    return " ".join(parts)
+    return label_of(row) + (f" batch={row['batch']}" if row.get("batch") else "")
 
 
 # ------------------------------------------------------------------ runners
@@ -226,18 +221,20 @@ def _run_local(tasks: list[Task], workers: _LocalWorkers) -> Iterator[tuple[Task
     lost: list[Task] = []
     died = "a worker process died (out of memory?); run the same command again to resume, perhaps with fewer --workers"
 
+    def bury(w: int) -> None:  # a dead worker's queued tasks are lost
+        dead.add(w)
+        lost.extend(queued[w])
+        queued[w] = []
+
     def feed(w: int) -> None:
         task = dispatch.next_for(w) if w not in dead else None
         if task is None:
             return
+        queued[w].append(task)
         try:
             workers.conns[w].send(task)
         except OSError:  # it died before it could take the task
-            dead.add(w)
-            lost.extend([*queued[w], task])
-            queued[w] = []
-            return
-        queued[w].append(task)
+            bury(w)
 
     for w in range(len(workers.conns)):
         for _ in range(_IN_FLIGHT):
@@ -250,9 +247,7 @@ def _run_local(tasks: list[Task], workers: _LocalWorkers) -> Iterator[tuple[Task
             try:
                 kind, payload = conn.recv()
             except (EOFError, OSError):
-                dead.add(w)
-                lost.extend(queued[w])
-                queued[w] = []
+                bury(w)
                 continue
             task = queued[w].pop(0)
             feed(w)
@@ -271,11 +266,9 @@ class _Dispatcher:
     per worker, and no worker idles while tasks remain."""
 
     def __init__(self, tasks: list[Task]):
-        self.left: dict[tuple, list[Task]] = {}
+        self.left: dict[tuple, deque[Task]] = {}
         for t in tasks:
-            self.left.setdefault(_group(t), []).append(t)
-        for queue in self.left.values():
-            queue.reverse()                      # pop() from the end keeps the planned order
+            self.left.setdefault(_group(t), deque()).append(t)
         self.current: dict[int, tuple] = {}
         self.started: set[tuple] = set()
 
@@ -290,7 +283,7 @@ class _Dispatcher:
             self.current[w] = key
             self.started.add(key)
         queue = self.left[key]
-        task = queue.pop()
+        task = queue.popleft()
         if not queue:
             del self.left[key]
         return task
@@ -317,10 +310,8 @@ def _run_dask(tasks: list[Task], scheduler: str) -> Iterator[tuple[Task, list[di
         raise NvmcError(f"cannot reach the Dask scheduler: {e}", where=f"--scheduler {scheduler}",
                         hint=hint) from None
     try:
-        blobs = {}
-        for t in tasks:
-            if t.model.sha256 not in blobs:
-                blobs[t.model.sha256] = _model_bytes(client, t.model.path)
+        paths = {t.model.sha256: t.model.path for t in tasks}
+        blobs = {sha: _model_bytes(client, path) for sha, path in paths.items()}
         analysed = {}  # one analysis task per (model, pipeline); its chunks depend on it (data locality)
         futures = {}
         for t in tasks:

@@ -165,14 +165,14 @@ def file_sha256(path: str | Path) -> str:
 
 def point_id(model: ModelRef, target: TargetRef, pipeline: str, params, batch, version: str,
              costing: tuple = (), generate: tuple = ()) -> str:
-    key = {"model": model.sha256, "input_shapes": [[k, list(v)] for k, v in model.input_shapes],
-           "target": target.name, "target_file": target.sha256, "target_library": target.library_sha256,
-           "pipeline": pipeline,
-           "params": [[k, v] for k, v in params], "batch": batch, "nvmc": version}
+    # the (key, value) tuples hash as JSON arrays: [["llc.capacity", 4194304]]
+    key = {"model": model.sha256, "input_shapes": model.input_shapes, "target": target.name,
+           "target_file": target.sha256, "target_library": target.library_sha256, "pipeline": pipeline,
+           "params": params, "batch": batch, "nvmc": version}
     if costing:  # an inference point keeps the identity it had before [costing] existed
-        key["costing"] = [[k, v] for k, v in costing]
+        key["costing"] = costing
     if generate:  # likewise: a forward-pass point's identity does not change
-        key["generate"] = [[k, v] for k, v in generate]
+        key["generate"] = generate
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -196,10 +196,7 @@ def load_spec(path: str | Path, *, version: str | None = None) -> SweepSpec:
     if doc.get("schema") != SPEC_SCHEMA:
         raise SpecError(f"schema = {doc.get('schema')!r}: expected '{SPEC_SCHEMA}'", where=where,
                         hint=f'a sweep spec starts with schema = "{SPEC_SCHEMA}"')
-    for key in doc:
-        if key not in _TOP_KEYS:
-            raise SpecError(f"unknown key '{key}'{did_you_mean(key, _TOP_KEYS)}", where=where,
-                            hint=f"keys: {', '.join(_TOP_KEYS)}")
+    _known_keys(doc, _TOP_KEYS, where)
     generation = _generate(doc, text, where)
     builder = _Builder(path, version or nvmc.__version__, _costing(doc.get("costing", {}), where), generation)
     listed = doc.get("points", [])
@@ -226,15 +223,20 @@ _COSTING_KEYS = ("mode", "devices", "parallel", "interconnect", "batch_per_devic
 _ACCURACY_KEYS = ("min_cosine", "min_sqnr_db", "min_top1")
 
 
+def _known_keys(keys, known: tuple[str, ...], where: str, table: str = "") -> None:
+    """Refuse the first of ``keys`` not in ``known``, with a close match."""
+    for key in keys:
+        if key not in known:
+            raise SpecError(f"{table}unknown key '{key}'{did_you_mean(key, known)}", where=where,
+                            hint=f"keys: {', '.join(known)}")
+
+
 def _options_table(table, name: str, keys: tuple[str, ...], build, where: str):
     """A spec table of options (``[costing]``, ``[accuracy]``) checked by what it builds: the
     same object, with the same checks, as nvmc.compile's and the CLI's options."""
     if not isinstance(table, dict):
         raise SpecError(f"'{name}' must be a table ([{name}])", where=where)
-    for key in table:
-        if key not in keys:
-            raise SpecError(f"[{name}] unknown key '{key}'{did_you_mean(key, keys)}", where=where,
-                            hint=f"keys: {', '.join(keys)}")
+    _known_keys(table, keys, where, f"[{name}] ")
     try:
         return build(table)
     except NvmcError as e:
@@ -280,9 +282,7 @@ def _generate(doc: dict, text: str, where: str) -> tuple[tuple[str, int], ...]:
         raise SpecError(f"'generate' must be a table ([generate]), got {table!r}", where=at, hint=fix)
     for key, value in table.items():
         line = f"{where}:{_line_of(text, 'generate', key)}"
-        if key not in _GENERATE_KEYS:
-            raise SpecError(f"[generate] unknown key '{key}'{did_you_mean(key, _GENERATE_KEYS)}", where=line,
-                            hint=f"keys: {', '.join(_GENERATE_KEYS)}")
+        _known_keys([key], _GENERATE_KEYS, line, "[generate] ")
         try:
             _GENERATE_VALUE.check(value)
         except OptionValueError as e:
@@ -329,11 +329,8 @@ class _Builder:
     """Expands a spec document into points, caching resolved models and targets."""
 
     def __init__(self, path: Path, version: str, costing: tuple = (), generate: tuple = ()):
-        from nvmc.backends import load_target
-
         self.generate = generate
         self.costing = costing
-        self.path = path
         self.where = str(path)
         self.base = path.resolve().parent
         self.version = version
@@ -345,7 +342,6 @@ class _Builder:
         self._loaded: list = []                   # Target objects, aligned with self.targets
         self._seen: set[str] = set()
         self._expanded: dict[str, list[int]] = {}
-        self._load_target = load_target
 
     # ---------------------------------------------------------- product
     def product(self, doc: dict) -> None:
@@ -377,10 +373,7 @@ class _Builder:
                     self.add(m, t, p, params, b)
 
     def listed(self, entry: dict, where: str) -> None:
-        for key in entry:
-            if key not in _POINT_KEYS:
-                raise SpecError(f"unknown key '{key}'{did_you_mean(key, _POINT_KEYS)}", where=where,
-                                hint=f"keys: {', '.join(_POINT_KEYS)}")
+        _known_keys(entry, _POINT_KEYS, where)
         for key in ("model", "target"):
             if key not in entry:
                 raise SpecError(f"missing required key '{key}'", where=where)
@@ -396,10 +389,7 @@ class _Builder:
     def add(self, m: int, t: int, pipeline: str, params, batch) -> None:
         pid = point_id(self.models[m], self.targets[t], pipeline, params, batch, self.version, self.costing,
                        self.generate)
-        if pid not in self._seen and len(self.points) >= MAX_POINTS:  # counted after expansion ([[points]] too)
-            raise SpecError(f"the spec expands to more than {MAX_POINTS} points", where=self.where,
-                            hint="split it into several specs, or list fewer points")
-        if pid not in self._seen:
+        if pid not in self._seen:  # (MAX_POINTS was checked on the counts, before any point was built)
             self._seen.add(pid)
             self.points.append(Point(pid, m, t, pipeline, params, batch))
 
@@ -433,39 +423,33 @@ class _Builder:
         return self._model_index[key]
 
     def expand_targets(self, spec) -> list[int]:
-        if isinstance(spec, str) and spec in self._expanded:
-            return self._expanded[spec]
-        found = self._expand_targets(spec)
-        self._expanded[spec] = found
-        return found
-
-    def _expand_targets(self, spec) -> list[int]:
         from nvmc.backends import shipped_targets
 
         if not isinstance(spec, str) or not spec:
             raise SpecError(f"a target is a name, a .toml path, 'family:NAME' or '*', got {spec!r}", where=self.where)
+        if spec in self._expanded:
+            return self._expanded[spec]
         if spec == "*" or spec.startswith("family:"):
             family = spec.partition(":")[2] or None
-            found = []
-            for name in shipped_targets():
-                i = self.target(name)
-                if family is None or self.targets[i].family == family:
-                    found.append(i)
+            found = [i for i in map(self.target, shipped_targets())
+                     if family is None or self.targets[i].family == family]
             if not found:
                 from nvmc.backends import families
                 raise SpecError(f"no shipped target of family '{family}'{did_you_mean(family, families())}",
                                 where=self.where, hint=f"families: {', '.join(families())}")
-            return found
-        return [self.target(spec)]
+        else:
+            found = [self.target(spec)]
+        self._expanded[spec] = found
+        return found
 
     def target(self, spec: str) -> int:
-        from nvmc.backends import shipped_targets
+        from nvmc.backends import load_target, shipped_targets
 
         local = self.base / spec
         if spec not in shipped_targets() and (spec.endswith(".toml") or "/" in spec) and local.is_file():
             spec = str(local.resolve())
         if spec not in self._target_index:
-            t = self._load_target(spec)
+            t = load_target(spec)
             data = read_input(t.path, "target file", error=SpecError) if t.path else b""
             self._target_index[spec] = len(self.targets)
             self.targets.append(TargetRef(t.name, t.family, t.source, data, t.file_sha256, _library_sha256(t)))

@@ -43,6 +43,7 @@ import stat
 import time
 import urllib.parse
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -52,11 +53,12 @@ from nvmc.ir.files import check_output
 DB_SCHEMA = "nvmc.sweepdb/3"
 OLD_SCHEMAS = ("nvmc.sweepdb/1", "nvmc.sweepdb/2")   # read as they are, upgraded when written
 STATUSES = ("ok", "not_fitting", "not_applicable", "error")
-COLUMNS = ("point_id", "sweep", "model", "model_hash", "input_shapes", "target", "family", "target_hash", "pipeline", "params",
-           "batch", "nvmc_version", "status", "error", "latency_s", "energy_j", "edp_js", "throughput_ips",
+COLUMNS = ("point_id", "sweep", "model", "model_hash", "input_shapes", "target", "family", "target_hash", "pipeline",
+           "params", "batch", "nvmc_version", "status", "error", "latency_s", "energy_j", "edp_js", "throughput_ips",
            "energy_per_inference_j", "area_mm2", "macs", "carbon_g_per_inference", "cosine", "sqnr_db",
            "top1_agreement", "approximate", "breakdown", "report", "elapsed_s", "host", "finished_at")
-_ADDED = {"carbon_g_per_inference", "cosine", "sqnr_db", "top1_agreement", "approximate", "input_shapes"}  # older schemas lack
+# the columns older schemas lack
+_ADDED = {"carbon_g_per_inference", "cosine", "sqnr_db", "top1_agreement", "approximate", "input_shapes"}
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -115,12 +117,10 @@ class Store:
             else:
                 self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             found = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if readonly and not {"results", "meta"} <= found:
+            if not {"results", "meta"} <= found and (found or readonly):  # writing may create them
                 raise StoreError("not an nvmc results database" + (" (it has other tables)" if found else ""),
-                                 where=str(path), hint="give the --db that 'nvmc sweep' wrote")
-            if found and not {"results", "meta"} <= found:
-                raise StoreError("not an nvmc results database (it has other tables)", where=str(path),
-                                 hint="give another --db path")
+                                 where=str(path),
+                                 hint="give the --db that 'nvmc sweep' wrote" if readonly else "give another --db path")
             if not readonly:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process kill
@@ -203,7 +203,8 @@ class Store:
         ids = list(ids)
         removed = 0
         with self._transaction():
-            for chunk in _chunks(ids, 500):
+            for i in range(0, len(ids), 500):  # SQLite's limit on ? parameters
+                chunk = ids[i:i + 500]
                 cur = self.db.execute(f"DELETE FROM results WHERE status='error' AND point_id IN "
                                       f"({','.join('?' * len(chunk))})", chunk)
                 removed += cur.rowcount
@@ -215,22 +216,29 @@ class Store:
                             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec=excluded.spec, "
                             "spec_sha256=excluded.spec_sha256, points=excluded.points, "
                             "nvmc_version=excluded.nvmc_version, started_at=excluded.started_at, finished_at=NULL",
-                            (spec.name, spec.path, spec.sha256, len(spec.points), spec.version, _now()))
+                            (spec.name, spec.path, spec.sha256, len(spec.points), spec.version, timestamp()))
 
     def finish_sweep(self, name: str) -> None:
         with self._transaction():
-            self.db.execute("UPDATE sweeps SET finished_at=? WHERE name=?", (_now(), name))
+            self.db.execute("UPDATE sweeps SET finished_at=? WHERE name=?", (timestamp(), name))
 
+    @contextmanager
     def _transaction(self):
-        return _Tx(self.db)
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on the autocommit connection."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     # ---------------------------------------------------------- reading
     def statuses(self, ids: Iterable[str] | None = None) -> dict[str, str]:
         """point_id -> status, for ``ids`` (all rows when None)."""
-        if ids is None:
-            return dict(self.db.execute("SELECT point_id, status FROM results"))
-        wanted = set(ids)
-        return {pid: s for pid, s in self.db.execute("SELECT point_id, status FROM results") if pid in wanted}
+        wanted = set(ids) if ids is not None else None
+        return {pid: s for pid, s in self.db.execute("SELECT point_id, status FROM results")
+                if wanted is None or pid in wanted}
 
     def rows(self, ids: Iterable[str] | None = None, *, report: bool = False) -> list[dict]:
         cols = [c for c in self.columns if report or c != "report"]
@@ -242,26 +250,8 @@ class Store:
     def sweeps(self) -> list[dict]:
         cur = self.db.execute("SELECT name, spec, points, nvmc_version, started_at, finished_at FROM sweeps "
                               "ORDER BY started_at")
-        return [dict(zip(("name", "spec", "points", "nvmc_version", "started_at", "finished_at"), r)) for r in cur]
+        return [dict(zip((d[0] for d in cur.description), r)) for r in cur]
 
 
-class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, *rest):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def _chunks(items: list, n: int):
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
-
-
-def _now() -> str:
+def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -31,7 +31,7 @@ from typing import Any
 from nvmc import report
 
 from .spec import ModelRef, TargetRef, file_sha256
-from .store import encode_report
+from .store import encode_report, timestamp
 
 _CACHE_SIZE = 8
 
@@ -139,10 +139,8 @@ def evaluate(task: Task, model_bytes: bytes | None = None, analysed=None) -> lis
     for p in task.points:
         t0 = time.perf_counter()
         if isinstance(analysed, _NotApplicable):
-            row = _base_row(task, p, host)
-            row.update(status="not_applicable", error=analysed.message, batch=p.batch or 1, breakdown=None,
-                       report=None, elapsed_s=time.perf_counter() - t0 + shared)
-            rows.append(row)
+            rows.append(_error_row(task, p, analysed.message, time.perf_counter() - t0 + shared, host,
+                                   status="not_applicable", batch=p.batch or 1))
             continue
         if isinstance(analysed, _Failure):
             rows.append(_error_row(task, p, analysed.message, shared, host))
@@ -171,18 +169,17 @@ class _NotApplicable:
     message: str
 
 
-def _model_proto(task: Task, model_bytes: bytes | None):
-    """The task's ONNX model as planned (its file, or the bytes sent to a remote worker), or a _Failure."""
-    import onnx
-
+def _model_source(task: Task, model_bytes: bytes | None):
+    """The task's model as planned: its file's path (unchanged since), the ModelProto of the bytes sent
+    to a remote worker, or a _Failure."""
     ref = task.model
     if Path(ref.path).is_file() and file_sha256(ref.path) == ref.sha256:
-        from nvmc.frontend.onnx_import import read_model  # the errors every command gives for a bad file
-
-        return read_model(ref.path)
+        return ref.path
     if model_bytes is not None:
         if hashlib.sha256(model_bytes).hexdigest() != ref.sha256:
             return _Failure(f"{ref.label}: the model bytes sent to the worker do not match the planned hash")
+        import onnx
+
         return onnx.load_model_from_string(model_bytes)
     if Path(ref.path).is_file():
         return _Failure(f"{ref.label}: the model file changed since the sweep was planned; run the sweep again")
@@ -199,8 +196,11 @@ def _decoder_model(task: Task, model_bytes: bytes | None):
     analyses += 1
     if not task.model.path.endswith(".onnx"):
         return _NotApplicable(f"[generate] costs ONNX decoders; {task.model.label} is not an .onnx file")
+    from nvmc.frontend.onnx_import import read_model  # the errors every command gives for a bad file
+
     try:
-        proto = _model_proto(task, model_bytes)
+        proto = _model_source(task, model_bytes)
+        proto = read_model(proto) if isinstance(proto, str) else proto
     except Exception as e:  # noqa: BLE001 - every point of the group records it
         return _Failure(_message(e))
     if isinstance(proto, _Failure):
@@ -208,7 +208,7 @@ def _decoder_model(task: Task, model_bytes: bytes | None):
     try:
         Decoder.of(proto)
     except NvmcError as e:  # the model has no [batch, seq] token input, or dims that do not follow the sequence
-        return _NotApplicable(f"[generate]: {e.message.removeprefix('--generate ')}" + (f"; {e.hint}" if e.hint else ""))
+        return _NotApplicable("[generate]: " + _reason(e).removeprefix("--generate "))
     return proto
 
 
@@ -232,9 +232,8 @@ def _generation_row(task: Task, p: TaskPoint, proto, t0: float, host: str) -> di
         gen = generate(proto, [target], prompt=settings["prompt"], tokens=settings["tokens"],
                        samples=settings["samples"], batch=batch, passes=task.pipeline or None)
     except UnsupportedOpError as e:
-        row.update(status="not_applicable", error=e.message + (f"; {e.hint}" if e.hint else ""), breakdown=None,
-                   report=None, elapsed_s=time.perf_counter() - t0)
-        return row
+        return _error_row(task, p, _reason(e), time.perf_counter() - t0, host, status="not_applicable",
+                          family=target.family, target_hash=target.hash, batch=batch)
     data = gen.to_dict()
     result, summary = gen.results[0], data["targets"][0]
     report = {**data, "model": task.model.label, "model_sha256": task.model.sha256, "pipeline": task.pipeline,
@@ -266,20 +265,11 @@ def _analyse(task: Task, model_bytes: bytes | None, requests: list[dict] = ()):
     from nvmc.pipeline import prepare
 
     analyses += 1
-    ref = task.model
-    shapes = {k: list(v) for k, v in ref.input_shapes}
     try:
-        if Path(ref.path).is_file() and file_sha256(ref.path) == ref.sha256:
-            graph = nvmc.load(ref.path, input_shapes=shapes)
-        elif model_bytes is not None:
-            if hashlib.sha256(model_bytes).hexdigest() != ref.sha256:
-                return _Failure(f"{ref.label}: the model bytes sent to the worker do not match the planned hash")
-            import onnx
-            graph = nvmc.load(onnx.load_model_from_string(model_bytes), input_shapes=shapes)
-        elif Path(ref.path).is_file():
-            return _Failure(f"{ref.label}: the model file changed since the sweep was planned; run the sweep again")
-        else:
-            return _Failure(f"{ref.label}: model file not found on worker {socket.gethostname()}")
+        source = _model_source(task, model_bytes)
+        if isinstance(source, _Failure):
+            return source
+        graph = nvmc.load(source, input_shapes={k: list(v) for k, v in task.model.input_shapes})
         _, workload, measured = prepare(graph, task.pipeline)  # the steps of nvmc.compile (nvmc/pipeline.py)
         return ((calibrate(graph, workload, requests) if requests else workload),
                 (_leading_dim(graph), declared_batch(graph)), measured)
@@ -305,11 +295,8 @@ def _estimate(task: Task, p: TaskPoint, workload, batch: int, t0: float, host: s
         estimates = costing.estimates(workload, [target], batch=batch, pipeline=task.pipeline, compared=False,
                                       leading=declared)
     except UnsupportedOpError as e:
-        row = _base_row(task, p, host)
-        why = e.message + (f"; {e.hint}" if e.hint else "")  # a result, not an error: no "error:" prefix
-        row.update(status="not_applicable", error=why, family=target.family, target_hash=target.hash,
-                   batch=batch, breakdown=None, report=None, elapsed_s=time.perf_counter() - t0)
-        return row
+        return _error_row(task, p, _reason(e), time.perf_counter() - t0, host, status="not_applicable",
+                          family=target.family, target_hash=target.hash, batch=batch)
     if len(estimates) != 1:
         raise ValueError("a sweep point is costed over one interconnect: list several as separate sweeps")
     est = estimates[0]
@@ -338,14 +325,21 @@ def _base_row(task: Task, p: TaskPoint, host: str) -> dict:
             "input_shapes": ";".join(f"{k}={'x'.join(map(str, v))}" for k, v in task.model.input_shapes),
             "target": p.target.name, "family": p.target.family, "target_hash": None, "pipeline": task.pipeline,
             "params": json.dumps(dict(p.params), sort_keys=True), "batch": p.batch, "nvmc_version": task.version,
-            "host": host, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "host": host, "finished_at": timestamp(),
             **{k: None for k in METRICS}}
 
 
-def _error_row(task: Task, p: TaskPoint, message: str, elapsed: float, host: str) -> dict:
+def _error_row(task: Task, p: TaskPoint, message: str, elapsed: float, host: str, status: str = "error",
+               **fields) -> dict:
+    """The row of a point with no estimate: failed ('error') or one the target cannot run ('not_applicable')."""
     row = _base_row(task, p, host)
-    row.update(status="error", error=message, breakdown=None, report=None, elapsed_s=elapsed)
+    row.update(status=status, error=message, breakdown=None, report=None, elapsed_s=elapsed, **fields)
     return row
+
+
+def _reason(e) -> str:
+    """A not_applicable row's reason: a result, not an error (no "error:" prefix)."""
+    return e.message + (f"; {e.hint}" if e.hint else "")
 
 
 def _message(e: BaseException) -> str:
