@@ -116,7 +116,8 @@ class Params:
     a library number or a value with its source or reason). ``p.lib(field, key)``: a number
     of the data file a target key names (a device, a technology). ``p.derive(key, value,
     formula)``: a number computed from others. Each lands in ``p.params`` once, in the order
-    first used, which is what ``nvmc explain`` prints."""
+    first used, which is what ``nvmc explain`` prints. ``p.read``: the target keys the cost model
+    asked for, so a ``--set`` it never read can be said to have changed nothing (``unread_sets``)."""
 
     def __init__(self, target: Target, spec: "FamilySpec"):
         self.target = target
@@ -124,12 +125,16 @@ class Params:
         self.params: list[Param] = []
         self._by_key: dict[str, Param] = {}
         self.cache: dict[str, Any] = {}
+        # Every read counts, not only those of the first resolution: a key the model reads again
+        # is still read; FamilySpec.parameters takes back its listing of every key.
+        self.read: set[str] = set()
 
     # ----------------------------------------------------------- reading
     def __getitem__(self, key: str) -> Any:
         return self.param(key).value
 
     def param(self, key: str) -> Param:
+        self.read.add(key)
         if key not in self._by_key:
             self._add(self._resolve(key))
         return self._by_key[key]
@@ -184,6 +189,13 @@ class Params:
             self.cache["assumptions"] = (len(self.params), [f"{p.key} = {_fmt(p.value)}: {p.note}"
                                                             for p in self.params if p.kind == "assumed"])
         return list(self.cache["assumptions"][1])
+
+    def unread_sets(self) -> list[str]:
+        """A note for each key the user set (``--set``, ``sets=``, a sweep's parameters) that the
+        model has not read: a value it cannot see changes nothing, and a sweep over it is flat."""
+        t = self.target
+        return [f"--set {key}={t.describe(key)}: not read by {t.name}'s model in this configuration; it changed nothing"
+                for key, origin in t.origins.items() if origin == "--set" and key not in self.read]
 
     # ----------------------------------------------------------- resolving
     def _resolve(self, key: str) -> Param:
@@ -265,10 +277,14 @@ class FamilySpec:
         """Every number the cost model uses, for ``nvmc explain``: the target's keys, then what
         the family's ``resolve(p)`` reads (library numbers, table rows, derived values)."""
         p = self.params(target)
-        for section, keys in self.schema.items():
-            for name in keys:
-                if p.get(f"{section}.{name}") is not None:
-                    p.param(f"{section}.{name}")
+        read = set(p.read)
+        try:
+            for section, keys in self.schema.items():
+                for name in keys:
+                    if p.get(f"{section}.{name}") is not None:
+                        p.param(f"{section}.{name}")
+        finally:
+            p.read = read  # listing every key is not the model reading it (an estimate after explain)
         if resolve is not None:
             try:
                 resolve(p)
@@ -318,8 +334,9 @@ class FamilySpec:
         return Estimate(
             target=target.name, family=self.family, target_hash=target.hash, names=names, ops=ops, macs=macs,
             node_latency=latency, latency=counts.busy, energy=energy, area=area, events=events, batch=batch,
-            notes=list(counts.notes), assumptions=p.assumptions(), info=counts.info, target_file=target.source,
-            scope=self.scope(counts.scope), precision=self.precision(workload, counts.bits), mapping=mapping)
+            notes=[*counts.notes, *p.unread_sets()], assumptions=p.assumptions(), info=counts.info,
+            target_file=target.source, scope=self.scope(counts.scope), precision=self.precision(workload, counts.bits),
+            mapping=mapping)
 
     def scope(self, override: dict[str, str] | None = None) -> dict[str, str]:
         """What the estimate's energy covers: {system, label, excludes} (the family's, or the override)."""

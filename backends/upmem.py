@@ -38,7 +38,10 @@ is). Then, serially, as PrIM times its phases:
    WRAM), its activation slice, and writes its outputs, at PrIM's DMA bandwidth (alpha + beta x
    size per transfer). Tasklets overlap the two: the DPU takes the longer.
 3. DPU->CPU: the outputs (or partial sums) return to the host the same way at the DPU->CPU
-   bandwidth; the next MAC layer starts from the host again (PrIM's MLP).
+   bandwidth; the next MAC layer starts from the host again (PrIM's MLP). With ``mapping.activations =
+   "resident"`` (a decoder-aware mapping) a layer's output stays in MRAM instead, and the next MAC layer's
+   DPUs get it through the host (DPUs cannot talk to each other): the gather above, then a broadcast of
+   what each DPU does not already hold, at PrIM's broadcast rate (``_exchange``).
 
 *Other compute nodes* (elementwise and reductions: ReLU, Add, Softmax, ...) run on the DPUs inside
 the preceding kernel, on data already there: their element operations are spread over all DPUs,
@@ -83,6 +86,8 @@ def resolve(p: Params) -> None:
     for key in DEVICE_KEYS:
         dev(key)
     p.lib("host.dram", "access.energy_per_bit_j")
+    if p["mapping.activations"] == "resident":
+        dev("host.broadcast_cpu_to_dpu_bytes_per_s_per_rank")
     loop, mul8, mul16 = dev("isa.loop_overhead_instructions"), dev("isa.mul8_instructions"), dev("isa.mul16_steps")
     fp_add, fp_mul = dev("isa.fp32_add_instructions"), dev("isa.fp32_mul_instructions")
     # instructions per operation, by precision class (binary, int8, int16, float)
@@ -168,9 +173,15 @@ def count(workload, p: Params) -> Counts:
     if resident_kv and kv.any() and held > capacity:
         raise NotFitting(f"the resident weights and KV cache ({format_capacity(held)}) exceed the MRAM of {dpus} DPUs "
                          f"({format_capacity(capacity)}); --set mapping.kv_cache=stream")
-    t_in = np.where(mac, (a_slice + stream_w) * per_rank / (p["host.cpu_to_dpu_bytes_per_s_per_rank"] * parallel), 0.0)
+    rate_in = p["host.cpu_to_dpu_bytes_per_s_per_rank"]
+    a_sent, a_time, exchanged = a_slice, 1.0, np.zeros_like(mac)
+    if p["mapping.activations"] == "resident":
+        broadcast = rate_in / dev("host.broadcast_cpu_to_dpu_bytes_per_s_per_rank")
+        a_sent, a_time, exchanged = _exchange(mac, a_slice, out_slice, used, split, broadcast)
+    # a_time: a broadcast byte's time as a share of a parallel transfer's (exactly 1 with "host")
+    t_in = np.where(mac, (a_sent * a_time + stream_w) * per_rank / (rate_in * parallel), 0.0)
     t_out = np.where(mac, out_slice * per_rank / (p["host.dpu_to_cpu_bytes_per_s_per_rank"] * parallel), 0.0)
-    host_bytes = np.where(mac, (a_slice + stream_w + out_slice) * used, 0.0)
+    host_bytes = np.where(mac, (a_sent + stream_w + out_slice) * used, 0.0)
     mram_bytes = (mram_read + mram_write) * np.maximum(used, 1.0)
 
     busy = {"transfer_in": t_in, "compute": t_mac + t_elem, "mram": t_mram, "transfer_out": t_out,
@@ -182,7 +193,8 @@ def count(workload, p: Params) -> Counts:
                "transfer": (host_bytes * 8, p.lib("host.dram", "access.energy_per_bit_j"))}
     costed = np.select([cls == BINARY, cls == INT8], [1.0, 8.0], default=prec["bits"])
     return Counts(actions=actions, busy=busy, latency=latency, bits=costed, info=info(p),
-                  notes=_notes(workload, cls, used, split, t_in + t_out, np.maximum(t_mac + t_elem, t_mram), dpus),
+                  notes=_notes(workload, cls, used, split, t_in + t_out, np.maximum(t_mac + t_elem, t_mram), dpus,
+                               exchanged),
                   mapping={"units_total": dpus, "units_used": np.where(mac, used, np.nan),
                            "split_k": np.where(mac, split, np.nan), "replication": np.where(mac, m_split, np.nan),
                            "host_bytes": host_bytes, "onchip_bytes": mram_bytes * mac,
@@ -192,7 +204,29 @@ def count(workload, p: Params) -> Counts:
                           "mram_bytes": mram_bytes * mac, "bits": prec["bits"]})
 
 
-def _notes(workload, cls, used, split, t_host, t_dpu, dpus) -> list[str]:
+def _exchange(mac, a_slice, out_slice, used, split, broadcast_time):
+    """``mapping.activations = "resident"``: what each DPU of a MAC layer receives from the host, the time of
+    one of its bytes as a share of a parallel transfer's, and which layers' inputs are exchanged between DPUs.
+
+    Every MAC layer but the first takes its input from the previous one (the workload's order is topological),
+    whose output stays in its DPUs' MRAM. DPUs cannot talk to each other (PrIM: the host is the only path), so
+    the output still crosses the host: its gather is the producer's own DPU->CPU transfer, as with "host"; the
+    host then broadcasts it to the consumer's DPUs (``dpu_broadcast_to``, at PrIM's broadcast rate), less what a
+    DPU already holds: numbering the consumer's DPUs like the producer's, each of the first ``min(used)`` keeps
+    its own output slice, up to its input slice (partial sums of a K split are reduced by the host: nothing kept).
+    The first layer's input and the last layer's output cross the host as with "host". A DPU never receives
+    more than with "host" (``a_sent <= a_slice``), so the host never moves more bytes.
+    """
+    chained = mac & (np.cumsum(mac) > 1)
+    producer = np.maximum.accumulate(np.where(mac, np.arange(len(mac)), -1))   # the latest MAC layer so far
+    previous = np.concatenate([[0], producer[:-1]])   # ... before this node (read only where chained)
+    kept = np.where(split[previous] > 1, 0.0, np.minimum(a_slice, out_slice[previous]))
+    holders = np.minimum(used, used[previous])
+    a_sent = np.where(chained, a_slice - kept * holders / np.maximum(used, 1.0), a_slice)
+    return a_sent, np.where(chained, broadcast_time, 1.0), chained
+
+
+def _notes(workload, cls, used, split, t_host, t_dpu, dpus, exchanged) -> list[str]:
     mac = is_mac(workload)
     kind = workload.columns["kind"]
     notes = []
@@ -207,6 +241,10 @@ def _notes(workload, cls, used, split, t_host, t_dpu, dpus) -> list[str]:
         if low.any():
             notes.append(f"{int(low.sum())} MAC layers leave more than half of the DPUs idle (too few output columns, "
                          f"rows and K-splits for {dpus} DPUs)")
+        if exchanged.any():
+            notes.append(f"activations stay on the DPUs: {int(exchanged.sum())} of {int(mac.sum())} MAC layers get "
+                         "their input from the previous one's DPUs, gathered and broadcast through the host "
+                         "(DPUs cannot talk to each other)")
         if (split > 1).any():
             notes.append(f"{int((mac & (split > 1)).sum())} MAC layers split K across DPUs; the host adds their "
                          "partial sums (the adds' time is not modelled)")
