@@ -43,7 +43,10 @@ wraps or add whole extra walks over the stream. This count does not model that: 
 recorded runs it is 0.17x-1.3x of SCALE-Sim's for such ifmaps (10 operand runs, 3 equal; the
 total cycles stay within 6 %, another operand binding), and against check_user_bw's event model
 on cases SCALE-Sim did not finish it overcounts the 7x7 stride-2 stem on a 32x32 array 4.5x (os)
-and 55x (is: copies absorb every wrap; total cycles 25x).
+and 55x (is: copies absorb every wrap; total cycles 25x). Over 96 small overlapping layers
+(tests/data/refs/scalesim/check_overlap.py: 7x7/s2, 3x3/s1, 3x3/s2, 5x5/s1 x os/ws/is x two arrays,
+buffers and bandwidths) total cycles are 0.33x-4.1x of the event model's (os 0.59x-1.35x); an
+estimate in USER mode notes how many of its convs this concerns.
 
 These are SCALE-Sim's semantics, artefacts included: the window only moves forward, so a fold
 block re-read after an edge cut it costs a full wrap each time (os filters re-read once per row

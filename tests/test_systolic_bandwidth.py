@@ -298,3 +298,23 @@ def test_default_bandwidth_is_the_devices_dram_and_is_explained():
 def test_bad_interface_settings_are_clear_errors(sets, message):
     with pytest.raises(TargetError, match=message):
         backends.explain("systolic-sram-28nm", sets=sets)
+
+
+def _conv_model(kernel: int, stride: int, size: int = 12, channels: int = 4):
+    w = numpy_helper.from_array(RNG.standard_normal((8, channels, kernel, kernel)).astype(np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], strides=[stride, stride], name="conv")
+    graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                             [1, channels, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, None, None])], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("kernel, stride, approximate", [(3, 1, True), (3, 2, True), (2, 2, False), (1, 1, False)])
+def test_user_mode_says_where_overlapping_windows_make_refills_approximate(kernel, stride, approximate):
+    # systolic_bandwidth.py's stated limit: a pixel that appears in several windows (kernel > stride)
+    # is hit elsewhere in SCALE-Sim's stream, which the closed form does not model: the report says so
+    est = nvmc.compile(_conv_model(kernel, stride), "systolic-sram-28nm", sets=["interface.mode=user"]).estimate
+    said = [note for note in est.notes if "overlapping windows" in note]
+    assert bool(said) == approximate
+    assert not any("overlapping windows" in note
+                   for note in nvmc.compile(_conv_model(kernel, stride), "systolic-sram-28nm").estimate.notes)
