@@ -204,14 +204,13 @@ def resolve(p: Params) -> SimpleNamespace:
 
 
 def _overlapping_convs(workload) -> int:
-    """Convs whose windows overlap: an im2col operand (batch x M x K elements) more than 1.5x the
-    unique input activations it is built from (1x1 and stride = kernel convs: about 1x, with padding
-    a little more; 3x3 stride 2: about 2.25x; 3x3 stride 1: about 9x)."""
+    """Convs whose windows overlap: an im2col operand (batch x M x K elements at the activations'
+    width) larger than the input it is built from. 1x1 and stride = kernel convs are equal to it;
+    padding also adds to it, so a padded conv with stride = kernel is counted too (rare)."""
     c = workload.columns
-    element = np.where(c["act_bits"] > 0, c["act_bits"] / 8, 4.0)
-    im2col = c["gemm_batch"].astype(np.float64) * c["gemm_m"] * c["gemm_k"] * element
+    im2col = c["gemm_batch"].astype(np.float64) * c["gemm_m"] * c["gemm_k"] * np.maximum(c["act_bits"], 8) / 8
     conv = np.asarray(workload.ops, dtype=object) == "Conv"
-    return int(np.count_nonzero(conv & (im2col > 1.5 * c["input_bytes"])))
+    return int(np.count_nonzero(conv & (im2col > c["input_bytes"])))
 
 
 # ------------------------------------------------------------------ the model

@@ -3,7 +3,8 @@
 Data first, rendering second: :func:`build_report` turns estimates into the dict that
 ``--json`` writes (schema ``nvmc.report/1``, published as ``nvmc/schema/report.schema.json``);
 :func:`render_html` draws the ``--html`` page from that dict and the targets' parameter
-tables (:func:`parameters_of`), nothing else.
+tables (:func:`parameters_of`), nothing else. ``compile --generate --json`` writes another
+document, ``nvmc.generation/1``, published as ``nvmc/schema/generation.schema.json``.
 
     >>> import nvmc
     >>> out = nvmc.compile("examples/models/tiny_cnn.onnx", ["sram", "sot-mram"])
@@ -78,9 +79,10 @@ if TYPE_CHECKING:
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 REPORT_SCHEMA_PATH = SCHEMA_DIR / "report.schema.json"
+GENERATION_SCHEMA_PATH = SCHEMA_DIR / "generation.schema.json"   # compile --generate --json (nvmc.generation/1)
 
-__all__ = ["REPORT_SCHEMA_PATH", "build_report", "parameters_of", "ratios", "render_html", "report_schema",
-           "validate_report", "write_html"]
+__all__ = ["GENERATION_SCHEMA_PATH", "REPORT_SCHEMA_PATH", "build_report", "generation_schema", "parameters_of",
+           "ratios", "render_html", "report_schema", "validate_generation", "validate_report", "write_html"]
 
 
 def build_report(model: str | os.PathLike, graph: "Graph", estimates: Sequence["Estimate"], *,
@@ -134,17 +136,35 @@ def parameter_row(p) -> dict[str, Any]:
     return {"key": p.key, "value": p.value, "kind": p.kind, "note": p.note, "file": p.origin, "formula": p.formula}
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=None)
+def _schema(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def report_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the ``--json`` report."""
-    return json.loads(REPORT_SCHEMA_PATH.read_text(encoding="utf-8"))
+    return _schema(REPORT_SCHEMA_PATH)
+
+
+def generation_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the ``compile --generate --json`` report (``Generation.to_dict()``)."""
+    return _schema(GENERATION_SCHEMA_PATH)
 
 
 def validate_report(report: Mapping[str, Any]) -> None:
     """Validate ``report`` against the schema (needs the ``jsonschema`` package, a dev extra)."""
+    _validate(report_schema(), report)
+
+
+def validate_generation(data: Mapping[str, Any]) -> None:
+    """Validate a ``compile --generate --json`` report against its schema (needs ``jsonschema``)."""
+    _validate(generation_schema(), data)
+
+
+def _validate(schema: dict[str, Any], data: Mapping[str, Any]) -> None:
     import jsonschema
 
-    jsonschema.Draft202012Validator(report_schema()).validate(report)
+    jsonschema.Draft202012Validator(schema).validate(data)
 
 
 def render_html(report: Mapping[str, Any], parameters: Mapping[str, list] | None = None, **kw: Any) -> str:

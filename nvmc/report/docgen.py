@@ -6,7 +6,8 @@
 Pages: ``passes-reference.md`` (every built-in pass: summary, options, documentation),
 ``targets.md`` (every shipped target: what it models, its settings, its sources, its
 limits), ``cost-models.md`` (each built-in family's documentation: how its numbers are
-computed), ``json-schema.md`` (the fields of the --json report, from the schema file) and
+computed), ``json-schema.md`` (the fields of the --json report and of the --generate --json report,
+from their schema files) and
 ``validation.md`` (nvmc validate: the seed papers' figures and the peer tools beside nvmc's).
 Plugins installed in the environment are left out: the pages describe this repository.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import re
 import sys
 from collections import Counter
@@ -166,7 +168,8 @@ def schema_reference() -> str:
     schema = report_schema()
     defs = schema["$defs"]
     est = defs["estimate"]["properties"]
-    out = [HEADER.format(what="nvmc/schema/report.schema.json"), "# The --json report\n\n",
+    out = [HEADER.format(what="nvmc/schema/report.schema.json and nvmc/schema/generation.schema.json"),
+           "# The --json report\n\n",
            f"`nvmc compile --json FILE` (or `--json -` for stdout) writes one JSON object. Its schema is published "
            f"as [`nvmc/schema/report.schema.json`](../nvmc/schema/report.schema.json) (JSON Schema draft 2020-12; "
            f"the tests validate the output of every shipped target against it). The `schema` field names the "
@@ -189,13 +192,53 @@ def schema_reference() -> str:
         ("budgets[]", schema["properties"]["budgets"]["items"]["properties"]),
     ]
     for title, props in sections:
-        out.append(f"\n## `{title}`\n\n| field | type | meaning |\n|---|---|---|\n")
-        for key, spec in props.items():
-            out.append(f"| `{key}` | {_type(spec, defs)} | {_cell(_describe(spec, defs))} |\n")
+        out.append(f"\n## `{title}`\n\n")
+        out.append(_fields(props, defs))
     out.append("\n`target` carries further facts its family resolved (e.g. `llc_capacity_bytes`); a layer record "
                "carries the family's event counts (e.g. `l2_reads`) as further numeric fields. `breakdown` maps "
                "component names to totals; which components exist depends on the family (see "
                "[cost-models.md](cost-models.md)).\n")
+    return "".join(out) + _generation_reference()
+
+
+def _generation_reference() -> str:
+    """The second part of json-schema.md: the ``compile --generate --json`` document."""
+    from nvmc.report import generation_schema
+
+    schema = generation_schema()
+    defs, top = schema["$defs"], schema["properties"]
+    out = ["\n# The --generate --json report\n\n",
+           "`nvmc compile MODEL --target T --generate prompt=P,tokens=T --json FILE` writes a different JSON object, "
+           "the cost of generating text: its schema is "
+           "[`nvmc/schema/generation.schema.json`](../nvmc/schema/generation.schema.json) (JSON Schema draft "
+           "2020-12; the tests validate real generation reports against it), its `schema` field "
+           f"`{top['schema']['const']}`.\n\n{schema['description']}\n\n",
+           "Get the same dict without the CLI: `nvmc.generate(model, targets, prompt=P, tokens=T).to_dict()` (the "
+           "CLI adds `budgets`). Validate with `nvmc.report.validate_generation(data)` (needs `jsonschema`).\n\n"
+           "## Generation: top level\n\n", _fields(top, defs, schema["required"])]
+    costed = defs["costed"]
+    sections: list[tuple[str, dict]] = [
+        ("`kv_cache`", top["kv_cache"]),
+        ("`targets[]`", costed),
+        ("`targets[]`, not costed", defs["refused"]),
+        ("`targets[].memories[]`", costed["properties"]["memories"]["items"]),
+        ("`targets[].curve`", costed["properties"]["curve"]),
+        ("`budgets[]` of --generate", top["budgets"]["items"]),
+    ]
+    for title, spec in sections:
+        out.append(f"\n## {title}\n\n")
+        if spec.get("description"):
+            out.append(f"{spec['description']}\n\n")
+        out.append(_fields(spec["properties"], defs, spec.get("required")))
+    return "".join(out)
+
+
+def _fields(props: dict, defs: dict, required: list[str] | None = None) -> str:
+    """A field table; with ``required``, the fields not in it are marked optional."""
+    out = ["| field | type | meaning |\n|---|---|---|\n"]
+    for key, spec in props.items():
+        optional = " (optional)" if required is not None and key not in required else ""
+        out.append(f"| `{key}` | {_type(spec, defs)}{optional} | {_cell(_describe(spec, defs))} |\n")
     return "".join(out)
 
 
@@ -209,9 +252,9 @@ def _resolve(spec: dict, defs: dict) -> dict:
 def _type(spec: dict, defs: dict) -> str:
     spec = _resolve(spec, defs)
     if "const" in spec:
-        return f'`"{spec["const"]}"`'
+        return f"`{json.dumps(spec['const'])}`"
     if "enum" in spec:
-        return " \\| ".join(f'`"{v}"`' for v in spec["enum"])
+        return " \\| ".join(f"`{json.dumps(v)}`" for v in spec["enum"])
     kind = spec.get("type", "object")
     kinds = kind if isinstance(kind, list) else [kind]
     return " or ".join(kinds)
