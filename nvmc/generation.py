@@ -155,6 +155,7 @@ class TargetGeneration:
     family: str
     ok: bool
     reason: str = ""
+    status: str = "ok"                 # Estimate.status: ok, not_fitting (too big) or not_applicable (cannot run it)
     prefill: Step | None = None
     steps: list[Step] = field(default_factory=list)             # the costed decode contexts
     per_token_latency_s: np.ndarray = field(default_factory=lambda: np.zeros(0))   # token 1 = the prefill
@@ -215,13 +216,14 @@ class TargetGeneration:
 
     def summary(self) -> dict[str, Any]:
         if not self.ok:
-            return {"target": self.target, "family": self.family, "ok": False, "reason": self.reason}
+            return {"target": self.target, "family": self.family, "ok": False, "status": self.status,
+                    "reason": self.reason}
         decode = self.per_token_latency_s[1:]
         n_dec = len(decode)
         bound = self.decode_memory_share
         totals = self.totals
         return {
-            "target": self.target, "family": self.family, "ok": True,
+            "target": self.target, "family": self.family, "ok": True, "status": "ok",
             "ttft_s": self.ttft_s,
             "per_token_latency_s": {"first": float(decode[0]) if n_dec else None,
                                     "median": totals.get("token_latency_s"),
@@ -372,7 +374,7 @@ def generate(model: "str | os.PathLike | Any", target: "str | Sequence[str]", *,
         ests = [s[i] for s in steps]
         bad = next((e for e in (pre, *ests) if not e.ok), None)
         if bad is not None:
-            results.append(TargetGeneration(pre.target, pre.family, False, bad.reason))
+            results.append(TargetGeneration(pre.target, pre.family, False, bad.reason, bad.status))
             continue
         costed = [_step(c, e) for c, e in zip(ctx, ests)]
         all_ctx = np.arange(prompt, prompt + tokens - 1)

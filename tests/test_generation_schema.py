@@ -77,12 +77,13 @@ def test_the_reports_cover_every_shape(reports):
 
     assert "budgets" not in reports["families"] and reports["families"]["comparison"]
     refused = targets("families")["racetrack-hdc"]
-    assert refused["ok"] is False and refused["reason"].startswith("n/a: ")
-    assert all(t["ok"] for name, t in targets("families").items() if name != "racetrack-hdc")
+    assert refused["ok"] is False and refused["reason"].startswith("n/a: ") and refused["status"] == "not_applicable"
+    assert all(t["ok"] and t["status"] == "ok" for name, t in targets("families").items() if name != "racetrack-hdc")
     assert targets("upmem-resident")["upmem"]["residency"] == {"weights": "resident", "kv_cache": "resident"}
     assert {b["metric"] for b in reports["upmem-resident"]["budgets"]} == {
         "latency", "energy", "ttft", "token_latency", "tokens_per_s", "j_per_token"}
     assert any(b["metric"] == "area" for b in reports["eie-budget"]["budgets"])
+    assert targets("not-fitting")["cpu"]["status"] == "not_fitting"
     assert targets("not-fitting")["cpu"]["ok"] is False and reports["not-fitting"]["comparison"] == []
     assert [b["value"] for b in reports["not-fitting"]["budgets"] if b["target"] == "cpu"] == [None, None]
     one = targets("one-token")["eie"]
