@@ -194,8 +194,8 @@ class Params:
         """A note for each key the user set (``--set``, ``sets=``, a sweep's parameters) that the
         model has not read: a value it cannot see changes nothing, and a sweep over it is flat."""
         t = self.target
-        return [f"--set {key}={t.describe(key)}: not read by {t.name}'s model in this configuration; it changed nothing"
-                for key, origin in t.origins.items() if origin == "--set" and key not in self.read]
+        return [f"--set {key}={t.describe(key)}: not read by {t.name}'s model in this configuration; "
+                "it changed nothing" for key, origin in t.origins.items() if origin == "--set" and key not in self.read]
 
     # ----------------------------------------------------------- resolving
     def _resolve(self, key: str) -> Param:

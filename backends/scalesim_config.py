@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nvmc.ir.errors import did_you_mean
+from nvmc.ir.errors import did_you_mean, first_line
 from nvmc.ir.files import read_input
 
 from .errors import TargetError
@@ -104,7 +104,7 @@ class _Config:
             parser.read_string(text, source=where)
         except configparser.Error as e:
             line = getattr(e, "lineno", None) or next((n for n, _ in getattr(e, "errors", ())), None)
-            first = str(e).strip().splitlines()[0]
+            first = first_line(e)
             raise TargetError(f"not a SCALE-Sim config (INI syntax): {first}",
                               where=f"{where}:{line}" if line else where) from None
         self.parser = parser

@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 import onnx
 
-from nvmc.ir.errors import NvmcError, did_you_mean
+from nvmc.ir.errors import NvmcError, did_you_mean, first_line
 from nvmc.ir.files import INPUTS_NPZ_BYTES, load_npz, read_input
 from nvmc.ir.graph import Graph
 from nvmc.ir.types import dtype_of_array
@@ -170,7 +170,7 @@ class Session:
         try:
             self.session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         except Exception as e:
-            raise self.error(f"onnxruntime cannot load the {self.label}: {_first_line(e)}", where=where) from None
+            raise self.error(f"onnxruntime cannot load the {self.label}: {first_line(e)}", where=where) from None
         self.inputs = [i for i in self.session.get_inputs() if i.name not in self.fixed]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -181,7 +181,7 @@ class Session:
             given = {i.name: feeds[i.name] for i in self.inputs if i.name in feeds}
             return dict(zip(wanted, self.session.run(wanted, {**self.fixed, **given})))
         except Exception as e:
-            raise self.error(f"onnxruntime failed to run the {self.label}: {_first_line(e)}") from None
+            raise self.error(f"onnxruntime failed to run the {self.label}: {first_line(e)}") from None
 
 
 INLINE_LIMIT = 4096  # constants up to this many elements are serialised into the model, larger ones fed
@@ -221,10 +221,6 @@ def evaluate(nodes: Sequence[onnx.NodeProto], feeds: Mapping[str, np.ndarray], w
     from onnx.reference import ReferenceEvaluator
 
     return [np.asarray(a) for a in ReferenceEvaluator(model).run(list(wanted), fed)]
-
-
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def random_inputs(runner_inputs, rng: np.random.Generator, input_shapes: Mapping[str, Sequence[int]],

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import onnx
 
-from nvmc.ir.errors import NvmcError, VerifyError, did_you_mean
+from nvmc.ir.errors import NvmcError, VerifyError, did_you_mean, first_line
 from nvmc.ir.graph import Graph, gc_paused
 
 from .onnx_export import lower_nvmc_ops, to_onnx
@@ -75,7 +75,7 @@ def infer_strict(model: onnx.ModelProto, failure: str, error: type[NvmcError] = 
     try:
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise error(f"{failure}: {first}", where=where) from None
 
 

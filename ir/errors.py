@@ -82,6 +82,11 @@ class ShapeError(NvmcError):
     """A step needs a concrete dimension that the model leaves unbound."""
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (a library's can run to pages), or its type's name."""
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
 def did_you_mean(word: str, choices) -> str:
     """' — did you mean 'x'?' when a close match exists, else ''."""
     import difflib

@@ -31,7 +31,7 @@ from typing import BinaryIO, Callable, Iterable
 
 from .errors import NvmcError
 
-__all__ = ["INPUTS_NPZ_BYTES", "atomic_write", "check_folder", "check_not_input", "check_output", "forget_inputs", "load_npz",
+__all__ = ["INPUTS_NPZ_BYTES", "atomic_write", "check_folder", "check_output", "forget_inputs", "load_npz",
            "note_input", "read_input", "same_file", "write_output"]
 
 # Input arrays (.npz given with --inputs or quantize{inputs=...}) unpack to at most this much.
@@ -152,7 +152,6 @@ def check_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike |
     check_folder(output, where=str(output) if option == "-o" else f"{option} {output}")
 
 
-check_not_input = check_output  # raise when writing ``output`` would replace one of ``inputs`` (or is not safe)
 
 
 def check_folder(path: str | os.PathLike, *, where: str | None = None) -> Path:

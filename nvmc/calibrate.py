@@ -30,7 +30,6 @@ import onnx
 from nvmc.ir import Graph, NvmcError
 from nvmc.ir.graph import gc_paused
 from nvmc.passes.workload import Workload, weight_columns
-# tests/test_generation.py imports these two from here; they moved to the workload's column code
 
 DEFAULT_SAMPLES = 4
 MAX_MEASURED_ELEMENTS = 1 << 26  # 256 MB of f32 per tensor: beyond it, measuring would exhaust memory

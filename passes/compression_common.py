@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from nvmc.ir.errors import did_you_mean
+from nvmc.ir.errors import did_you_mean, first_line
 from nvmc.ir.files import INPUTS_NPZ_BYTES, load_npz
 from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import TensorType, numpy_dtype
@@ -334,7 +334,7 @@ def upgrade_opset(graph: Graph, version: int) -> int | None:
     try:
         converted = version_converter.convert_version(skeleton, version)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise PassError(f"cannot upgrade the model from opset {old} to {version}: {first}",
                         hint=f"export the model at opset >= {version}") from None
     new = import_model(converted, source="opset upgrade")

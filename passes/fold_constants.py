@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nvmc.ir.errors import first_line
 from nvmc.ir.graph import Graph, Node
 from nvmc.ir.types import dtype_of_array
 
@@ -181,7 +182,7 @@ def _evaluate_nodes(chunk: list[Node], graph: Graph, feeds: dict[str, np.ndarray
         try:
             local.update(zip(outs, _run([node], graph, ins, outs, engine)))
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             result.why_not.append((node.name, f"evaluation failed: {first[:200]}"))
     values.update(local)
 

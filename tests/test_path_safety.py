@@ -14,7 +14,7 @@ import pytest
 
 import nvmc
 from nvmc.ir import NvmcError
-from nvmc.ir.files import atomic_write, check_not_input
+from nvmc.ir.files import atomic_write, check_output
 
 from conftest import run_nvmc
 
@@ -121,7 +121,7 @@ def test_atomic_write_names_the_problem(tmp_path: Path) -> None:
         atomic_write(tmp_path / "missing" / "x.json", "{}")
     with pytest.raises(NvmcError, match="is a directory"):
         atomic_write(tmp_path, "{}")
-    check_not_input(tmp_path / "new.json", [tmp_path / "a.onnx", "-"])  # not existing yet: fine
+    check_output(tmp_path / "new.json", [tmp_path / "a.onnx", "-"])  # not existing yet: fine
 
 
 def test_cli_write_into_a_missing_directory_is_one_clear_error(work: Path) -> None:

@@ -101,15 +101,20 @@ def _axis(node: Node, rank: int | None) -> str | None:
 
 
 # ------------------------------------------------------------------ verify
-def verify_bind(node: Node, graph: Graph) -> str | None:
+def _xor_shape(node: Node, graph: Graph) -> tuple[tuple[Dim, ...] | None, str | None]:
+    """The broadcast shape of bool operands XORed together (Bind, Similarity), or why there is none."""
     why = _bool_operands(node, graph)
     if why:
-        return why
+        return None, why
     try:
-        shape = broadcast([t.shape for t in _types(node, graph)])
+        return broadcast([t.shape for t in _types(node, graph)]), None
     except ValueError as e:
-        return str(e)
-    return _check_out(node, graph, "bool", shape)
+        return None, str(e)
+
+
+def verify_bind(node: Node, graph: Graph) -> str | None:
+    shape, why = _xor_shape(node, graph)
+    return why or _check_out(node, graph, "bool", shape)
 
 
 def verify_permute(node: Node, graph: Graph) -> str | None:
@@ -138,13 +143,9 @@ def verify_bundle(node: Node, graph: Graph) -> str | None:
 
 
 def verify_similarity(node: Node, graph: Graph) -> str | None:
-    why = _bool_operands(node, graph)
+    xor, why = _xor_shape(node, graph)
     if why:
         return why
-    try:
-        xor = broadcast([t.shape for t in _types(node, graph)])
-    except ValueError as e:
-        return str(e)
     if xor is not None and not xor:
         return "operands are scalars, not hypervectors"
     return _check_out(node, graph, SIMILARITY.attr(node, "count_type"),

@@ -193,8 +193,9 @@ def layer_fields(kind, p):
     return d
 
 
-def execute(r, timeout):
-    """Run one case in a subprocess. Returns (r, status, wall_s, parsed run_one output or None)."""
+def execute(r, timeout, raw=None):
+    """Run one case in a subprocess (its output also saved under ``raw``). Returns (r, status,
+    wall_s, parsed run_one output or None)."""
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix='scalesim_') as tmp:
         cmd = [sys.executable, os.path.join(HERE, 'run_one.py'), r['cfg'], r['topo'], r['layout'], tmp, r['mode']]
@@ -206,7 +207,7 @@ def execute(r, timeout):
     if p.returncode != 0:
         return r, 'error', wall, {'error': (p.stderr or p.stdout)[-2000:]}
     res = json.loads(p.stdout)
-    with open(os.path.join(RAW, r['run_id'] + '.json'), 'w') as f:
+    with open(os.path.join(raw or RAW, r['run_id'] + '.json'), 'w') as f:  # RAW is set by main()
         json.dump(res, f, indent=1)
     return r, 'ok', wall, res
 

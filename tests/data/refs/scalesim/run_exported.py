@@ -24,8 +24,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,21 +72,8 @@ def input_type(topology):
 
 
 def execute(case, timeout, raw):
-    t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix='scalesim_') as tmp:
-        cmd = [sys.executable, os.path.join(HERE, 'run_one.py'), case['cfg'], case['topo'], ra.LAYOUT_SRC, tmp,
-               case['mode']]
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return case, 'timeout', round(time.time() - t0, 2), None
-    wall = round(time.time() - t0, 2)
-    if p.returncode != 0:
-        return case, 'error', wall, {'error': (p.stderr or p.stdout)[-2000:]}
-    res = json.loads(p.stdout)
-    with open(os.path.join(raw, case['run_id'] + '.json'), 'w') as f:
-        json.dump(res, f, indent=1)
-    return case, 'ok', wall, res
+    """run_all's runner, with the layout every exported topology uses."""
+    return ra.execute(dict(case, layout=ra.LAYOUT_SRC), timeout, raw=raw)
 
 
 def record(case, status, wall, res):
